@@ -1,0 +1,5 @@
+import sys
+
+from damo.cli import main
+
+sys.exit(main())

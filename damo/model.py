@@ -1,0 +1,215 @@
+"""The record data model: metadata plus columnar snapshots of DAMON regions.
+
+Every record source writes this model and every report reads it. A record is a
+time series of snapshots; a snapshot is one aggregation interval of one
+monitoring target and owns a contiguous slice of the region columns
+(``offsets[i]:offsets[i+1]``). There are no per-region Python objects.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+AGE_UNKNOWN = -1
+
+# Column dtypes, shared by every reader and writer.
+ADDR_DTYPE = np.uint64
+NR_ACCESSES_DTYPE = np.int64
+AGE_DTYPE = np.int64
+TIME_DTYPE = np.int64
+
+
+@dataclass
+class RecordMeta:
+    """What was monitored, and how.
+
+    Intervals are in microseconds; ``None`` means the source did not say
+    (for example a perf_script file).
+    """
+
+    target_kind: str = "unknown"          # vaddr | paddr | fvaddr | sim | unknown
+    target: str = ""                      # command line, pid, masim config, ...
+    sample_us: int | None = None
+    aggr_us: int | None = None
+    update_us: int | None = None
+    min_nr_regions: int | None = None
+    max_nr_regions: int | None = None
+    start_time: float | None = None       # wall clock, seconds since the epoch
+    kernel_release: str | None = None
+    tool_version: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RecordMeta":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = dict(kwargs.pop("extra", {}) or {})
+        extra.update({k: v for k, v in data.items() if k not in known})
+        return cls(**kwargs, extra=extra)
+
+    @property
+    def max_nr_accesses(self) -> int | None:
+        if not self.sample_us or not self.aggr_us:
+            return None
+        return self.aggr_us // self.sample_us
+
+
+@dataclass
+class Snapshot:
+    """A view of one snapshot's regions (array slices, not copies)."""
+
+    target_id: int
+    start_ns: int
+    end_ns: int
+    start: np.ndarray
+    end: np.ndarray
+    nr_accesses: np.ndarray
+    age: np.ndarray
+
+    @property
+    def nr_regions(self) -> int:
+        return len(self.start)
+
+
+@dataclass
+class Record:
+    """Columnar snapshots: per-snapshot arrays and per-region arrays."""
+
+    meta: RecordMeta
+    target_id: np.ndarray        # uint64 [nr_snapshots]
+    start_ns: np.ndarray         # int64  [nr_snapshots]
+    end_ns: np.ndarray           # int64  [nr_snapshots]
+    offsets: np.ndarray          # int64  [nr_snapshots + 1]
+    start: np.ndarray            # uint64 [nr_regions]
+    end: np.ndarray              # uint64 [nr_regions]
+    nr_accesses: np.ndarray      # int64  [nr_regions], samples per aggregation
+    age: np.ndarray              # int64  [nr_regions], aggregation intervals, -1 unknown
+
+    @property
+    def nr_snapshots(self) -> int:
+        return len(self.start_ns)
+
+    @property
+    def nr_regions_total(self) -> int:
+        return len(self.start)
+
+    def regions_per_snapshot(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def snapshot_index(self) -> np.ndarray:
+        """The snapshot number of every region."""
+        return np.repeat(np.arange(self.nr_snapshots), self.regions_per_snapshot())
+
+    def target_ids(self) -> list[int]:
+        """Distinct target ids, in order of first appearance."""
+        _, first = np.unique(self.target_id, return_index=True)
+        return [int(self.target_id[i]) for i in sorted(first)]
+
+    def snapshot(self, i: int) -> Snapshot:
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return Snapshot(int(self.target_id[i]), int(self.start_ns[i]), int(self.end_ns[i]),
+                        self.start[lo:hi], self.end[lo:hi], self.nr_accesses[lo:hi], self.age[lo:hi])
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        for i in range(self.nr_snapshots):
+            yield self.snapshot(i)
+
+    def select(self, mask: np.ndarray) -> "Record":
+        """A new record holding only the snapshots where ``mask`` is true."""
+        idx = np.flatnonzero(mask)
+        counts = self.regions_per_snapshot()[idx]
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        region_mask = np.repeat(np.asarray(mask, dtype=bool), self.regions_per_snapshot())
+        return Record(self.meta, self.target_id[idx], self.start_ns[idx], self.end_ns[idx], offsets,
+                      self.start[region_mask], self.end[region_mask],
+                      self.nr_accesses[region_mask], self.age[region_mask])
+
+    def for_target(self, target_id: int) -> "Record":
+        return self.select(self.target_id == np.uint64(target_id))
+
+    def validate_shape(self) -> None:
+        """Raise ValueError if the columns do not fit together."""
+        n = self.nr_snapshots
+        if not (len(self.target_id) == len(self.end_ns) == n and len(self.offsets) == n + 1):
+            raise ValueError("snapshot columns differ in length")
+        if self.offsets[0] != 0 or self.offsets[-1] != len(self.start) or np.any(np.diff(self.offsets) < 0):
+            raise ValueError("snapshot offsets do not cover the regions")
+        m = len(self.start)
+        if not (len(self.end) == len(self.nr_accesses) == len(self.age) == m):
+            raise ValueError("region columns differ in length")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        cols = ("target_id", "start_ns", "end_ns", "offsets", "start", "end", "nr_accesses", "age")
+        return self.meta == other.meta and all(
+            np.array_equal(getattr(self, c), getattr(other, c)) for c in cols)
+
+    def same_data(self, other: "Record") -> bool:
+        """Equal snapshots and regions, whatever the metadata."""
+        cols = ("target_id", "start_ns", "end_ns", "offsets", "start", "end", "nr_accesses", "age")
+        return all(np.array_equal(getattr(self, c), getattr(other, c)) for c in cols)
+
+
+class RecordBuilder:
+    """Collects snapshots one at a time and produces a columnar Record.
+
+    Region arrays are appended as whole numpy arrays, so building stays
+    vectorised; the final concatenation happens once in ``build``.
+    """
+
+    def __init__(self, meta: RecordMeta | None = None):
+        self.meta = meta or RecordMeta()
+        self._snap: list[tuple[int, int, int]] = []
+        self._counts: list[int] = []
+        self._cols: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return len(self._snap)
+
+    def add(self, target_id: int, start_ns: int, end_ns: int, start, end, nr_accesses, age=None) -> None:
+        start = np.asarray(start, dtype=ADDR_DTYPE)
+        n = len(start)
+        if age is None:
+            age = np.full(n, AGE_UNKNOWN, dtype=AGE_DTYPE)
+        self._snap.append((int(target_id), int(start_ns), int(end_ns)))
+        self._counts.append(n)
+        self._cols.append((start, np.asarray(end, dtype=ADDR_DTYPE),
+                           np.asarray(nr_accesses, dtype=NR_ACCESSES_DTYPE),
+                           np.asarray(age, dtype=AGE_DTYPE)))
+
+    def add_snapshot(self, snap: Snapshot) -> None:
+        self.add(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+
+    def build(self) -> Record:
+        return concat_columns(self.meta, self._snap, self._counts, self._cols)
+
+
+def concat_columns(meta: RecordMeta, snaps, counts, cols) -> Record:
+    """Assemble a Record from per-snapshot tuples and per-snapshot region arrays."""
+    snap_arr = np.array(snaps, dtype=object).reshape(-1, 3) if snaps else np.zeros((0, 3), dtype=object)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])
+
+    def cat(i, dtype):
+        if not cols:
+            return np.zeros(0, dtype=dtype)
+        return np.concatenate([c[i] for c in cols]).astype(dtype, copy=False)
+
+    return Record(meta,
+                  np.array([int(x) for x in snap_arr[:, 0]], dtype=np.uint64),
+                  np.array(snap_arr[:, 1], dtype=TIME_DTYPE),
+                  np.array(snap_arr[:, 2], dtype=TIME_DTYPE),
+                  offsets, cat(0, ADDR_DTYPE), cat(1, ADDR_DTYPE),
+                  cat(2, NR_ACCESSES_DTYPE), cat(3, AGE_DTYPE))
+
+
+def empty_record(meta: RecordMeta | None = None) -> Record:
+    return RecordBuilder(meta).build()
