@@ -213,3 +213,25 @@ def concat_columns(meta: RecordMeta, snaps, counts, cols) -> Record:
 
 def empty_record(meta: RecordMeta | None = None) -> Record:
     return RecordBuilder(meta).build()
+
+
+@dataclass
+class MonitoringAttrs:
+    """DAMON monitoring attributes, in microseconds and region counts (damo's defaults)."""
+
+    sample_us: int = 5000
+    aggr_us: int = 100000
+    update_us: int = 1000000
+    min_nr_regions: int = 10
+    max_nr_regions: int = 1000
+
+    def check(self) -> None:
+        """Raise ValueError for attributes the kernel's damon_set_attrs() would reject."""
+        if self.sample_us <= 0 or self.aggr_us <= 0 or self.update_us <= 0:
+            raise ValueError("intervals must be positive")
+        if self.sample_us > self.aggr_us:
+            raise ValueError("the sampling interval is longer than the aggregation interval")
+        if self.min_nr_regions < 3:
+            raise ValueError("min_nr_regions must be at least 3")
+        if self.min_nr_regions > self.max_nr_regions:
+            raise ValueError("min_nr_regions is larger than max_nr_regions")

@@ -1,0 +1,23 @@
+"""Convert a record file between formats (native, json_compressed, json, perf_script)."""
+from __future__ import annotations
+
+import argparse
+
+from damo.formats import DEFAULT_FORMAT, FORMATS, read_record, write_record
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--input", default="damon.data", metavar="FILE", help="record file to read")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    parser.add_argument("--format", choices=list(FORMATS), default=DEFAULT_FORMAT,
+                        help=f"output format (default: {DEFAULT_FORMAT})")
+
+
+def convert(input_path: str, output_path: str, fmt: str = DEFAULT_FORMAT) -> None:
+    """Read ``input_path`` in whatever format it is and write it as ``fmt``."""
+    write_record(read_record(input_path), output_path, fmt)
+
+
+def run(args: argparse.Namespace) -> int:
+    convert(args.input, args.output, args.format)
+    return 0

@@ -1,0 +1,103 @@
+"""Record file formats: detection from content, reading, and (streaming) writing.
+
+Each format module provides ``sniff(head: bytes) -> bool``, ``read(path) -> Record`` and
+``Writer(path, meta)`` with ``append``/``flush``/``close``. Only the native format streams;
+damo's formats are written whole when the writer closes.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from damo.errors import DamoError, RecordFileError
+from damo.model import Record, RecordMeta
+
+# Order matters for detection: the most specific sniffers come first.
+FORMATS: dict[str, str] = {
+    "native": "damo.formats.native",
+    "json_compressed": "damo.formats.damo_json",
+    "json": "damo.formats.damo_json",
+    "perf_script": "damo.formats.perf_script",
+}
+DEFAULT_FORMAT = "native"
+SNIFF_BYTES = 4096
+
+
+class RecordWriter(Protocol):
+    def append(self, target_id: int, start_ns: int, end_ns: int, start: np.ndarray, end: np.ndarray,
+               nr_accesses: np.ndarray, age: np.ndarray | None = None) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def _module(fmt: str):
+    if fmt not in FORMATS:
+        raise DamoError(f"unknown record format '{fmt}' (choose from {', '.join(FORMATS)})")
+    return importlib.import_module(FORMATS[fmt])
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of a record file, judged from its content."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except FileNotFoundError:
+        raise RecordFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise RecordFileError(path, "is a directory") from None
+    except PermissionError:
+        raise RecordFileError(path, "permission denied") from None
+    if not head:
+        raise RecordFileError(path, "empty file")
+    for fmt, module_name in FORMATS.items():
+        module = importlib.import_module(module_name)
+        if module.sniff(head, fmt):
+            return fmt
+    raise RecordFileError(path, "unknown record format (not native, json, json_compressed nor perf_script)")
+
+
+def read_record(path: str | os.PathLike) -> Record:
+    """Read a record file of any supported format."""
+    fmt = detect_format(path)
+    try:
+        return _module(fmt).read(path, fmt)
+    except DamoError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError, UnicodeDecodeError, EOFError) as err:
+        raise RecordFileError(path, f"corrupt {fmt} record ({type(err).__name__}: {err})") from None
+    except MemoryError:
+        raise RecordFileError(path, f"corrupt {fmt} record (implausible sizes)") from None
+
+
+def open_writer(path: str | os.PathLike, meta: RecordMeta, fmt: str = DEFAULT_FORMAT) -> RecordWriter:
+    """A writer that creates ``path`` with mode 0600 and appends snapshots to it."""
+    return _module(fmt).Writer(path, meta, fmt)
+
+
+def write_record(record: Record, path: str | os.PathLike, fmt: str = DEFAULT_FORMAT) -> None:
+    """Write a whole record in one go."""
+    writer = open_writer(path, record.meta, fmt)
+    try:
+        for snap in record.snapshots():
+            writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end,
+                          snap.nr_accesses, snap.age)
+    finally:
+        writer.close()
+
+
+def create_private(path: str | os.PathLike, binary: bool = True):
+    """Open ``path`` for writing, created (or truncated) with mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb" if binary else "w")
+
+
+def rotate_existing(path: str | os.PathLike) -> None:
+    """Rename an existing output file to ``*.old``, as damo does, so nothing is overwritten."""
+    p = Path(path)
+    if p.exists():
+        p.replace(p.with_name(p.name + ".old"))

@@ -1,0 +1,340 @@
+"""The native record format: a versioned header, then self-contained compressed chunks.
+
+Layout and encoding are documented in docs/native-format.md. In short: snapshots are
+buffered and written as chunks that are compressed on their own and carry a CRC, so a
+file cut anywhere (a recorder killed by SIGKILL) reads back up to its last complete chunk.
+Inside a chunk, each snapshot's region boundaries are coded against the previous snapshot
+of the same target; DAMON keeps most boundaries from one aggregation to the next, so
+the columns become long runs of "unchanged" that compress to almost nothing.
+"""
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import struct
+import time
+import zlib
+
+import numpy as np
+
+from damo.errors import RecordFileError
+from damo.formats import create_private
+from damo.model import ADDR_DTYPE, AGE_DTYPE, NR_ACCESSES_DTYPE, Record, RecordMeta, concat_columns
+
+MAGIC = b"\x89DAMOREC"
+VERSION = 1
+HEADER = struct.Struct("<8sHHI")           # magic, version, flags, meta length
+CHUNK = struct.Struct("<4sIIIII")          # tag, nr snapshots, nr regions, raw len, packed len, crc32
+CHUNK_TAG = b"CHNK"
+CODING_PLAIN, CODING_DELTA = 0, 1
+FLUSH_SECONDS = 2.0
+FLUSH_REGIONS = 1 << 18
+MAX_CHUNK_BYTES = 1 << 31
+
+
+def sniff(head: bytes, fmt: str) -> bool:
+    return head.startswith(MAGIC)
+
+
+# --- column packing -----------------------------------------------------------------------
+
+def _pack_ints(values: np.ndarray) -> bytes:
+    """Zigzag-free signed packing: smallest width that holds the column, then byte planes.
+
+    Byte planes (all first bytes, then all second bytes, ...) put the mostly-zero high
+    bytes together, which is what the compressor needs.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if len(values) == 0:
+        return b"\x00"
+    lo, hi = int(values.min()), int(values.max())
+    for width, dtype in ((1, np.int8), (2, np.int16), (4, np.int32), (8, np.int64)):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            break
+    planes = values.astype(f"<i{width}").view(np.uint8).reshape(-1, width).T
+    return bytes([width]) + planes.tobytes()
+
+
+def _unpack_ints(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
+    width = buf[pos]
+    pos += 1
+    if count == 0:
+        return np.zeros(0, dtype=np.int64), pos
+    if width not in (1, 2, 4, 8):
+        raise ValueError(f"bad column width {width}")
+    nbytes = width * count
+    if pos + nbytes > len(buf):
+        raise ValueError("column runs past the chunk")
+    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos).reshape(width, count)
+    values = np.ascontiguousarray(planes.T).view(f"<i{width}").reshape(count).astype(np.int64)
+    return values, pos + nbytes
+
+
+def _pack_u64(values: np.ndarray) -> bytes:
+    """Unsigned 64-bit values (addresses, target ids) as raw byte planes."""
+    planes = np.asarray(values, dtype="<u8").view(np.uint8).reshape(-1, 8).T
+    return planes.tobytes()
+
+
+def _unpack_u64(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
+    nbytes = 8 * count
+    if pos + nbytes > len(buf):
+        raise ValueError("column runs past the chunk")
+    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos).reshape(8, count)
+    return np.ascontiguousarray(planes.T).view("<u8").reshape(count).copy(), pos + nbytes
+
+
+# --- snapshot coding ---------------------------------------------------------------------
+# A well-formed snapshot (sorted, non-empty, non-overlapping regions) is its sorted boundary
+# set B plus a flag per interval of B saying whether it is a region or a gap. B is coded
+# against the previous snapshot's boundaries P: each element of P is kept or dropped, and new
+# boundaries are given as an offset from the nearest kept-or-dropped element of P before them.
+
+def _well_formed(start: np.ndarray, end: np.ndarray) -> bool:
+    return bool(len(start) > 0 and np.all(end > start) and np.all(start[1:] >= end[:-1]))
+
+
+def _boundaries(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted boundaries and, per interval between them, whether it is a region (1) or a gap (0)."""
+    bounds = np.unique(np.concatenate([start, end]))
+    is_region = np.zeros(len(bounds) - 1, dtype=np.int64)
+    is_region[np.searchsorted(bounds, start)] = 1
+    return bounds, is_region
+
+
+class _SnapshotCoder:
+    """Turns the region columns of a run of snapshots into integer streams (and back)."""
+
+    STREAMS = ("keep", "new_pos", "new_off", "is_region", "nr_delta", "age_delta", "n_new")
+
+    def __init__(self):
+        self.prev: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    @staticmethod
+    def _predict(prev, start):
+        """nr_accesses and age predicted from the previous snapshot's region holding ``start``."""
+        if prev is None:
+            return np.zeros(len(start), dtype=np.int64), np.zeros(len(start), dtype=np.int64)
+        _, p_start, p_end, p_nr, p_age = prev
+        idx = np.searchsorted(p_start, start, side="right") - 1
+        inside = idx >= 0
+        inside[inside] = start[inside] < p_end[idx[inside]]
+        idx = np.where(inside, idx, 0)
+        nr_pred = np.where(inside, p_nr[idx], 0)
+        age_pred = np.where(inside, p_age[idx] + 1, 0)
+        return nr_pred, age_pred
+
+    def encode(self, target_id, start, end, nr, age, out: dict[str, list]) -> None:
+        prev = self.prev.get(target_id)
+        prev_bounds = prev[0] if prev is not None else np.zeros(0, dtype=np.uint64)
+        bounds, is_region = _boundaries(start, end)
+        keep = np.isin(prev_bounds, bounds, assume_unique=True)
+        new = bounds[~np.isin(bounds, prev_bounds, assume_unique=True)]
+        # Position of each new boundary among P, and its offset from the element before it.
+        pos = np.searchsorted(prev_bounds, new)
+        base = np.where(pos > 0, prev_bounds[np.maximum(pos - 1, 0)], 0) if len(prev_bounds) else np.zeros_like(new)
+        offsets = (new - base.astype(np.uint64)).astype(np.int64) if len(new) else np.zeros(0, dtype=np.int64)
+        if len(new) and (new.max() >= np.uint64(1 << 63)):
+            raise OverflowError("address too large for delta coding")
+        nr_pred, age_pred = self._predict(prev, start)
+        out["keep"].append(keep.astype(np.int64))
+        out["n_new"].append(np.array([len(new)], dtype=np.int64))
+        out["new_pos"].append(np.diff(pos, prepend=0).astype(np.int64))
+        out["new_off"].append(offsets)
+        out["is_region"].append(is_region)
+        out["nr_delta"].append(nr - nr_pred)
+        out["age_delta"].append(age - age_pred)
+        self.prev[target_id] = (bounds, start, end, nr, age)
+
+    def decode(self, target_id, count, streams: dict[str, np.ndarray], cursor: dict[str, int]):
+        def take(name, n):
+            lo = cursor[name]
+            cursor[name] = lo + n
+            if cursor[name] > len(streams[name]):
+                raise ValueError(f"stream {name} too short")
+            return streams[name][lo:lo + n]
+
+        prev = self.prev.get(target_id)
+        prev_bounds = prev[0] if prev is not None else np.zeros(0, dtype=np.uint64)
+        keep = take("keep", len(prev_bounds)).astype(bool)
+        n_new = int(take("n_new", 1)[0])
+        if n_new < 0:
+            raise ValueError("negative boundary count")
+        pos = np.cumsum(take("new_pos", n_new))
+        if n_new and (pos.min() < 0 or pos.max() > len(prev_bounds)):
+            raise ValueError("boundary position out of range")
+        base = np.where(pos > 0, prev_bounds[np.maximum(pos - 1, 0)], 0) if len(prev_bounds) else np.zeros(n_new, dtype=np.uint64)
+        new = base.astype(np.uint64) + take("new_off", n_new).astype(np.uint64)
+        bounds = np.sort(np.concatenate([prev_bounds[keep], new]))
+        is_region = take("is_region", max(len(bounds) - 1, 0)).astype(bool)
+        start = bounds[:-1][is_region]
+        end = bounds[1:][is_region]
+        if len(start) != count:
+            raise ValueError("region count does not match the boundaries")
+        nr_pred, age_pred = self._predict(prev, start)
+        nr = take("nr_delta", count) + nr_pred
+        age = take("age_delta", count) + age_pred
+        self.prev[target_id] = (bounds, start, end, nr, age)
+        return start, end, nr, age
+
+
+def _encode_chunk(snaps, cols) -> bytes:
+    """Serialise buffered snapshots to the raw (uncompressed) chunk payload."""
+    target_ids = np.array([s[0] for s in snaps], dtype=np.uint64)
+    starts_ns = np.array([s[1] for s in snaps], dtype=np.int64)
+    ends_ns = np.array([s[2] for s in snaps], dtype=np.int64)
+    counts = np.array([len(c[0]) for c in cols], dtype=np.int64)
+    delta = all(_well_formed(c[0], c[1]) for c in cols)
+    parts = [bytes([CODING_DELTA if delta else CODING_PLAIN]), _pack_u64(target_ids),
+             _pack_ints(np.diff(starts_ns, prepend=0)), _pack_ints(ends_ns - starts_ns), _pack_ints(counts)]
+    if delta:
+        coder = _SnapshotCoder()
+        streams: dict[str, list] = {name: [] for name in _SnapshotCoder.STREAMS}
+        for (tid, _, _), (start, end, nr, age) in zip(snaps, cols):
+            coder.encode(int(tid), start, end, nr, age, streams)
+        for name in _SnapshotCoder.STREAMS:
+            column = np.concatenate(streams[name]) if streams[name] else np.zeros(0, dtype=np.int64)
+            parts.append(struct.pack("<Q", len(column)))
+            parts.append(_pack_ints(column))
+    else:
+        start = np.concatenate([c[0] for c in cols]) if cols else np.zeros(0, dtype=np.uint64)
+        end = np.concatenate([c[1] for c in cols]) if cols else np.zeros(0, dtype=np.uint64)
+        parts += [_pack_u64(start), _pack_u64(end),
+                  _pack_ints(np.concatenate([c[2] for c in cols]) if cols else np.zeros(0)),
+                  _pack_ints(np.concatenate([c[3] for c in cols]) if cols else np.zeros(0))]
+    return b"".join(parts)
+
+
+def _decode_chunk(raw: bytes, nr_snaps: int, nr_regions: int):
+    buf = memoryview(raw)
+    coding = buf[0]
+    pos = 1
+    target_ids, pos = _unpack_u64(buf, pos, nr_snaps)
+    start_gaps, pos = _unpack_ints(buf, pos, nr_snaps)
+    durations, pos = _unpack_ints(buf, pos, nr_snaps)
+    counts, pos = _unpack_ints(buf, pos, nr_snaps)
+    if np.any(counts < 0) or counts.sum() != nr_regions:
+        raise ValueError("region counts do not add up")
+    starts_ns = np.cumsum(start_gaps)
+    snaps = list(zip(target_ids.tolist(), starts_ns.tolist(), (starts_ns + durations).tolist()))
+    if coding == CODING_PLAIN:
+        start, pos = _unpack_u64(buf, pos, nr_regions)
+        end, pos = _unpack_u64(buf, pos, nr_regions)
+        nr, pos = _unpack_ints(buf, pos, nr_regions)
+        age, pos = _unpack_ints(buf, pos, nr_regions)
+        return snaps, counts.tolist(), [(start, end, nr, age)]
+    if coding != CODING_DELTA:
+        raise ValueError(f"unknown chunk coding {coding}")
+    streams = {}
+    for name in _SnapshotCoder.STREAMS:
+        if pos + 8 > len(buf):
+            raise ValueError("chunk ends early")
+        (length,) = struct.unpack_from("<Q", buf, pos)
+        if length > 4 * len(buf) + 16:
+            raise ValueError("implausible stream length")
+        streams[name], pos = _unpack_ints(buf, pos + 8, length)
+    coder = _SnapshotCoder()
+    cursor = {name: 0 for name in streams}
+    cols = [coder.decode(tid, int(n), streams, cursor) for (tid, _, _), n in zip(snaps, counts)]
+    return snaps, counts.tolist(), cols
+
+
+# --- reading and writing -----------------------------------------------------------------
+
+def read_meta(path) -> tuple[RecordMeta, int]:
+    """The header's metadata and the offset of the first chunk."""
+    with open(path, "rb") as f:
+        head = f.read(HEADER.size)
+        if len(head) < HEADER.size:
+            raise RecordFileError(path, "truncated native header")
+        magic, version, _flags, meta_len = HEADER.unpack(head)
+        if magic != MAGIC:
+            raise RecordFileError(path, "not a native record")
+        if version > VERSION:
+            raise RecordFileError(path, f"native format version {version} is newer than this damo supports ({VERSION})")
+        blob = f.read(meta_len)
+        if len(blob) < meta_len:
+            raise RecordFileError(path, "truncated native header")
+    try:
+        meta = RecordMeta.from_dict(json.loads(blob.decode("utf-8")))
+    except (ValueError, TypeError) as err:
+        raise RecordFileError(path, f"corrupt native header ({err})") from None
+    return meta, HEADER.size + meta_len
+
+
+def read(path, fmt: str = "native") -> Record:
+    """Read every complete chunk; a torn or corrupt tail (an interrupted recorder) is ignored."""
+    meta, pos = read_meta(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    snaps, counts, cols = [], [], []
+    while pos + CHUNK.size <= len(data):
+        tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
+        body = data[pos + CHUNK.size: pos + CHUNK.size + packed_len]
+        if tag != CHUNK_TAG or len(body) < packed_len or zlib.crc32(body) != crc:
+            break          # the last chunk was cut short: keep what came before it
+        raw = lzma.decompress(body, format=lzma.FORMAT_XZ)
+        if len(raw) != raw_len:
+            raise ValueError("chunk length mismatch")
+        chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
+        snaps += chunk_snaps
+        counts += chunk_counts
+        cols += chunk_cols
+        pos += CHUNK.size + packed_len
+    return concat_columns(meta, snaps, counts, cols)
+
+
+class Writer:
+    """Streams snapshots into chunks; a chunk is flushed every few seconds or regions."""
+
+    def __init__(self, path, meta: RecordMeta, fmt: str = "native", preset: int = 6):
+        self.path = path
+        self.preset = preset
+        self._file = create_private(path)
+        blob = json.dumps(meta.to_dict(), sort_keys=True).encode("utf-8")
+        self._file.write(HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
+        self._file.flush()
+        self._snaps: list = []
+        self._cols: list = []
+        self._nr_buffered = 0
+        self._last_flush = time.monotonic()
+
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
+        start = np.asarray(start, dtype=ADDR_DTYPE)
+        if age is None:
+            age = np.full(len(start), -1, dtype=AGE_DTYPE)
+        self._snaps.append((int(target_id), int(start_ns), int(end_ns)))
+        self._cols.append((start, np.asarray(end, dtype=ADDR_DTYPE),
+                           np.asarray(nr_accesses, dtype=NR_ACCESSES_DTYPE), np.asarray(age, dtype=AGE_DTYPE)))
+        self._nr_buffered += len(start)
+        if self._nr_buffered >= FLUSH_REGIONS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered snapshots as one chunk and push it to the disk."""
+        self._last_flush = time.monotonic()
+        if not self._snaps:
+            return
+        raw = _encode_chunk(self._snaps, self._cols)
+        packed = lzma.compress(raw, format=lzma.FORMAT_XZ, preset=self.preset)
+        self._file.write(CHUNK.pack(CHUNK_TAG, len(self._snaps), self._nr_buffered, len(raw), len(packed),
+                                    zlib.crc32(packed)) + packed)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._snaps, self._cols, self._nr_buffered = [], [], 0
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,34 @@
+"""Analyse a record file: ``damo report REPORT [options]``.
+
+Each report is a module with ``add_arguments(parser)`` and ``run(args) -> int``; analysis lives in
+pure numpy functions beside the renderers, so tests can check numbers without parsing text.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# report name -> (module, help)
+REPORTS: dict[str, tuple[str, str]] = {
+}
+
+
+def add_input_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--input", default="damon.data", metavar="FILE",
+                        help="record file (default: damon.data)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from damo.cli import ArgumentParser
+
+    sub = parser.add_subparsers(dest="report", metavar="REPORT", parser_class=ArgumentParser)
+    sub.required = True
+    for name, (module_name, help_text) in REPORTS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_report_run=module.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._report_run(args) or 0)

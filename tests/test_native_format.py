@@ -1,0 +1,121 @@
+"""The native format: round trips, streaming, truncation and corruption."""
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from damo.errors import RecordFileError
+from damo.formats import detect_format, open_writer, read_record, write_record
+from damo.formats import native
+from damo.model import RecordBuilder, RecordMeta
+
+from conftest import make_record, run_cli
+
+
+def test_round_trip_is_exact(tmp_path, small_record):
+    path = tmp_path / "r.data"
+    write_record(small_record, path)
+    assert detect_format(path) == "native"
+    back = read_record(path)
+    assert back == small_record
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_round_trip_multi_target_without_age(tmp_path):
+    record = make_record(nr_snapshots=12, nr_targets=3, with_age=False)
+    path = tmp_path / "r.data"
+    write_record(record, path)
+    back = read_record(path)
+    assert back == record
+    assert np.all(back.age == -1)
+    assert back.target_ids() == [0, 1, 2]
+
+
+def test_odd_regions_use_plain_coding(tmp_path):
+    """Overlapping, unsorted, empty and huge regions still round-trip exactly."""
+    builder = RecordBuilder(RecordMeta())
+    builder.add(2**64 - 1, 5, 10, [100, 50, 50, 2**64 - 2], [200, 150, 50, 2**64 - 1], [1, 2, 3, 4], [0, -1, 7, 2**40])
+    builder.add(0, 10, 20, [], [], [], [])
+    record = builder.build()
+    path = tmp_path / "odd.data"
+    write_record(record, path)
+    assert read_record(path) == record
+
+
+def test_empty_record(tmp_path):
+    path = tmp_path / "e.data"
+    write_record(RecordBuilder(RecordMeta(target="x")).build(), path)
+    back = read_record(path)
+    assert back.nr_snapshots == 0 and back.meta.target == "x"
+
+
+def test_truncated_file_reads_up_to_last_complete_chunk(tmp_path):
+    record = make_record(nr_snapshots=40)
+    path = tmp_path / "t.data"
+    writer = open_writer(path, record.meta)
+    sizes = []
+    for i, snap in enumerate(record.snapshots()):
+        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+        if i % 10 == 9:
+            writer.flush()
+            sizes.append(os.path.getsize(path))
+    writer.close()
+    data = path.read_bytes()
+    # Cut inside the third chunk: the first two chunks (20 snapshots) survive.
+    cut = tmp_path / "cut.data"
+    cut.write_bytes(data[: (sizes[1] + sizes[2]) // 2])
+    back = read_record(cut)
+    assert back.nr_snapshots == 20
+    assert back.same_data(record.select(np.arange(40) < 20))
+    # Cut right after a chunk: nothing is lost.
+    cut.write_bytes(data[: sizes[2]])
+    assert read_record(cut).nr_snapshots == 30
+
+
+def test_streaming_writer_flushes_on_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(native, "FLUSH_REGIONS", 50)
+    record = make_record(nr_snapshots=10, nr_regions=20)
+    path = tmp_path / "s.data"
+    writer = open_writer(path, record.meta)
+    for snap in record.snapshots():
+        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+    # Without close(): what a SIGKILLed recorder leaves behind.
+    assert read_record(path).nr_snapshots == 9
+    writer.close()
+    assert read_record(path) == record
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty file"),
+    (b"\x00\x01\x02garbage\xff" * 10, "unknown record format"),
+    (native.MAGIC + b"\x01", "truncated native header"),
+])
+def test_bad_files_give_clean_errors(tmp_path, content, problem):
+    path = tmp_path / "bad.data"
+    path.write_bytes(content)
+    with pytest.raises(RecordFileError, match=problem):
+        read_record(path)
+
+
+def test_corrupt_file_exits_2_without_traceback(tmp_path):
+    path = tmp_path / "bad.data"
+    path.write_bytes(b"\x13\x37 not a record \xff\xfe" * 20)
+    result = run_cli("convert", "-i", str(path), "-o", str(tmp_path / "out.data"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"damo: error: {path}: unknown record format (not native, json, json_compressed nor perf_script)"
+    result = run_cli("convert", "-i", str(tmp_path / "missing.data"), "-o", str(tmp_path / "out.data"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "missing.data: no such file" in result.stderr
+
+
+def test_compact_on_damon_like_records(tmp_path):
+    """Persistent boundaries cost little: the goal is at most 2 bytes per region."""
+    record = make_record(nr_snapshots=200, nr_regions=500, with_age=False)
+    path = tmp_path / "c.data"
+    write_record(record, path)
+    # make_record redraws every boundary each snapshot (the worst case), so allow more here;
+    # bench/ measures realistic records.
+    assert os.path.getsize(path) / record.nr_regions_total < 4
