@@ -41,6 +41,24 @@ def peer_damo(version: str = "2.6.4") -> list[str]:
     return [str(damo_bin)]
 
 
+def peer_python(version: str = "2.6.4") -> str:
+    """The python of the peer's virtualenv, for running its modules directly.
+
+    damo's modules import each other as top-level modules, so a script run with this python
+    must put the installed ``damo`` package directory first on ``sys.path`` (see peer_module_dir).
+    """
+    peer_damo(version)
+    return str(CACHE / f"damo-{version}" / "bin" / "python")
+
+
+def peer_module_dir(version: str = "2.6.4") -> str:
+    """The directory holding the peer's ``_damo_*.py`` modules."""
+    python = peer_python(version)
+    out = subprocess.run([python, "-c", "import damo, os; print(os.path.dirname(damo.__file__))"],
+                         cwd="/", capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
 def run_peer(version: str, *args: str, cwd=None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the peer damo with ``args``; its stdout/stderr are captured as text."""
     return subprocess.run([*peer_damo(version), *args], cwd=cwd, capture_output=True, text=True,
