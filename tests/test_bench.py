@@ -1,0 +1,184 @@
+"""The benchmark suite: the quick run end to end, the runner against fake modules, and measure()."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench import machine, render
+from bench import run as suite
+from bench.measure import measure, python_argv
+
+REPO = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+
+
+@pytest.mark.slow
+def test_quick_suite_writes_results(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == f"wrote {out / 'results.md'} and {out / 'results.json'}"
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["mode"] == "quick"
+    assert set(results["machine"]) == {"cpu_model", "cores", "usable_cores", "memory_bytes", "kernel_release",
+                                       "python", "numpy", "date", "commit"}
+    assert results["machine"]["cores"] == os.cpu_count()
+    assert list(results["benchmarks"]) == list(suite.BENCHMARKS)
+    for name, entry in results["benchmarks"].items():
+        assert entry["status"] in ("ok", "skipped"), (name, entry["reason"])
+        present = (REPO / "bench" / f"{name}.py").exists()
+        assert (entry["status"] == "ok") == present, name
+        assert (entry["result"] is not None) == present, name
+        if present:
+            assert isinstance(entry["result"], dict) and entry["result"], name
+            assert entry["peak_rss_bytes"] > 0
+    assert [f["figure"] for f in results["figures"]][:len(suite.FIGURES)] == [f for f, _ in suite.FIGURES]
+    for fig in results["figures"]:
+        assert fig["status"] == "measured" or fig["status"].startswith("not measured: ")
+
+    md = (out / "results.md").read_text()
+    for heading in ("# Benchmark results", "## Machine", "## Headline", "## Figures", "## Runs"):
+        assert f"\n{heading}\n" in f"\n{md}"
+    assert f"| CPU | {results['machine']['cpu_model']} |" in md
+    assert f"| numpy | {results['machine']['numpy']} |" in md
+    assert "| Figure | Benchmark | Status |" in md
+    for name in suite.BENCHMARKS:
+        assert f"\n## {name}: " in md
+    for figure, name in suite.FIGURES:
+        assert f"| {figure} | {name} | " in md
+
+
+FAKES = {
+    "good": """
+        import numpy as np
+
+        def run(quick):
+            return {"quick": quick, "regions": np.int64(300000), "load_seconds": 0.25,
+                    "sizes": {"native": {"bytes": 3 * 1024 * 1024, "bytes_per_region": np.float64(10.5)},
+                              "json_compressed": {"bytes": 12 * 1024 * 1024, "bytes_per_region": 42.0}},
+                    "notes": ["a note"], "not_measured": {"6 M regions": "quick mode"}}
+    """,
+    "bad": """
+        def run(quick):
+            raise RuntimeError("the fake benchmark broke")
+    """,
+    "hangs": """
+        import time
+
+        def run(quick):
+            time.sleep(120)
+    """,
+    "notadict": """
+        def run(quick):
+            return [1, 2]
+    """,
+}
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    pkg = tmp_path / "fakebench"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name, source in FAKES.items():
+        (pkg / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))     # the runner's children look here too
+    return "fakebench"
+
+
+def test_runner_collects_results_and_failures(fake_package, tmp_path):
+    lines = []
+    results = suite.run_suite(["good", "bad", "hangs", "notadict", "missing"], quick=True, timeout=5,
+                              progress=lines.append, package=fake_package)
+    b = results["benchmarks"]
+    assert list(b) == ["good", "bad", "hangs", "notadict", "missing"]
+    assert b["good"]["status"] == "ok"
+    assert b["good"]["result"]["regions"] == 300000 and b["good"]["result"]["quick"] is True
+    assert b["good"]["result"]["sizes"]["native"]["bytes_per_region"] == 10.5
+    assert b["bad"] == {**b["bad"], "status": "failed", "reason": "RuntimeError: the fake benchmark broke"}
+    assert b["hangs"]["status"] == "failed" and b["hangs"]["reason"] == "timed out after 5 s"
+    assert b["notadict"]["reason"] == "TypeError: fakebench.notadict.run() returned list, not dict"
+    assert b["missing"] == {**b["missing"], "status": "skipped", "reason": "fakebench/missing.py is not written yet",
+                            "result": None}
+    assert lines[:2] == ["bench: good ...", f"bench: good ok in {b['good']['seconds']:.1f} s"]
+    assert {"figure": "6 M regions", "benchmark": "good", "status": "not measured: quick mode"} in results["figures"]
+
+    json_path, md_path = suite.write_results(results, tmp_path / "out")
+    assert json.loads(json_path.read_text())["benchmarks"]["good"]["result"]["sizes"]["json_compressed"]["bytes"] \
+        == 12 * MiB
+    md = md_path.read_text()
+    assert "| regions | 300,000 |" in md
+    assert "| load_seconds | 250 ms |" in md
+    assert "|  | bytes | bytes_per_region |\n|---|---|---|\n| native | 3 MiB | 10.5 |\n" \
+           "| json_compressed | 12 MiB | 42 |\n" in md
+    assert "- a note\n- not measured: 6 M regions: quick mode\n" in md
+    assert "Not measured: timed out after 5 s." in md
+
+
+def test_every_figure_is_promised_by_a_known_benchmark():
+    assert {name for _, name in suite.FIGURES} == set(suite.BENCHMARKS)
+
+
+def test_only_rejects_unknown_names(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        suite.build_parser().parse_args(["--only", "nosuch"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
+
+
+def test_measure_peak_rss_is_per_command():
+    # A big child first, then a small one: the small one's peak must not inherit the big one's
+    # (which getrusage(RUSAGE_CHILDREN) would report).
+    big = measure(python_argv("-c", "x = b'x' * (300 * 1024 * 1024)"))
+    small = measure(python_argv("-c", "pass"))
+    assert big["returncode"] == 0 and small["returncode"] == 0
+    assert big["peak_rss_bytes"] >= 300 * MiB
+    assert small["peak_rss_bytes"] < 100 * MiB
+    assert big["seconds"] > 0
+
+
+def test_measure_reports_exit_code_and_stderr(tmp_path):
+    out = tmp_path / "out.txt"
+    with open(out, "w") as f:
+        result = measure(python_argv("-c", "import sys; print('hello'); sys.exit('went wrong')"), stdout=f)
+    assert result["returncode"] == 1
+    assert result["stderr_tail"] == "went wrong\n"
+    assert out.read_text() == "hello\n"
+
+
+def test_measure_kills_on_timeout():
+    result = measure(python_argv("-c", "import time; time.sleep(60)"), timeout=0.5)
+    assert result["returncode"] is None
+
+
+def test_cpu_model_and_memory_from_proc_files(tmp_path):
+    x86 = tmp_path / "cpuinfo"
+    x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold\n\n")
+    arm = tmp_path / "cpuinfo-arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 48.00\n\nHardware\t: BCM2835\nModel\t: Raspberry Pi 4\n")
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24684084 kB\nMemFree:        1 kB\n")
+    assert machine.cpu_model(str(x86)) == "Intel(R) Xeon(R) Gold"
+    assert machine.cpu_model(str(arm)) == "Raspberry Pi 4"
+    assert machine.memory_bytes(str(meminfo)) == 24684084 * 1024
+    assert machine.memory_bytes(str(tmp_path / "none")) is None
+
+
+def test_cells_and_tables():
+    assert render.cell("peak_rss_bytes", 1536 * MiB) == "1.5 GiB"
+    assert render.cell("seconds", 2.5) == "2.5 s"
+    assert render.cell("load_s", 0.0123) == "12.3 ms"
+    assert render.cell("regions", 6_000_000) == "6,000,000"
+    assert render.cell("ratio", 0.04567) == "0.0457"
+    assert render.cell("x", None) == "–"
+    assert render.ratio(2.0, 8.0) == "0.25" and render.ratio(None, 1.0) == "–"
+    assert render.table(["a", "b|c"], [[1, "x|y"]]) == ["| a | b\\|c |", "|---|---|", "| 1 | x\\|y |", ""]
