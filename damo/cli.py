@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("damo.record", "record data accesses into a record file"),
     "report": ("damo.report", "analyse a record file"),
     "convert": ("damo.convert", "convert a record file to another format"),
+    "validate": ("damo.validate", "check that a record file is plausible DAMON output"),
 }
 
 

@@ -1,0 +1,296 @@
+"""Check that a record file is plausible DAMON output: ``damo validate [-i FILE]``.
+
+Checks, with damo's defaults:
+
+- every snapshot's aggregation interval (end - start) is within ``--aggr MIN MAX`` us;
+- every snapshot's number of regions is within ``--nr_regions MIN MAX``;
+  these two may be out of range in up to ``--allow_error`` percent of each target's snapshots;
+- every region's nr_accesses is within ``--nr_accesses MIN MAX``, and no larger than the number of
+  sampling intervals that fit in its snapshot (``ceil(snapshot duration / sampling interval)``,
+  which is aggr/sample for an exact aggregation interval);
+- regions are non-empty, sorted and non-overlapping within each snapshot;
+- each target's snapshots are sorted in time (end times strictly increasing, start <= end);
+- with ``--regions_boundary``, every region lies inside one of the given ranges.
+
+Prints each violation (up to ``--max_lines`` per kind unless ``--all``) and exits 1 if there are
+any, 0 otherwise; unreadable input exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from damo.errors import DamoError
+from damo.model import Record
+
+DEFAULT_AGGR_US = (80000, 120000)
+DEFAULT_NR_REGIONS = (3, 1200)
+DEFAULT_NR_ACCESSES = (0, 24)
+DEFAULT_ALLOW_ERROR_PERCENT = 2.0
+DEFAULT_MAX_LINES = 20
+
+
+@dataclass
+class Limits:
+    """What ``validate_record`` accepts; ``None`` disables a check."""
+
+    aggr_us: tuple[int, int] | None = DEFAULT_AGGR_US
+    nr_regions: tuple[int, int] | None = DEFAULT_NR_REGIONS
+    nr_accesses: tuple[int, int] | None = DEFAULT_NR_ACCESSES
+    allow_error_percent: float = DEFAULT_ALLOW_ERROR_PERCENT
+    regions_boundary: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Violation:
+    """One kind of violation: how many snapshots or regions break it, and some of them."""
+
+    kind: str              # empty | aggr | nr_regions | nr_accesses | max_nr_accesses | empty_region
+                           # | unsorted_regions | unsorted_snapshots | snapshot_time | boundary
+    summary: str           # one line about the whole kind
+    count: int
+    lines: list[str]       # one line per offending snapshot or region (all of them, rendered lazily)
+
+
+@dataclass
+class ValidationReport:
+    nr_snapshots: int
+    nr_regions: int
+    violations: list[Violation]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def _allowed_errors(nr_snapshots: int, percent: float) -> int:
+    # damo tolerates an out-of-range snapshot while the errors seen so far are fewer than
+    # nr_snapshots * percent / 100, which allows ceil() of that many.
+    return math.ceil(nr_snapshots * percent / 100.0)
+
+
+def _where(record: Record, snap: int) -> str:
+    return (f"snapshot {snap} (target {int(record.target_id[snap])}, "
+            f"end {int(record.end_ns[snap])} ns)")
+
+
+class _Lines:
+    """Lazily renders example lines so millions of violations cost nothing until printed."""
+
+    def __init__(self, indices: np.ndarray, render):
+        self.indices = indices
+        self.render = render
+
+    def take(self, n: int | None) -> list[str]:
+        idx = self.indices if n is None else self.indices[:n]
+        return [self.render(int(i)) for i in idx]
+
+
+@dataclass
+class _Found:
+    kind: str
+    summary: str
+    lines: _Lines
+
+    @property
+    def count(self) -> int:
+        return len(self.lines.indices)
+
+
+def _snapshot_checks(record: Record, limits: Limits) -> list[_Found]:
+    found: list[_Found] = []
+    dur_us = (record.end_ns - record.start_ns) / 1000.0
+    nr_regions = record.regions_per_snapshot()
+    tids = record.target_id
+
+    def tolerated(bad: np.ndarray) -> np.ndarray:
+        """Out-of-range snapshots beyond each target's allowance (whole targets, as damo)."""
+        keep = np.zeros(len(bad), dtype=bool)
+        for tid in np.unique(tids):
+            mine = tids == tid
+            allowed = _allowed_errors(int(mine.sum()), limits.allow_error_percent)
+            if int(bad[mine].sum()) > allowed:
+                keep |= bad & mine
+        return keep
+
+    if limits.aggr_us is not None:
+        lo, hi = limits.aggr_us
+        bad = tolerated((dur_us < lo) | (dur_us > hi))
+        idx = np.flatnonzero(bad)
+        if len(idx):
+            found.append(_Found(
+                "aggr", f"aggregation interval out of [{lo}, {hi}] us in {len(idx)} of "
+                f"{record.nr_snapshots} snapshots (more than {limits.allow_error_percent:g}% of a target's)",
+                _Lines(idx, lambda i, lo=lo, hi=hi: f"{_where(record, i)}: aggregation interval "
+                                                    f"{dur_us[i]:g} us out of [{lo}, {hi}]")))
+    if limits.nr_regions is not None:
+        lo, hi = limits.nr_regions
+        bad = tolerated((nr_regions < lo) | (nr_regions > hi))
+        idx = np.flatnonzero(bad)
+        if len(idx):
+            found.append(_Found(
+                "nr_regions", f"nr_regions out of [{lo}, {hi}] in {len(idx)} of {record.nr_snapshots} "
+                f"snapshots (more than {limits.allow_error_percent:g}% of a target's)",
+                _Lines(idx, lambda i, lo=lo, hi=hi: f"{_where(record, i)}: nr_regions "
+                                                    f"{int(nr_regions[i])} out of [{lo}, {hi}]")))
+
+    idx = np.flatnonzero(record.start_ns > record.end_ns)
+    if len(idx):
+        found.append(_Found("snapshot_time", f"{len(idx)} snapshots end before they start",
+                            _Lines(idx, lambda i: f"{_where(record, i)}: starts at "
+                                                  f"{int(record.start_ns[i])} ns, after its end")))
+
+    # Per target, in file order: each snapshot must end after the previous one of its target.
+    order = np.argsort(tids, kind="stable")
+    same_target = tids[order][1:] == tids[order][:-1]
+    not_after = same_target & (record.end_ns[order][1:] <= record.end_ns[order][:-1])
+    cur, prv = order[1:][not_after], order[:-1][not_after]
+    by_cur = np.argsort(cur)
+    idx, prv = cur[by_cur], prv[by_cur]
+    if len(idx):
+        def unsorted(i: int) -> str:
+            p = int(prv[np.searchsorted(idx, i)])
+            return f"{_where(record, i)}: does not end after snapshot {p} (end {int(record.end_ns[p])} ns)"
+        found.append(_Found("unsorted_snapshots", f"{len(idx)} snapshots are not in time order",
+                            _Lines(idx, unsorted)))
+    return found
+
+
+def _region_checks(record: Record, limits: Limits) -> list[_Found]:
+    found: list[_Found] = []
+    if record.nr_regions_total == 0:
+        return found
+    snap = record.snapshot_index()
+    start, end, nr = record.start, record.end, record.nr_accesses
+
+    def region(i: int) -> str:
+        return f"{_where(record, int(snap[i]))}: region [{int(start[i])}, {int(end[i])})"
+
+    idx = np.flatnonzero(start >= end)
+    if len(idx):
+        found.append(_Found("empty_region", f"{len(idx)} regions are empty or reversed (start >= end)",
+                            _Lines(idx, lambda i: f"{region(i)} is empty or reversed")))
+
+    # Regions are sorted and disjoint when each starts at or after the previous one's end.
+    same_snap = snap[1:] == snap[:-1]
+    idx = np.flatnonzero(same_snap & (start[1:] < end[:-1])) + 1
+    if len(idx):
+        found.append(_Found("unsorted_regions",
+                            f"{len(idx)} regions overlap or precede the region before them",
+                            _Lines(idx, lambda i: f"{region(i)} starts before the previous region's end "
+                                                  f"{int(end[i - 1])}")))
+
+    if limits.nr_accesses is not None:
+        lo, hi = limits.nr_accesses
+        idx = np.flatnonzero((nr < lo) | (nr > hi))
+        if len(idx):
+            found.append(_Found("nr_accesses", f"{len(idx)} regions have nr_accesses out of [{lo}, {hi}]",
+                                _Lines(idx, lambda i: f"{region(i)}: nr_accesses {int(nr[i])} "
+                                                      f"out of [{lo}, {hi}]")))
+
+    sample_us = record.meta.sample_us
+    if sample_us:
+        # No more positive samples than sampling intervals fit in the snapshot.
+        dur_ns = np.maximum(record.end_ns - record.start_ns, 0)
+        max_per_snap = np.ceil(dur_ns / (sample_us * 1000.0)).astype(np.int64)
+        limit = max_per_snap[snap]
+        idx = np.flatnonzero(nr > limit)
+        if len(idx):
+            found.append(_Found("max_nr_accesses",
+                                f"{len(idx)} regions have more accesses than sampling intervals "
+                                f"(aggr/sample, sampling interval {sample_us} us)",
+                                _Lines(idx, lambda i: f"{region(i)}: nr_accesses {int(nr[i])} > "
+                                                      f"{int(limit[i])} samples in the snapshot")))
+
+    if limits.regions_boundary:
+        inside = np.zeros(len(start), dtype=bool)
+        for lo, hi in limits.regions_boundary:
+            inside |= (start >= np.uint64(lo)) & (end <= np.uint64(hi))
+        idx = np.flatnonzero(~inside)
+        if len(idx):
+            found.append(_Found("boundary", f"{len(idx)} regions are out of the regions boundary",
+                                _Lines(idx, lambda i: f"{region(i)} is out of the boundary")))
+    return found
+
+
+def validate_record(record: Record, limits: Limits | None = None,
+                    max_lines: int | None = DEFAULT_MAX_LINES) -> ValidationReport:
+    """All violations of ``limits`` in ``record``, with up to ``max_lines`` example lines per kind."""
+    limits = limits or Limits()
+    if record.nr_snapshots == 0:
+        return ValidationReport(0, 0, [Violation("empty", "target snapshots is zero", 1,
+                                                 ["target snapshots is zero"])])
+    found = _snapshot_checks(record, limits) + _region_checks(record, limits)
+    violations = [Violation(f.kind, f.summary, f.count, f.lines.take(max_lines)) for f in found]
+    return ValidationReport(record.nr_snapshots, record.nr_regions_total, violations)
+
+
+def render(report: ValidationReport, path: str) -> list[str]:
+    """The lines ``damo validate`` prints."""
+    if report.ok:
+        return [f"{path}: valid ({report.nr_snapshots} snapshots, {report.nr_regions} regions)"]
+    out = []
+    for v in report.violations:
+        if v.kind == "empty":
+            out.append("target snapshots is zero")
+            continue
+        out.extend(f"invalid: {line}" for line in v.lines)
+        if v.count > len(v.lines):
+            out.append(f"invalid: ... and {v.count - len(v.lines)} more ({v.kind})")
+        out.append(f"invalid: {v.summary}")
+    total = sum(v.count for v in report.violations)
+    out.append(f"{path}: invalid ({total} violations of {len(report.violations)} kinds)")
+    return out
+
+
+def _boundary(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x, 0) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not START-END") from None
+    if lo >= hi:
+        raise argparse.ArgumentTypeError(f"'{text}' is empty or reversed")
+    return lo, hi
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from damo.report import add_input_argument
+
+    add_input_argument(parser)
+    parser.add_argument("--aggr", type=int, nargs=2, default=list(DEFAULT_AGGR_US), metavar=("MIN", "MAX"),
+                        help="valid aggregation intervals in us (default: %(default)s)")
+    parser.add_argument("--nr_regions", type=int, nargs=2, default=list(DEFAULT_NR_REGIONS),
+                        metavar=("MIN", "MAX"), help="valid numbers of regions (default: %(default)s)")
+    parser.add_argument("--nr_accesses", type=int, nargs=2, default=list(DEFAULT_NR_ACCESSES),
+                        metavar=("MIN", "MAX"), help="valid nr_accesses per region (default: %(default)s)")
+    parser.add_argument("--allow_error", type=float, default=DEFAULT_ALLOW_ERROR_PERCENT, metavar="PERCENT",
+                        help="percent of a target's snapshots that may break --aggr or --nr_regions "
+                             "(default: %(default)s)")
+    parser.add_argument("--regions_boundary", type=_boundary, nargs="+", default=[], metavar="START-END",
+                        help="ranges every region must lie in")
+    parser.add_argument("--max_lines", type=int, default=DEFAULT_MAX_LINES, metavar="N",
+                        help="print at most N lines per kind of violation (default: %(default)s)")
+    parser.add_argument("--all", action="store_true", help="print every violation")
+
+
+def run(args: argparse.Namespace) -> int:
+    from damo.formats import read_record
+
+    for name in ("aggr", "nr_regions", "nr_accesses"):
+        lo, hi = getattr(args, name)
+        if lo > hi:
+            raise DamoError(f"validate: --{name} MIN {lo} is larger than MAX {hi}")
+    if args.allow_error < 0:
+        raise DamoError("validate: --allow_error must not be negative")
+    if args.max_lines < 0:
+        raise DamoError("validate: --max_lines must not be negative")
+    limits = Limits(tuple(args.aggr), tuple(args.nr_regions), tuple(args.nr_accesses), args.allow_error,
+                    list(args.regions_boundary))
+    record = read_record(args.input)
+    report = validate_record(record, limits, None if args.all else args.max_lines)
+    for line in render(report, args.input):
+        print(line)
+    return 0 if report.ok else 1
