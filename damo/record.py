@@ -88,7 +88,9 @@ def parse_regions(text: str) -> list[tuple[int, int]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs=argparse.REMAINDER, metavar="TARGET",
+    # nargs="*" (not REMAINDER) so options may follow TARGET, as in damo; a command line
+    # with its own options goes after "--" or in one quoted string.
+    parser.add_argument("target", nargs="*", metavar="TARGET",
                         help="masim config (.cfg), command line, pid, or 'paddr'")
     add_monitoring_arguments(parser)
     parser.add_argument("-o", "--out", default="damon.data", help="output file (default: damon.data)")

@@ -299,7 +299,10 @@ class Writer:
         self._snaps: list = []
         self._cols: list = []
         self._nr_buffered = 0
-        self._last_flush = time.monotonic()
+        # The flush timer's clock, in seconds. A source on a virtual clock sets its own, so
+        # chunk boundaries (hence the file's bytes) do not depend on the wall clock.
+        self.clock = time.monotonic
+        self._last_flush = self.clock()
 
     def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
         start = np.asarray(start, dtype=ADDR_DTYPE)
@@ -309,12 +312,12 @@ class Writer:
         self._cols.append((start, np.asarray(end, dtype=ADDR_DTYPE),
                            np.asarray(nr_accesses, dtype=NR_ACCESSES_DTYPE), np.asarray(age, dtype=AGE_DTYPE)))
         self._nr_buffered += len(start)
-        if self._nr_buffered >= FLUSH_REGIONS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+        if self._nr_buffered >= FLUSH_REGIONS or self.clock() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered snapshots as one chunk and push it to the disk."""
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock()
         if not self._snaps:
             return
         raw = _encode_chunk(self._snaps, self._cols)
