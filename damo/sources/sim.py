@@ -17,8 +17,11 @@ SIM_START_TIME = 0.0      # the virtual clock's epoch, recorded instead of the w
 
 def load_model(path: str, seed: int):
     """Parse a masim config and build its access model (the layout depends on ``seed``)."""
-    from masim.config import load_config     # ConfigError (a DamoError) names FILE:LINE
-    from masim.model import AccessModel
+    try:
+        from masim.config import load_config     # ConfigError (a DamoError) names FILE:LINE
+        from masim.model import AccessModel
+    except ImportError as err:
+        raise DamoError(f"the masim access model is not available ({err})") from None
 
     config = load_config(path)
     try:
