@@ -10,6 +10,8 @@ import importlib
 
 # report name -> (module, help)
 REPORTS: dict[str, tuple[str, str]] = {
+    "wss": ("damo.wss", "distribution of the working set size"),
+    "nr_regions": ("damo.nr_regions", "distribution of the number of monitoring regions"),
 }
 
 
