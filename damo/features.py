@@ -1,0 +1,3 @@
+"""Placeholder"""
+def add_arguments(p): pass
+def run(a): return 0

@@ -1,0 +1,297 @@
+"""DAMON's sysfs interface: read what is there, and drive one kdamond that we create ourselves.
+
+The driver takes the ``admin`` directory as a parameter, so tests run it against a temporary
+directory tree. Safety rules, enforced here rather than by callers:
+
+- a kdamond that we did not create is only ever read;
+- writing ``nr_kdamonds`` re-creates every kdamond directory (the kernel wipes their setup), so
+  we add our kdamond only when there is none at all, and refuse otherwise, naming the kdamond
+  that is in the way;
+- whatever happens after we created ours (errors, signals), ``close`` turns it off and restores
+  ``nr_kdamonds``.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from damo.errors import DamoError
+from damo.model import MonitoringAttrs
+
+DEFAULT_ROOT = Path("/sys/kernel/mm/damon/admin")
+U64_MAX = 2**64 - 1
+U32_MAX = 2**32 - 1
+STATE_POLL_SECONDS = 0.05
+ALTERNATIVES = "Use --vm or the simulator (damo record masim/configs/...cfg)."
+
+
+class SysfsWriteError(DamoError):
+    """A write into DAMON's sysfs failed; ``errno`` tells why."""
+
+    def __init__(self, path: Path, value: str, err: OSError, hint: str = ""):
+        reason = errno.errorcode.get(err.errno or 0, str(err.errno))
+        text = f"writing '{value}' to {path} failed ({reason}: {os.strerror(err.errno or 0)})"
+        super().__init__(f"{text}; {hint}" if hint else text)
+        self.path = path
+        self.value = value
+        self.errno = err.errno
+
+
+class ForeignKdamondError(DamoError):
+    """Another DAMON user owns a kdamond; we do not touch it."""
+
+
+def write_file(path: Path, value: str) -> None:
+    """Write one value the way the kernel wants it: one write() call on an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class KdamondInfo:
+    index: int
+    state: str
+    pid: int | None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "on"
+
+
+@dataclass
+class KdamondSetup:
+    """What our kdamond monitors, and how."""
+
+    ops: str                                   # vaddr | fvaddr | paddr
+    attrs: MonitoringAttrs
+    pid: int | None = None                     # vaddr/fvaddr target
+    regions: list[tuple[int, int]] = field(default_factory=list)
+    stat_scheme: bool = False                  # a match-everything scheme for tried_regions snapshots
+
+
+class DamonSysfs:
+    """Reads DAMON's sysfs tree under ``root`` and writes through ``writer`` (replaceable in tests)."""
+
+    def __init__(self, root: str | os.PathLike = DEFAULT_ROOT,
+                 writer: Callable[[Path, str], None] = write_file):
+        self.root = Path(root)
+        self.kdamonds_dir = self.root / "kdamonds"
+        self._writer = writer
+
+    # --- reading ---------------------------------------------------------------------------
+    def present(self) -> bool:
+        return (self.kdamonds_dir / "nr_kdamonds").is_file()
+
+    def read(self, rel: str | Path) -> str:
+        return (self.root / rel).read_text().strip()
+
+    def write(self, rel: str | Path, value: object, hint: str = "") -> None:
+        path = self.root / rel
+        text = str(value)
+        try:
+            self._writer(path, text)
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
+                raise DamoError(f"writing {path} needs root privileges (run damo as root). {ALTERNATIVES}") from None
+            raise SysfsWriteError(path, text, err, hint) from None
+
+    def nr_kdamonds(self) -> int:
+        return int(self.read("kdamonds/nr_kdamonds"))
+
+    def kdamond(self, index: int) -> KdamondInfo:
+        base = f"kdamonds/{index}"
+        state = self.read(f"{base}/state")
+        try:
+            pid = int(self.read(f"{base}/pid"))
+        except (OSError, ValueError):
+            pid = None
+        return KdamondInfo(index, state, pid if pid is not None and pid >= 0 else None)
+
+    def kdamonds(self) -> list[KdamondInfo]:
+        return [self.kdamond(i) for i in range(self.nr_kdamonds())]
+
+    def avail_operations(self) -> list[str] | None:
+        """Operations sets listed by any existing context (read-only), or None if no context exists."""
+        for path in sorted(self.kdamonds_dir.glob("*/contexts/*/avail_operations")):
+            try:
+                return path.read_text().split()
+            except OSError:
+                continue
+        return None
+
+
+def foreign_kdamond_message(info: KdamondInfo) -> str:
+    if info.running:
+        return (f"kdamond {info.index} (pid {info.pid}) is already running and belongs to someone else; "
+                f"damo will not touch it. {ALTERNATIVES}")
+    return (f"kdamond {info.index} is set up (state {info.state}) by someone else, and adding a kdamond would "
+            f"wipe its setup; damo will not touch it. If nobody uses it, remove it with "
+            f"'echo 0 > {{kdamonds}}/nr_kdamonds'. {ALTERNATIVES}")
+
+
+def check_free(sysfs: DamonSysfs) -> None:
+    """Raise unless DAMON's sysfs is there and holds no kdamond (read-only)."""
+    if not sysfs.present():
+        raise DamoError(f"DAMON's sysfs interface is not at {sysfs.kdamonds_dir} (this kernel lacks "
+                        f"CONFIG_DAMON_SYSFS, or DAMON). {ALTERNATIVES}")
+    infos = sysfs.kdamonds()
+    running = [k for k in infos if k.running]
+    if running or infos:
+        message = foreign_kdamond_message((running or infos)[0])
+        raise ForeignKdamondError(message.replace("{kdamonds}", str(sysfs.kdamonds_dir)))
+
+
+class OwnedKdamond:
+    """The one kdamond that damo creates, configures, starts and removes again.
+
+    Use as a context manager, or call ``create`` ... ``close``. ``close`` is idempotent and
+    safe to call at any point after ``create`` began.
+    """
+
+    def __init__(self, sysfs: DamonSysfs, setup: KdamondSetup):
+        self.sysfs = sysfs
+        self.setup = setup
+        self.index: int | None = None
+        self._nr_before: int | None = None
+        self.pid: int | None = None
+
+    @property
+    def base(self) -> str:
+        return f"kdamonds/{self.index}"
+
+    @property
+    def ctx(self) -> str:
+        return f"kdamonds/{self.index}/contexts/0"
+
+    def __enter__(self) -> "OwnedKdamond":
+        try:
+            self.create()
+            self.stage()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def create(self) -> None:
+        """Add our kdamond, refusing if any other kdamond exists."""
+        check_free(self.sysfs)
+        self._nr_before = 0
+        self.index = 0
+        self.sysfs.write("kdamonds/nr_kdamonds", 1,
+                         hint="another DAMON user is active (a kdamond started meanwhile, or DAMON_RECLAIM/"
+                              f"LRU_SORT). {ALTERNATIVES}")
+
+    def stage(self) -> None:
+        """Write the whole setup, in damo's order, before turning the kdamond on."""
+        s, sysfs, ctx = self.setup, self.sysfs, self.ctx
+        sysfs.write(f"{self.base}/contexts/nr_contexts", 1)
+        avail = self._avail_operations()
+        if avail is not None and s.ops not in avail:
+            raise DamoError(f"the '{s.ops}' operations set is not available in this kernel "
+                            f"(it has: {' '.join(avail) or 'none'}). {ALTERNATIVES}")
+        sysfs.write(f"{ctx}/operations", s.ops,
+                    hint=f"this kernel lacks the '{s.ops}' operations set. {ALTERNATIVES}")
+        intervals = f"{ctx}/monitoring_attrs/intervals"
+        sysfs.write(f"{intervals}/sample_us", s.attrs.sample_us)
+        sysfs.write(f"{intervals}/aggr_us", s.attrs.aggr_us)
+        sysfs.write(f"{intervals}/update_us", s.attrs.update_us)
+        sysfs.write(f"{ctx}/monitoring_attrs/nr_regions/min", s.attrs.min_nr_regions)
+        sysfs.write(f"{ctx}/monitoring_attrs/nr_regions/max", s.attrs.max_nr_regions)
+        sysfs.write(f"{ctx}/targets/nr_targets", 1)
+        if s.pid is not None:
+            sysfs.write(f"{ctx}/targets/0/pid_target", s.pid)
+        if s.regions:
+            sysfs.write(f"{ctx}/targets/0/regions/nr_regions", len(s.regions))
+            for i, (start, end) in enumerate(s.regions):
+                sysfs.write(f"{ctx}/targets/0/regions/{i}/start", start)
+                sysfs.write(f"{ctx}/targets/0/regions/{i}/end", end)
+        if s.stat_scheme:
+            self._stage_stat_scheme()
+
+    def _avail_operations(self) -> list[str] | None:
+        try:
+            return self.sysfs.read(f"{self.ctx}/avail_operations").split()
+        except OSError:
+            return None     # kernels before 6.1 have no such file: the operations write will tell
+
+    def _stage_stat_scheme(self) -> None:
+        """A 'stat' scheme matching every region: its tried_regions are full snapshots."""
+        scheme = f"{self.ctx}/schemes/0"
+        self.sysfs.write(f"{self.ctx}/schemes/nr_schemes", 1)
+        pattern = f"{scheme}/access_pattern"
+        # The maxima must be raised, or the scheme matches nothing and tried_regions stays empty.
+        for name, maximum in (("sz", U64_MAX), ("nr_accesses", U32_MAX), ("age", U32_MAX)):
+            self.sysfs.write(f"{pattern}/{name}/min", 0)
+            self.sysfs.write(f"{pattern}/{name}/max", maximum)
+        self.sysfs.write(f"{scheme}/action", "stat")
+
+    def start(self, target_alive: Callable[[], bool] | None = None) -> int:
+        """Turn our kdamond on; returns its pid."""
+        try:
+            self.sysfs.write(f"{self.base}/state", "on")
+        except SysfsWriteError as err:
+            if err.errno == errno.EINVAL and self.setup.pid is not None and target_alive and not target_alive():
+                raise DamoError(f"the target (pid {self.setup.pid}) exited before monitoring started") from None
+            if err.errno == errno.EBUSY:
+                raise DamoError(f"the kernel refused to start DAMON (EBUSY): another DAMON user, such as "
+                                f"DAMON_RECLAIM or DAMON_LRU_SORT, is active. {ALTERNATIVES}") from None
+            raise
+        info = self.sysfs.kdamond(self.index)
+        self.pid = info.pid
+        return self.pid or -1
+
+    def running(self) -> bool:
+        """Is our kdamond still on? (It stops by itself when all its processes exit.)"""
+        try:
+            return self.sysfs.read(f"{self.base}/state") == "on"
+        except OSError:
+            return False
+
+    def update_tried_regions(self) -> None:
+        self.sysfs.write(f"{self.base}/state", "update_schemes_tried_regions")
+
+    def read_tried_regions(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        """start, end, nr_accesses and age lists of the stat scheme's tried regions."""
+        base = self.sysfs.root / f"{self.ctx}/schemes/0/tried_regions"
+        dirs = sorted((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        cols: tuple[list[int], ...] = ([], [], [], [])
+        for d in dirs:
+            for col, name in zip(cols, ("start", "end", "nr_accesses", "age")):
+                col.append(int((d / name).read_text()))
+        return cols
+
+    def close(self) -> None:
+        """Turn our kdamond off and restore ``nr_kdamonds``; never touches another kdamond."""
+        if self.index is None or self._nr_before is None:
+            return
+        index, nr_before = self.index, self._nr_before
+        try:
+            if self.sysfs.nr_kdamonds() != index + 1:
+                return      # not the tree we made: leave it alone
+            if self.running():
+                try:
+                    self.sysfs.write(f"{self.base}/state", "off")
+                except SysfsWriteError as err:
+                    # EINVAL/EPERM: it stopped by itself meanwhile (the target exited).
+                    if err.errno not in (errno.EINVAL, errno.EPERM):
+                        raise
+                self._wait_off()
+            self.sysfs.write("kdamonds/nr_kdamonds", nr_before)
+        finally:
+            self.index = None
+            self._nr_before = None
+
+    def _wait_off(self, timeout: float = 5.0) -> None:
+        import time
+        deadline = time.monotonic() + timeout
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(STATE_POLL_SECONDS)

@@ -1,0 +1,246 @@
+"""Record with this machine's kernel DAMON: a command, a pid, or physical memory (``paddr``).
+
+Flow: check (read-only) that DAMON is free -> launch the workload -> open a private tracefs
+instance -> create, stage and start our own kdamond -> stream ``damon_aggregated`` snapshots
+(or, without the tracepoint, ``tried_regions`` snapshots of a ``stat`` scheme) into the record
+writer -> on exit, error or signal: our kdamond off, ``nr_kdamonds`` restored, the tracefs
+instance removed, the file completed.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from damo.errors import DamoError
+from damo.kernel import sysfs as sysfs_mod
+from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
+from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
+from damo.record import RecordRequest, base_meta, finish, open_sink
+
+POLL_SECONDS = 0.2
+STATE_CHECK_SECONDS = 0.5
+WORKLOAD_TERM_SECONDS = 3.0
+STOP_FILE_ENV = "DAMO_STOP_FILE"     # set by `damo record --vm` for the record inside the VM
+
+
+@dataclass
+class Target:
+    """What to monitor: a command to launch, a pid to attach to, or physical memory."""
+
+    ops: str
+    argv: list[str] | None = None
+    pid: int | None = None
+    regions: list[tuple[int, int]] | None = None
+    description: str = ""
+
+
+def largest_system_ram(iomem: str = "/proc/iomem") -> tuple[int, int]:
+    """The largest top-level 'System RAM' range of /proc/iomem, as [start, end)."""
+    best = None
+    try:
+        lines = Path(iomem).read_text().splitlines()
+    except OSError as err:
+        raise DamoError(f"cannot read {iomem} ({err.strerror}); give the range with -r START-END") from None
+    for line in lines:
+        if line.startswith(" ") or ":" not in line:
+            continue
+        span, name = (x.strip() for x in line.split(":", 1))
+        if name != "System RAM":
+            continue
+        start, end = (int(x, 16) for x in span.split("-"))
+        if best is None or end + 1 - start > best[1] - best[0]:
+            best = (start, end + 1)
+    if best is None or best[1] - best[0] <= 1:
+        raise DamoError(f"no System RAM range in {iomem} (reading addresses needs root); "
+                        f"give the range with -r START-END")
+    return best
+
+
+def resolve_target(request: RecordRequest) -> Target:
+    """Deduce the target and the operations set from TARGET, --ops and --regions."""
+    words = request.target
+    if words == ["paddr"] or request.ops == "paddr":
+        if words != ["paddr"]:
+            raise DamoError("--ops paddr monitors physical memory: give 'paddr' as TARGET")
+        regions = request.regions or [largest_system_ram()]
+        return Target("paddr", regions=regions, description="paddr")
+    ops = request.ops or ("fvaddr" if request.regions else "vaddr")
+    if ops == "fvaddr" and not request.regions:
+        raise DamoError("--ops fvaddr needs the regions to monitor (-r START-END)")
+    regions = request.regions or None
+    if len(words) == 1 and words[0].isdigit():
+        pid = int(words[0])
+        if not Path(f"/proc/{pid}").exists():
+            raise DamoError(f"no process with pid {pid}")
+        return Target(ops, pid=pid, regions=regions, description=f"pid {pid}")
+    if request.shell:
+        argv = ["/bin/sh", "-c", " ".join(words)]
+    else:
+        # damo takes a command as one string ("sleep 5"); split it like a shell would, but run no shell.
+        argv = shlex.split(words[0]) if len(words) == 1 else list(words)
+        if not argv:
+            raise DamoError("record: empty command")
+        if shutil.which(argv[0]) is None:
+            raise DamoError(f"command not found: {argv[0]}")
+    return Target(ops, argv=argv, regions=regions, description=shlex.join(words if len(words) > 1 else argv))
+
+
+def preflight(sysfs: DamonSysfs) -> None:
+    """Everything that can be checked without writing anything."""
+    check_free(sysfs)
+    if os.geteuid() != 0:
+        raise DamoError(f"recording with the kernel's DAMON needs root privileges (run damo as root). "
+                        f"{ALTERNATIVES}")
+
+
+class KernelRecorder:
+    """One kernel record, from preflight to a complete file."""
+
+    def __init__(self, request: RecordRequest, sysfs: DamonSysfs | None = None,
+                 tracefs_root: Path | None = None):
+        self.request = request
+        self.sysfs = sysfs or DamonSysfs()
+        self.tracefs_root = tracefs_root if tracefs_root is not None else find_tracefs()
+        self.proc: subprocess.Popen | None = None
+        self.sink = None
+        self._last_end: dict[int, int] = {}
+        self.parser = AggregatedParser()
+        self.stop_file = os.environ.get(STOP_FILE_ENV)
+
+    def run(self) -> int:
+        request = self.request
+        preflight(self.sysfs)
+        target = resolve_target(request)
+        use_trace = has_damon_event(self.tracefs_root)
+        instance = TraceInstance(self.tracefs_root, f"damo-{os.getpid()}") if use_trace else None
+        setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
+                             stat_scheme=not use_trace)
+        interrupted = False
+        kdamond = OwnedKdamond(self.sysfs, setup)
+        try:
+            if target.argv:
+                self.proc = subprocess.Popen(target.argv)
+                setup.pid = self.proc.pid
+            if instance:
+                instance.open()
+            with kdamond:
+                kdamond_pid = kdamond.start(target_alive=self._target_alive)
+                meta = base_meta(request, target.ops, target.description)
+                meta.kernel_release = os.uname().release
+                meta.start_time = time.time()
+                meta.extra.update({"collector": "tracefs" if use_trace else "tried_regions",
+                                   "kdamond_pid": kdamond_pid})
+                self.sink = open_sink(request, meta)
+                if use_trace:
+                    print(f"recording {target.description} with kdamond {kdamond.index} (pid {kdamond_pid}); "
+                          f"press Ctrl+C to stop", file=sys.stderr)
+                try:
+                    if use_trace:
+                        self._collect_trace(instance, kdamond)
+                    else:
+                        self._collect_tried_regions(kdamond)
+                except KeyboardInterrupt:
+                    interrupted = True
+                # Turn monitoring off before the last drain, so nothing is left in the buffer.
+                kdamond.close()
+                if instance:
+                    self._drain(instance, final=True)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if instance:
+                instance.close()
+            status = self._stop_workload()
+            if self.sink is not None:
+                finish(self.sink, request, interrupted=interrupted)
+        if self.proc is not None and status is not None:
+            print(f"workload exited with status {status}", file=sys.stderr)
+        return 130 if interrupted else 0
+
+    # --- collection --------------------------------------------------------------------------
+    def _deadline(self) -> float | None:
+        return time.monotonic() + self.request.timeout if self.request.timeout else None
+
+    def _should_stop(self, kdamond: OwnedKdamond, deadline: float | None, last_check: list[float]) -> bool:
+        now = time.monotonic()
+        if self.stop_file and os.path.exists(self.stop_file):
+            raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host
+        if deadline is not None and now >= deadline:
+            return True
+        if self.proc is not None and self.proc.poll() is not None:
+            return True
+        if now - last_check[0] >= STATE_CHECK_SECONDS:
+            last_check[0] = now
+            return not kdamond.running()   # the kdamond stops by itself when its processes exit
+        return False
+
+    def _collect_trace(self, instance: TraceInstance, kdamond: OwnedKdamond) -> None:
+        deadline, last_check = self._deadline(), [time.monotonic()]
+        while not self._should_stop(kdamond, deadline, last_check):
+            self._drain(instance, wait=POLL_SECONDS)
+
+    def _drain(self, instance: TraceInstance, wait: float = 0.0, final: bool = False) -> None:
+        """Append the snapshots that the trace pipe holds; ``final`` empties it."""
+        while True:
+            data = instance.read(wait)
+            for snap in self.parser.feed(data):
+                self._append(snap.target_id, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+            if not final or not data:
+                return
+            wait = 0.0
+
+    def _collect_tried_regions(self, kdamond: OwnedKdamond) -> None:
+        deadline, last_check = self._deadline(), [time.monotonic()]
+        period = max(self.request.attrs.aggr_us / 1e6, POLL_SECONDS)
+        while not self._should_stop(kdamond, deadline, last_check):
+            started = time.monotonic()
+            try:
+                kdamond.update_tried_regions()
+            except sysfs_mod.SysfsWriteError:
+                if not kdamond.running():
+                    return
+                raise
+            start, end, nr_accesses, age = kdamond.read_tried_regions()
+            if start:
+                self._append(0, time.monotonic_ns(), np.array(start, dtype=np.uint64),
+                             np.array(end, dtype=np.uint64), np.array(nr_accesses), np.array(age))
+            time.sleep(max(0.0, period - (time.monotonic() - started)))
+
+    def _append(self, target_id: int, end_ns: int, start, end, nr_accesses, age) -> None:
+        start_ns = self._last_end.get(target_id, end_ns - self.request.attrs.aggr_us * 1000)
+        self._last_end[target_id] = end_ns
+        self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+
+    # --- the workload ------------------------------------------------------------------------
+    def _target_alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        pid = self.request.target[0]
+        return Path(f"/proc/{pid}").exists()
+
+    def _stop_workload(self) -> int | None:
+        """Reap the workload we launched, ending it if the record stopped first; its exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            # Interrupted, timed out or failed: a workload of ours must not outlive its record.
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(WORKLOAD_TERM_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+def record(request: RecordRequest) -> int:
+    """``damo record`` with this machine's kernel DAMON."""
+    return KernelRecorder(request).run()

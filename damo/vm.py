@@ -1,0 +1,260 @@
+"""Manage the VM that gives ``damo record --vm`` a kernel with full DAMON.
+
+``damo vm setup`` installs qemu from Debian's packages, extracts Debian's newest Linux 6.12
+kernel package into a cache directory and installs virtme-ng (``vng``) from PyPI into a
+virtualenv in that cache directory. ``damo vm status`` says what is there.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from damo.errors import DamoError
+
+KERNEL_PACKAGE_RE = re.compile(r"^linux-image-(6\.12\.\d+)\+deb12-amd64$")
+VNG_PACKAGE = "virtme-ng"
+# Host programs that vng needs -> the Debian package that provides them. depmod, busybox (for
+# the initramfs that loads the 9p modules) and udevd (which names the virtio ports vng uses for
+# the guest command's output and exit status) are seen missing on minimal machines.
+HOST_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
+    "qemu": (("qemu-system-x86_64",), "qemu-system-x86"),
+    "depmod": (("depmod", "/usr/sbin/depmod", "/sbin/depmod"), "kmod"),
+    "busybox": (("busybox",), "busybox-static"),
+    "udevd": (("/usr/lib/systemd/systemd-udevd", "/lib/systemd/systemd-udevd", "udevd"), "udev"),
+}
+
+
+def find_tool(name: str) -> str | None:
+    """Where a host program of HOST_TOOLS is, or None."""
+    for candidate in HOST_TOOLS[name][0]:
+        if os.path.isabs(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+        else:
+            found = shutil.which(candidate)
+            if found:
+                return found
+    return None
+
+
+def missing_packages() -> list[str]:
+    """Debian packages to install for the host tools that are missing."""
+    return [package for name, (_, package) in HOST_TOOLS.items() if find_tool(name) is None]
+
+
+def cache_dir() -> Path:
+    """Where the VM kernel and the virtme-ng virtualenv live (``DAMO_VM_CACHE`` overrides)."""
+    override = os.environ.get("DAMO_VM_CACHE")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "damo" / "vm"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split("."))
+
+
+def cached_kernel(cache: Path | None = None) -> Path | None:
+    """The newest kernel image extracted by ``damo vm setup``, if any."""
+    cache = cache or cache_dir()
+    images = []
+    for image in (cache / "kernels").glob("*/boot/vmlinuz-*"):
+        match = re.match(r"vmlinuz-(6\.12\.\d+)", image.name)
+        if match:
+            images.append((_version_key(match.group(1)), image))
+    return max(images)[1] if images else None
+
+
+def vng_bin_dir(cache: Path | None = None) -> Path | None:
+    """The directory holding ``vng``: our cached virtualenv first, else PATH."""
+    venv_bin = (cache or cache_dir()) / "venv" / "bin"
+    if (venv_bin / "vng").exists():
+        return venv_bin
+    found = shutil.which("vng")
+    return Path(found).parent if found else None
+
+
+@dataclass
+class Prerequisite:
+    name: str
+    found: str | None      # what was found (a path), None when missing
+    fix: str               # one line telling how to get it
+
+
+def prerequisites(cache: Path | None = None) -> list[Prerequisite]:
+    """What ``--vm`` needs, and where each thing is (or how to get it)."""
+    cache = cache or cache_dir()
+    kernel = cached_kernel(cache)
+    vng = vng_bin_dir(cache)
+    tools = [Prerequisite(name, find_tool(name), f"run `damo vm setup` (apt-get install {package})")
+             for name, (_, package) in HOST_TOOLS.items()]
+    return tools + [
+        Prerequisite("vm kernel", str(kernel) if kernel else None,
+                     f"run `damo vm setup` (Debian's linux-image-6.12.*+deb12-amd64 into {cache}/kernels)"),
+        Prerequisite("vng", str(vng / "vng") if vng else None,
+                     f"run `damo vm setup` (pip install {VNG_PACKAGE} into {cache}/venv)"),
+    ]
+
+
+def missing_prerequisites(kernel: str | None = None) -> list[Prerequisite]:
+    """The prerequisites of ``--vm`` that are missing (an explicit kernel replaces the cached one)."""
+    missing = [p for p in prerequisites() if p.found is None]
+    if kernel:
+        missing = [p for p in missing if p.name != "vm kernel"]
+    return missing
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+def _run(cmd: list[str], what: str, quiet: bool = False) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(cmd, capture_output=quiet, text=True,
+                                env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    except FileNotFoundError:
+        raise DamoError(f"vm setup: {what}: '{cmd[0]}' is not installed") from None
+    if result.returncode != 0:
+        detail = ""
+        if quiet and result.stderr:
+            detail = f": {result.stderr.strip().splitlines()[-1]}"
+        raise DamoError(f"vm setup: {what} failed (exit {result.returncode}{detail})")
+    return result
+
+
+def newest_kernel_package() -> tuple[str, str] | None:
+    """(package name, version) of the newest ``linux-image-6.12.*+deb12-amd64`` apt knows."""
+    result = _run(["apt-cache", "search", "--names-only", r"^linux-image-6\.12\.[0-9]+\+deb12-amd64$"],
+                  "listing Debian's 6.12 kernel packages", quiet=True)
+    found = []
+    for line in result.stdout.splitlines():
+        name = line.split(" ", 1)[0]
+        match = KERNEL_PACKAGE_RE.match(name)
+        if match:
+            found.append((_version_key(match.group(1)), name, match.group(1)))
+    if not found:
+        return None
+    _, name, version = max(found)
+    return name, version
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def setup(yes: bool = False, cache: Path | None = None) -> int:
+    """Install what ``--vm`` needs, saying what is downloaded from where."""
+    cache = cache or cache_dir()
+    if not yes and not sys.stdin.isatty():
+        raise DamoError("vm setup: downloads packages; run it on a terminal or pass --yes")
+    packages = missing_packages()
+    apt_needed = bool(packages) or cached_kernel(cache) is None
+    if apt_needed and os.geteuid() != 0:
+        raise DamoError("vm setup: installing qemu and fetching the kernel package use apt-get: run as root")
+    plan = []
+    if packages:
+        plan.append(f"{' '.join(packages)} from Debian's packages (apt-get install; qemu is about 30 MB)")
+    if cached_kernel(cache) is None:
+        plan.append(f"Debian's newest linux-image-6.12.*+deb12-amd64 package (apt-get download, about 100 MB), "
+                    f"extracted into {cache}/kernels")
+    if vng_bin_dir(cache) is None:
+        plan.append(f"{VNG_PACKAGE} from PyPI (pip) into a virtualenv at {cache}/venv")
+    if not plan:
+        _say(f"vm setup: everything is already there (cache: {cache})")
+        return 0
+    _say("vm setup will download:")
+    for item in plan:
+        _say(f"  - {item}")
+    if not yes:
+        answer = input("proceed? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            _say("vm setup: nothing done")
+            return 1
+    cache.mkdir(parents=True, exist_ok=True)
+    if packages:
+        _say(f"vm setup: apt-get install {' '.join(packages)}")
+        _run(["apt-get", "update"], "apt-get update", quiet=True)
+        _run(["apt-get", "install", "-y", "--no-install-recommends", *packages],
+             f"apt-get install {' '.join(packages)}", quiet=True)
+    if cached_kernel(cache) is None:
+        _install_kernel(cache)
+    if vng_bin_dir(cache) is None:
+        _install_vng(cache)
+    for p in prerequisites(cache):
+        if p.found is None:
+            raise DamoError(f"vm setup: {p.name} is still missing after setup")
+    _say(f"vm setup: ready (kernel {cached_kernel(cache)}, vng {vng_bin_dir(cache)}/vng)")
+    return 0
+
+
+def _install_kernel(cache: Path) -> None:
+    package = newest_kernel_package()
+    if package is None:
+        _run(["apt-get", "update"], "apt-get update", quiet=True)
+        package = newest_kernel_package()
+    if package is None:
+        raise DamoError("vm setup: apt knows no linux-image-6.12.*+deb12-amd64 package "
+                        "(is Debian bookworm in the apt sources?)")
+    name, version = package
+    _say(f"vm setup: apt-get download {name}")
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        _download(name, Path(tmp))
+        debs = sorted(Path(tmp).glob("*.deb"))
+        if not debs:
+            raise DamoError(f"vm setup: apt-get download {name} produced no .deb file")
+        staging = Path(tmp) / "root"
+        _say(f"vm setup: extracting {debs[0].name} (dpkg-deb -x)")
+        _run(["dpkg-deb", "-x", str(debs[0]), str(staging)], "dpkg-deb -x")
+        target = cache / "kernels" / version
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+
+
+def _download(name: str, where: Path) -> None:
+    result = subprocess.run(["apt-get", "download", name], cwd=where, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["?"])[-1]
+        raise DamoError(f"vm setup: apt-get download {name} failed: {last}")
+
+
+def _install_vng(cache: Path) -> None:
+    venv = cache / "venv"
+    _say(f"vm setup: python -m venv {venv} && pip install {VNG_PACKAGE}")
+    _run([sys.executable, "-m", "venv", str(venv)], "creating the virtme-ng virtualenv")
+    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", VNG_PACKAGE],
+         f"pip install {VNG_PACKAGE}")
+
+
+def status() -> int:
+    """Print each --vm prerequisite and where it is."""
+    ok = True
+    for p in prerequisites():
+        if p.found:
+            print(f"{p.name}: {p.found}")
+        else:
+            ok = False
+            print(f"{p.name}: missing; {p.fix}")
+    return 0 if ok else 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="vm_command", metavar="ACTION", parser_class=type(parser))
+    setup_parser = sub.add_parser("setup", help="install qemu, a Debian 6.12 kernel and virtme-ng")
+    setup_parser.add_argument("-y", "--yes", action="store_true", help="do not ask before downloading")
+    sub.add_parser("status", help="show the --vm prerequisites")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.vm_command == "setup":
+        return setup(yes=args.yes)
+    if args.vm_command == "status":
+        return status()
+    raise DamoError("vm: choose an action: setup or status")
