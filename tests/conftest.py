@@ -45,3 +45,20 @@ def run_cli(*args: str, cwd=None, env=None, input=None) -> subprocess.CompletedP
     full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run([sys.executable, "-m", "damo", *args], cwd=cwd or REPO, env=full_env,
                           capture_output=True, text=True, input=input)
+
+
+@pytest.fixture(autouse=True)
+def _never_write_this_hosts_damon(monkeypatch):
+    """Outside the test VM, any write under the real /sys/kernel/mm/damon fails the test."""
+    if os.environ.get("DAMO_TEST_IN_VM") == "1":
+        return
+    import damo.kernel.sysfs as sysfs
+
+    real_write = sysfs.write_file
+
+    def guarded(path, value):
+        if str(Path(path).resolve()).startswith("/sys/kernel/mm/damon"):
+            raise AssertionError(f"a test tried to write {value!r} to {path} on the host")
+        real_write(path, value)
+
+    monkeypatch.setattr(sysfs, "write_file", guarded)

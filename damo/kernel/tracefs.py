@@ -86,8 +86,10 @@ class AggregatedParser:
         for m in AGGREGATED_RE.finditer(text):
             target_id, nr_regions = int(m.group(3)), int(m.group(4))
             pending = self._pending.setdefault(target_id, [])
-            if pending and pending[0][1] != nr_regions:
-                pending.clear()      # lines were lost (buffer overrun): restart the snapshot
+            # Lost lines (ring buffer overrun) show as a changed count or addresses going back:
+            # restart the snapshot there rather than mixing two.
+            if pending and (pending[0][1] != nr_regions or int(m.group(5)) < int(pending[-1][4])):
+                pending.clear()
             pending.append((m.group(1), nr_regions, m.group(2), m.group(5), m.group(6), m.group(7), m.group(8)))
             if len(pending) == nr_regions:
                 snapshots.append(self._snapshot(target_id, pending))
