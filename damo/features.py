@@ -1,3 +1,114 @@
-"""Placeholder"""
-def add_arguments(p): pass
-def run(a): return 0
+"""Say what this machine can record with, and how to fix what is missing.
+
+Checks DAMON and its sysfs interface, the operations sets, tracefs and its damon events, root
+privileges, kdamonds owned by someone else, and the ``--vm`` prerequisites. Only reads.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from damo import vm
+from damo.kernel.sysfs import DamonSysfs, foreign_kdamond_message
+from damo.kernel.tracefs import EVENT, find_tracefs, has_damon_event
+
+OPS_CONFIGS = {"vaddr": "CONFIG_DAMON_VADDR", "fvaddr": "CONFIG_DAMON_VADDR", "paddr": "CONFIG_DAMON_PADDR"}
+
+
+@dataclass
+class Feature:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def kernel_config(release: str | None = None) -> dict[str, str]:
+    """The running kernel's build config from /boot, if it is there."""
+    path = Path(f"/boot/config-{release or os.uname().release}")
+    config = {}
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("CONFIG_") and "=" in line:
+                key, value = line.split("=", 1)
+                config[key] = value
+    except OSError:
+        pass
+    return config
+
+
+def operations_sets(sysfs: DamonSysfs) -> tuple[list[str] | None, str]:
+    """The available operations sets, and where that was read from."""
+    avail = sysfs.avail_operations()
+    if avail is not None:
+        return avail, "avail_operations"
+    config = kernel_config()
+    if config:
+        return [ops for ops, key in OPS_CONFIGS.items() if config.get(key) == "y"], f"/boot/config-{os.uname().release}"
+    return None, ""
+
+
+def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = None,
+                   is_root: bool | None = None) -> list[Feature]:
+    """Every check, in the order shown to the user."""
+    sysfs = sysfs or DamonSysfs()
+    tracefs_root = tracefs_root if tracefs_root is not None else find_tracefs()
+    is_root = os.geteuid() == 0 if is_root is None else is_root
+    use_vm = "use `damo record --vm ...` (see `damo vm setup`) or the simulator"
+    features = []
+    present = sysfs.present()
+    features.append(Feature("DAMON sysfs", present, str(sysfs.root) if present else f"no {sysfs.kdamonds_dir}",
+                            "" if present else f"this kernel lacks CONFIG_DAMON_SYSFS; {use_vm}"))
+    if present:
+        avail, source = operations_sets(sysfs)
+        if avail is None:
+            features.append(Feature("operations sets", True, "unknown (no kdamond exists to read "
+                                    "avail_operations from; damo record checks when it starts)"))
+        else:
+            for ops in ("vaddr", "fvaddr", "paddr"):
+                ok = ops in avail
+                features.append(Feature(f"ops {ops}", ok, f"{'listed' if ok else 'not listed'} in {source}",
+                                        "" if ok else f"this kernel lacks {OPS_CONFIGS[ops]}; {use_vm}"))
+        infos = sysfs.kdamonds()
+        if infos:
+            running = [k for k in infos if k.running] or infos
+            message = foreign_kdamond_message(running[0]).split(";")[0]
+            features.append(Feature("free DAMON", False, f"{len(infos)} kdamond(s) exist: {message}",
+                                    f"damo will not touch them; {use_vm}"))
+        else:
+            features.append(Feature("free DAMON", True, "no kdamond exists; damo can add its own"))
+    tracefs_ok = tracefs_root is not None
+    features.append(Feature("tracefs", tracefs_ok, str(tracefs_root) if tracefs_ok else "not mounted",
+                            "" if tracefs_ok else "mount -t tracefs nodev /sys/kernel/tracing"))
+    if tracefs_ok:
+        event_ok = has_damon_event(tracefs_root)
+        features.append(Feature(f"tracepoint {EVENT}", event_ok, "present" if event_ok else "absent",
+                                "" if event_ok else "none needed: damo falls back to tried_regions snapshots"))
+    features.append(Feature("root", is_root, "yes" if is_root else f"running as uid {os.geteuid()}",
+                             "" if is_root else "run damo as root (sudo) to use the kernel's DAMON"))
+    for p in vm.prerequisites():
+        features.append(Feature(f"vm: {p.name}", p.found is not None, p.found or "missing", p.fix if not p.found else ""))
+    return features
+
+
+def render(features: list[Feature]) -> str:
+    width = max(len(f.name) for f in features)
+    lines = []
+    for f in features:
+        mark = "ok" if f.ok else "--"
+        line = f"[{mark}] {f.name:<{width}}  {f.detail}"
+        if f.fix:
+            line += f"\n     {'':<{width}}  fix: {f.fix}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    print(render(check_features()))
+    return 0

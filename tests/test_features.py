@@ -1,0 +1,42 @@
+"""`damo features` on fake trees: what is found, and the fix for what is missing."""
+from __future__ import annotations
+
+from damo.features import check_features, render
+from damo.kernel.sysfs import DamonSysfs
+from fake_damon import FakeDamon
+from conftest import run_cli
+
+
+def by_name(features):
+    return {f.name: f for f in features}
+
+
+def test_foreign_kdamond_and_paddr_only(tmp_path):
+    fake = FakeDamon(tmp_path, avail_operations="paddr")
+    fake.add_foreign_kdamond(state="on", pid=77)
+    tracefs = tmp_path / "tracing"
+    (tracefs / "events/damon/damon_aggregated").mkdir(parents=True)
+    f = by_name(check_features(DamonSysfs(fake.root), tracefs_root=tracefs, is_root=True))
+    assert f["DAMON sysfs"].ok
+    assert not f["ops vaddr"].ok and "CONFIG_DAMON_VADDR" in f["ops vaddr"].fix
+    assert f["ops paddr"].ok
+    assert not f["free DAMON"].ok
+    assert f["free DAMON"].detail == ("1 kdamond(s) exist: kdamond 0 (pid 77) is already running and belongs "
+                                      "to someone else")
+    assert f["tracepoint damon/damon_aggregated"].ok and f["root"].ok
+    assert fake.log == []
+
+
+def test_nothing_there(tmp_path):
+    f = by_name(check_features(DamonSysfs(tmp_path / "none"), tracefs_root=None, is_root=False))
+    assert not f["DAMON sysfs"].ok and "CONFIG_DAMON_SYSFS" in f["DAMON sysfs"].fix
+    assert not f["tracefs"].ok and f["tracefs"].fix == "mount -t tracefs nodev /sys/kernel/tracing"
+    assert not f["root"].ok
+    text = render(list(f.values()))
+    assert all(line.startswith(("[ok] ", "[--] ", "     ")) for line in text.splitlines())
+
+
+def test_cli_runs_read_only():
+    result = run_cli("features")
+    assert result.returncode == 0
+    assert "DAMON sysfs" in result.stdout and "vm: vng" in result.stdout
