@@ -1,0 +1,5 @@
+import sys
+
+from masim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""The ``masim`` command: run a memory access pattern config for real.
+
+``main`` is the one place where errors become exit codes: a bad config or
+option prints one ``masim: error: ...`` line and exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import locale
+import signal
+import sys
+
+from damo.errors import DamoError
+from masim.config import (DEFAULT_RW_MODE, RW_MODES, format_config, load_config,
+                          resolve_config_path)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns exit codes."""
+
+    def error(self, message):
+        raise DamoError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="masim", description="Simulate the memory access pattern that a config describes.",
+        epilog="CONFIG defaults to the bundled 'default' config; a bare name such as "
+               "'zigzag' or 'stairs_30secs' picks a bundled config.")
+    parser.add_argument("config", nargs="?", default="default", metavar="CONFIG",
+                        help="memory access pattern config file")
+    parser.add_argument("-p", "--pr_config", action="store_true",
+                        help="print the parsed config before running")
+    parser.add_argument("-d", "--dry_run", action="store_true",
+                        help="parse (and print, with -p) the config, but make no accesses")
+    parser.add_argument("-q", "--quiet", "--silent", action="store_true",
+                        help="print nothing but errors")
+    parser.add_argument("-c", "--repeat", type=int, default=1, metavar="N",
+                        help="run all phases N times (default 1)")
+    parser.add_argument("--log_interval", type=int, default=0, metavar="MS",
+                        help="also print the number of accesses every MS milliseconds")
+    parser.add_argument("-r", "--default_rw_mode", choices=RW_MODES, default=DEFAULT_RW_MODE,
+                        help="read/write mode of patterns that do not set one (default wo)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random patterns")
+    parser.add_argument("--status_out", metavar="FILE",
+                        help="after start-up and after each phase, append one JSON line with "
+                             "VmRSS, RssAnon, the regions' addresses and resident pages")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the masim command line; return the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.repeat < 1:
+            raise DamoError(f"--repeat must be at least 1, not {args.repeat}")
+        if args.log_interval < 0:
+            raise DamoError(f"--log_interval must not be negative, not {args.log_interval}")
+        config = load_config(resolve_config_path(args.config), args.default_rw_mode)
+        if args.pr_config and not args.quiet:
+            print(format_config(config), end="", flush=True)
+        if args.dry_run:
+            return 0
+        try:
+            # Thousands grouping of the counts follows the locale, as in masim.
+            locale.setlocale(locale.LC_NUMERIC, "")
+        except locale.Error:
+            pass
+        # Imported late: a dry run needs no numpy.
+        from masim.runner import Workload
+
+        workload = Workload(config, seed=args.seed)
+        status_out = open(args.status_out, "a") if args.status_out else None
+        try:
+            workload.run(repeat=args.repeat, quiet=args.quiet, log_interval_ms=args.log_interval,
+                         status_out=status_out)
+        finally:
+            if status_out is not None:
+                status_out.close()
+        return 0
+    except DamoError as err:
+        print(f"masim: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        return 0
