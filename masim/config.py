@@ -197,7 +197,7 @@ def parse_config(text: str, path: str = "<config>", default_rw_mode: str = DEFAU
         raise DamoError(f"default read/write mode must be ro, wo or rw, not {default_rw_mode!r}")
     paragraphs = _paragraphs(text)
     if not paragraphs:
-        raise ConfigError(path, None, "no regions and no phases (empty config)")
+        raise ConfigError(path, 1, "no regions and no phases (the file is empty or all comments)")
     regions: list[Region] = []
     region_index: dict[str, int] = {}
     for number, line in paragraphs[0]:

@@ -42,9 +42,10 @@ from masim.schedule import BATCH_ACCESSES, sequential_positions, turn_cycle
 PAGE_SIZE = 4096
 
 # Accesses per millisecond of masim.runner, measured with bench/masim_touch_rate.py
-# (2-core development VM, numpy 2.4, sequential stride-4096 writes to 100 MB: 85-92k/ms;
-# random 64-byte-stride writes to 100 MB: about 85k/ms).
-DEFAULT_ACCESS_RATE = 88_000.0
+# on the 2-core development machine (Python 3.11, numpy 2.4): sequential
+# stride-4096 writes to a resident 100 MB region, 80-82k/ms over several runs;
+# random writes to the same region, 75-85k/ms.
+DEFAULT_ACCESS_RATE = 80_000.0
 
 # A page counts as part of the true working set of a window when the model
 # says it was accessed there with probability at least this.
@@ -374,14 +375,14 @@ class AccessModel:
         return ends, wss
 
     def truth_heatmap(self, t0_ns: int, t1_ns: int, a0: int, a1: int, time_bins: int,
-                      addr_bins: int, sample_ns: int = 5_000_000, samples_per_bin: int = 8,
+                      addr_bins: int, sample_ns: int = 5_000_000, samples_per_bin: int = 32,
                       pages_per_bin: int = 16) -> np.ndarray:
         """Per-page access frequency over [t0, t1) x [a0, a1): shape (time_bins, addr_bins).
 
         Each cell is the probability that a page of its address bin is accessed
         within one sampling interval of ``sample_ns`` during its time bin,
-        averaged over up to ``samples_per_bin`` evenly spaced sampling
-        intervals and ``pages_per_bin`` evenly spaced pages. Multiplied by
+        averaged over up to ``samples_per_bin`` well-spread sampling intervals
+        and ``pages_per_bin`` evenly spaced pages. Multiplied by
         (aggregation interval / sampling interval) it is the expected DAMON
         ``nr_accesses`` of those pages.
         """
@@ -398,7 +399,10 @@ class AccessModel:
             span = bin1 - bin0
             nr = max(1, min(samples_per_bin, int(span // sample_ns) or 1))
             length = min(sample_ns, span)
-            starts = bin0 + (np.arange(nr) + 0.5) / nr * span - length / 2
+            # Golden-ratio (low-discrepancy) placement: evenly spread, but not in
+            # step with the periodic turn order, which even spacing could alias.
+            spots = np.modf(0.5 + np.arange(nr) * 0.6180339887498949)[0]
+            starts = bin0 + spots * (span - length)
             total = np.zeros(len(addrs))
             for s in starts:
                 total += self._probability(ridx, page, int(s), int(s + length))

@@ -88,25 +88,40 @@ def mincore(address: int, length: int) -> np.ndarray:
     return (vec & 1).astype(bool)
 
 
+class Scratch:
+    """Work arrays for one batch, shared by all patterns of a workload.
+
+    They are written once here, so they are resident before the phases start
+    and the process's RSS then grows by the regions' pages only.
+    """
+
+    def __init__(self, batch: int = BATCH_ACCESSES):
+        self.batch = batch
+        self.counter = np.arange(batch, dtype=np.int64)
+        # Not np.zeros: calloc'd memory stays unmapped until first written.
+        self.offsets = np.empty(batch, dtype=np.int64)
+        self.offsets.fill(0)
+        self.read = np.empty(batch, dtype=np.uint8)
+        self.read.fill(0)
+
+
 class PatternRunner:
     """Makes one pattern's accesses, a batch at a time, remembering where a sweep is."""
 
     def __init__(self, pattern: Pattern, memory: RegionMemory, rng: np.random.Generator,
-                 batch: int = BATCH_ACCESSES):
+                 scratch: Scratch | None = None):
         self.pattern = pattern
         self.memory = memory
         self.rng = rng
-        self.batch = batch
+        self.scratch = scratch or Scratch()
+        self.batch = self.scratch.batch
         self.size = memory.region.size
         self.positions = sequential_positions(self.size, max(pattern.stride, 1))
         self.next_access = 0                  # sequential: index of the next access
-        self._counter = np.arange(batch, dtype=np.int64)
-        self._offsets = np.empty(batch, dtype=np.int64)
-        self._read = np.empty(batch, dtype=np.uint8)
 
     def _sequential_offsets(self) -> np.ndarray:
-        offsets = self._offsets
-        np.add(self._counter, self.next_access % self.positions, out=offsets)
+        offsets = self.scratch.offsets
+        np.add(self.scratch.counter, self.next_access % self.positions, out=offsets)
         np.remainder(offsets, self.positions, out=offsets)
         np.multiply(offsets, self.pattern.stride, out=offsets)
         self.next_access += self.batch
@@ -120,14 +135,15 @@ class PatternRunner:
             offsets = self._sequential_offsets()
         array = self.memory.array
         mode = self.pattern.rw_mode
+        read = self.scratch.read
         if mode == "wo":
             array[offsets] = 1
         elif mode == "ro":
-            np.take(array, offsets, out=self._read)
+            np.take(array, offsets, out=read)
         else:  # rw: read each byte, write it back incremented
-            np.take(array, offsets, out=self._read)
-            self._read += 1
-            array[offsets] = self._read
+            np.take(array, offsets, out=read)
+            read += 1
+            array[offsets] = read
         return self.batch
 
 
@@ -204,8 +220,9 @@ class Workload:
         self.config = config
         self.memories = {r.name: RegionMemory(r, config.path) for r in config.regions}
         rng = np.random.default_rng(seed)
+        scratch = Scratch()
         self.phase_runners = [
-            [PatternRunner(p, self.memories[p.region], rng) for p in phase.patterns]
+            [PatternRunner(p, self.memories[p.region], rng, scratch) for p in phase.patterns]
             for phase in config.phases]
 
     def status(self, event: str, phase_index: int | None = None) -> dict:
@@ -220,8 +237,9 @@ class Workload:
                 "rss_anon_kb": read_status_kb("RssAnon"), "regions": regions}
 
     def run(self, *, repeat: int = 1, quiet: bool = False, log_interval_ms: int = 0,
-            out: TextIO = sys.stdout, status_out: TextIO | None = None) -> list[PhaseResult]:
-        """Run all phases ``repeat`` times; print masim's lines unless quiet."""
+            out: TextIO | None = None, status_out: TextIO | None = None) -> list[PhaseResult]:
+        """Run all phases ``repeat`` times; print masim's lines (to stdout) unless quiet."""
+        out = out if out is not None else sys.stdout
         def report(event: str, index: int | None = None) -> None:
             if status_out is not None:
                 status_out.write(json.dumps(self.status(event, index)) + "\n")
