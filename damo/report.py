@@ -12,6 +12,7 @@ import importlib
 REPORTS: dict[str, tuple[str, str]] = {
     "wss": ("damo.wss", "distribution of the working set size"),
     "nr_regions": ("damo.nr_regions", "distribution of the number of monitoring regions"),
+    "diff": ("damo.diff_cli", "compare records (repeated runs) for CI regression gates"),
 }
 
 
