@@ -363,7 +363,8 @@ class HeatLayout:
 def heat_layout(slots: list[Slot], bins: int) -> HeatLayout:
     sizes = np.array([max(s.size, 1) for s in slots], dtype=np.int64)
     total = int(sizes.sum())
-    bin_bytes = max(PAGE, -(-total // max(bins, 1) // PAGE) * PAGE)
+    # A power of two, so bins line up with pages and huge pages: between bins/2 and bins bins.
+    bin_bytes = max(PAGE, 1 << max(0, (-(-total // max(bins, 1)) - 1).bit_length()))
     nbins_per = -(-sizes // bin_bytes)
     slot_first_bin = np.concatenate([[0], np.cumsum(nbins_per)[:-1]])
     nr_bins = int(nbins_per.sum())
@@ -553,7 +554,9 @@ def heat_changes(base_heat: np.ndarray, new_heat: np.ndarray, layout: HeatLayout
     """Runs of bins whose heat changed the same way, ranked by |Δ Hz| x bytes, the top ``top``."""
     delta = new_heat - base_heat
     biggest = float(np.max(np.abs(delta))) if len(delta) else 0.0
-    if biggest == 0 or top <= 0:
+    scale = float(max(np.max(base_heat, initial=0.0), np.max(new_heat, initial=0.0)))
+    # Rates reached by different float paths (other intervals) may differ in the last bits.
+    if biggest <= 1e-9 * scale or top <= 0:
         return []
     sign = np.sign(delta) * (np.abs(delta) >= RANGE_FRACTION * biggest)
     starts_run = np.ones(len(delta), dtype=bool)
