@@ -1,15 +1,658 @@
-"""Placeholder until the damo_json format lands."""
-from damo.errors import DamoError
+"""damo's ``json`` and ``json_compressed`` record formats.
+
+The file is a JSON list with one element per monitoring target (damo calls it a record):
+``{kdamond_idx, context_idx, intervals, scheme_idx, target_id, scheme_filters, snapshots}``;
+a snapshot is ``{start_time, end_time, regions, total_bytes}`` with times as strings of ns,
+and a region is ``{start, end, nr_accesses: {samples, percent}, age: {usec, aggr_intervals},
+sz_filter_passed}`` with comma-grouped addresses. ``json_compressed`` is the same text
+compressed with zlib. See docs/damo-compat.md §2.
+
+Reading never holds the whole text: it is decompressed in pieces and parsed snapshot by
+snapshot. damo's own layout (json.dumps with indent=4) takes a fast path: a snapshot's region
+list is stripped of punctuation and checked against the expected key skeleton, and all its
+numbers are parsed by numpy in one call. Anything laid out differently falls back to the
+json module for that snapshot (or, if the record structure itself is unusual, for the file).
+"""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+import zlib
+from typing import Iterator
+
+import numpy as np
+
+from damo.errors import RecordFileError
+from damo.formats import create_private
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record,
+                        RecordMeta)
+
+FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
+READ_BYTES = 1 << 20          # compressed bytes read at a time
+MATCH_WINDOW = 1 << 20        # input a structural pattern may need
+EXTRA_KEY = "damo_records"    # meta.extra: per-target damo record fields, kept for writing back
+
+
+# --- detection ------------------------------------------------------------------------------
+
+def _looks_like_json(text: bytes) -> bool:
+    stripped = text.lstrip(b" \t\r\n")
+    return stripped[:1] in (b"[", b"{")
 
 
 def sniff(head: bytes, fmt: str) -> bool:
-    return False
+    if fmt == "json":
+        return _looks_like_json(head)
+    # zlib: deflate method, a window of at most 32 KiB, and a header checksum.
+    if len(head) < 2 or head[0] & 0x0F != 8 or head[0] >> 4 > 7 or (head[0] << 8 | head[1]) % 31:
+        return False
+    try:
+        return _looks_like_json(zlib.decompressobj().decompress(head, 64))
+    except zlib.error:
+        return False
 
 
-def read(path, fmt):
-    raise DamoError("damo_json is not supported yet")
+# --- value parsing ----------------------------------------------------------------------------
+
+_TIME_UNITS_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
+                  "d": 86400 * 10**9}
+_SIZE_UNITS = {"B": 1, "K": 1 << 10, "KB": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+               "MiB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GiB": 1 << 30, "T": 1 << 40, "TB": 1 << 40,
+               "TiB": 1 << 40, "P": 1 << 50, "PB": 1 << 50, "PiB": 1 << 50, "E": 1 << 60, "EB": 1 << 60,
+               "EiB": 1 << 60}
+_UNIT_PAIR = re.compile(r"\s*(-?[\d.]+)\s*([A-Za-z]+)")
+
+
+def _number(value, units: dict[str, int] | None = None) -> int:
+    """An integer from damo's JSON: a number, a (comma-grouped) digit string, or ``1.5 ms``-like text."""
+    if isinstance(value, bool):
+        raise ValueError(f"unexpected boolean {value}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"unexpected value {value!r}")
+    text = value.replace(",", "").strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return int(float(text))
+    except ValueError:
+        pass
+    if units is None:
+        raise ValueError(f"not a number: {value!r}")
+    total, pos = 0.0, 0
+    for m in _UNIT_PAIR.finditer(text):
+        if m.start() != pos or m.group(2) not in units:
+            raise ValueError(f"cannot parse {value!r}")
+        total += float(m.group(1)) * units[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(f"cannot parse {value!r}")
+    return int(total)
+
+
+def _time_ns(value) -> int:
+    return _number(value, _TIME_UNITS_NS)
+
+
+def _time_us(value) -> int:
+    return _number(value, {k: v // 1000 for k, v in _TIME_UNITS_NS.items() if v >= 1000} | {"us": 1})
+
+
+def _target_id(value) -> int:
+    if value is None:
+        return 0
+    tid = _number(value)
+    if not 0 <= tid < 1 << 64:
+        raise ValueError(f"target_id {value!r} out of range")
+    return tid
+
+
+# --- the fast path for a snapshot's region list -------------------------------------------------
+
+_DROP_FOR_COMPACT = b" \t\r\n,\""
+_DIGITS = b"0123456789-"
+# Every byte but digits and '-' becomes a separator for np.fromstring.
+_TO_NUMBERS = bytes(b if b in _DIGITS else 0x20 for b in range(256))
+# What a region looks like once whitespace, commas, quotes, null and digits are gone.
+_REGION_SKELETONS = {
+    b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}sz_filter_passed:B}": 7,
+    b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}sz_filter_passed:}": 7,
+    b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}}": 6,
+}
+_DANGLING_MINUS = re.compile(rb"-(?!\d)")
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _fast_regions(text: bytes):
+    """Columns of a region list in damo's layout, or None when the layout differs."""
+    compact = text.translate(None, _DROP_FOR_COMPACT)
+    if not compact:
+        return (np.zeros(0, ADDR_DTYPE), np.zeros(0, ADDR_DTYPE), np.zeros(0, NR_ACCESSES_DTYPE),
+                np.zeros(0, AGE_DTYPE))
+    if b"samples:null" in compact or _DANGLING_MINUS.search(compact):
+        return None
+    skeleton = compact.replace(b"null", b"").translate(None, _DIGITS)
+    for region_skeleton, nr_values in _REGION_SKELETONS.items():
+        count, rest = divmod(len(skeleton), len(region_skeleton))
+        if rest == 0 and skeleton == region_skeleton * count:
+            break
+    else:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            values = np.fromstring(compact.replace(b"null", b" -1 ").translate(_TO_NUMBERS),
+                                   dtype=np.int64, sep=" ")
+        except ValueError:
+            return None
+    if len(values) != count * nr_values or np.any(values == _INT64_MAX):
+        return None            # a number that did not parse cleanly, or one too large for int64
+    values = values.reshape(count, nr_values)
+    start, end = values[:, 0], values[:, 1]
+    if np.any(start < 0) or np.any(end < 0):
+        return None
+    return (start.astype(ADDR_DTYPE), end.astype(ADDR_DTYPE), values[:, 2].copy(), values[:, 5].copy())
+
+
+def _regions_from_dicts(regions: list, max_nr_accesses: int | None):
+    """Columns of a region list that the json module parsed (any layout)."""
+    n = len(regions)
+    start = np.empty(n, dtype=ADDR_DTYPE)
+    end = np.empty(n, dtype=ADDR_DTYPE)
+    nr = np.empty(n, dtype=NR_ACCESSES_DTYPE)
+    age = np.empty(n, dtype=AGE_DTYPE)
+    for i, region in enumerate(regions):
+        start[i] = _number(region["start"], _SIZE_UNITS)
+        end[i] = _number(region["end"], _SIZE_UNITS)
+        accesses = region["nr_accesses"]
+        if accesses.get("samples") is not None:
+            nr[i] = _number(accesses["samples"])
+        elif accesses.get("percent") is not None and max_nr_accesses:
+            percent = accesses["percent"]
+            if isinstance(percent, str):
+                percent = float(percent.replace("%", "").replace(",", "").strip())
+            nr[i] = int(float(percent) * max_nr_accesses / 100)
+        else:
+            raise ValueError("a region has no usable nr_accesses")
+        aggr_intervals = (region.get("age") or {}).get("aggr_intervals")
+        age[i] = AGE_UNKNOWN if aggr_intervals is None else _number(aggr_intervals)
+    return start, end, nr, age
+
+
+# --- streaming input ------------------------------------------------------------------------------
+
+class _Input:
+    """The file's (decompressed) bytes, fetched in pieces into a sliding buffer."""
+
+    def __init__(self, path, compressed: bool):
+        self.path = path
+        self.file = open(path, "rb")
+        self.inflater = zlib.decompressobj() if compressed else None
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+
+    def close(self) -> None:
+        self.file.close()
+
+    def _next_piece(self, size: int) -> bytes:
+        if self.inflater is None:
+            return self.file.read(size)
+        while True:
+            if self.inflater.unconsumed_tail:
+                out = self.inflater.decompress(self.inflater.unconsumed_tail, size)
+            elif self.inflater.eof:
+                if self.inflater.unused_data or self.file.read(1):
+                    raise RecordFileError(self.path, "corrupt json_compressed record (data after the zlib stream)")
+                return b""
+            else:
+                raw = self.file.read(READ_BYTES)
+                if not raw:
+                    raise RecordFileError(self.path, "truncated json_compressed record (the zlib stream ends early)")
+                out = self.inflater.decompress(raw, size)
+            if out:
+                return out
+
+    def fill(self) -> bool:
+        """Fetch more bytes; False at the end of the input."""
+        if self.eof:
+            return False
+        piece = self._next_piece(max(FILL_BYTES, len(self.buf) - self.pos))
+        if not piece:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos:] + piece
+        self.pos = 0
+        return True
+
+    def match(self, pattern: re.Pattern):
+        """Match ``pattern`` at the current position, fetching more input while it might help.
+
+        Everything the patterns match is short, so a miss with plenty of input in hand is a
+        real mismatch; this keeps an unusual file from being pulled into memory here.
+        """
+        while True:
+            m = pattern.match(self.buf, self.pos)
+            if m or len(self.buf) - self.pos >= MATCH_WINDOW or not self.fill():
+                return m
+
+    def find(self, needle: bytes) -> int:
+        while True:
+            idx = self.buf.find(needle, self.pos)
+            if idx >= 0 or not self.fill():
+                return idx
+
+    def decode_value(self):
+        """The JSON value at the current position, via the json module."""
+        start = _WS.match(self.buf, self.pos).end() - self.pos
+        while True:
+            end = _value_end(self.buf, self.pos + start)
+            if end is not None or not self.fill():
+                break
+        if end is None:
+            raise ValueError("the value does not end")
+        value = json.loads(self.buf[self.pos + start:end])
+        self.pos = end
+        return value
+
+
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _value_end(buf: bytes, pos: int) -> int | None:
+    """Where the JSON object or list starting at ``pos`` ends, or None if ``buf`` ends first."""
+    depth = 0
+    for m in _TOKEN.finditer(buf, pos):
+        tok = m.group()
+        if tok in (b"{", b"["):
+            depth += 1
+        elif tok in (b"}", b"]"):
+            depth -= 1
+            if depth == 0:
+                return m.end()
+        elif depth == 0:
+            raise ValueError("expected an object or a list")
+    return None
+
+
+_WS = re.compile(rb"\s*")
+_LIST_OPEN = re.compile(rb"\s*\[")
+_LIST_CLOSE = re.compile(rb"\s*\]")
+_COMMA = re.compile(rb"\s*,")
+_OBJ_CLOSE = re.compile(rb"\s*\}")
+_RECORD_HEAD = re.compile(rb'\s*\{((?:[^"\[\]{}]|"[^"\n]*"|\{[^\[\]{}]*\}|\[[^\[\]]*\])*?)'
+                          rb'"snapshots"\s*:\s*\[')
+_VALUE = rb'("[^"\n]*"|-?[\d.eE+]+|null)'
+_SNAPSHOT_HEAD = re.compile(rb'\s*\{\s*"start_time"\s*:\s*' + _VALUE + rb'\s*,\s*"end_time"\s*:\s*' + _VALUE +
+                            rb'\s*,\s*"regions"\s*:\s*\[')
+_SNAPSHOT_TAIL = re.compile(rb'\s*\]\s*(?:,\s*"total_bytes"\s*:\s*' + _VALUE + rb'\s*)?\}')
+_TRAILER = re.compile(rb"\s*\Z")
+
+
+class _UnusualLayout(Exception):
+    """The text is JSON but not laid out as damo writes it; parse it the general way."""
+
+
+class _Reader:
+    def __init__(self, path, fmt: str):
+        self.path = path
+        self.fmt = fmt
+        self.records: list[dict] = []       # damo record fields, without snapshots
+        self.snaps: list[tuple[int, int, int]] = []
+        self.record_of_snap: list[int] = []
+        self.cols: list[tuple] = []
+        self.max_nr_accesses: int | None = None
+
+    def corrupt(self, problem: str) -> RecordFileError:
+        return RecordFileError(self.path, f"corrupt {self.fmt} record ({problem})")
+
+    def add_record(self, fields: dict) -> int:
+        self.records.append(fields)
+        intervals = fields.get("intervals")
+        if intervals and self.max_nr_accesses is None:
+            sample, aggr = _time_us(intervals["sample_us"]), _time_us(intervals["aggr_us"])
+            self.max_nr_accesses = aggr // sample if sample > 0 else None
+        return len(self.records) - 1
+
+    def add_snapshot(self, record_idx: int, start_ns: int, end_ns: int, cols) -> None:
+        tid = _target_id(self.records[record_idx].get("target_id"))
+        self.snaps.append((tid, start_ns, end_ns))
+        self.record_of_snap.append(record_idx)
+        self.cols.append(cols)
+
+    def add_snapshot_dict(self, record_idx: int, snap: dict) -> None:
+        cols = _regions_from_dicts(snap["regions"], self.max_nr_accesses)
+        self.add_snapshot(record_idx, _time_ns(snap["start_time"]), _time_ns(snap["end_time"]), cols)
+
+    # The fast, streaming parse of damo's layout.
+    def parse_stream(self, inp: _Input) -> None:
+        if not (m := inp.match(_LIST_OPEN)):
+            raise _UnusualLayout
+        inp.pos = m.end()
+        if (m := inp.match(_LIST_CLOSE)):
+            inp.pos = m.end()
+        else:
+            while True:
+                self.parse_record(inp)
+                if (m := inp.match(_COMMA)):
+                    inp.pos = m.end()
+                    continue
+                m = inp.match(_LIST_CLOSE)
+                if not m:
+                    raise _UnusualLayout
+                inp.pos = m.end()
+                break
+        while inp.fill():
+            pass
+        if not _TRAILER.match(inp.buf, inp.pos):
+            raise _UnusualLayout
+
+    def parse_record(self, inp: _Input) -> None:
+        m = inp.match(_RECORD_HEAD)
+        if not m:
+            raise _UnusualLayout
+        head = m.group(1).strip().rstrip(b",")
+        try:
+            fields = json.loads(b"{" + head + b"}")
+        except ValueError:
+            raise _UnusualLayout from None
+        inp.pos = m.end()
+        record_idx = self.add_record(fields)
+        if (m := inp.match(_LIST_CLOSE)):
+            inp.pos = m.end()
+        else:
+            while True:
+                self.parse_snapshot(inp, record_idx)
+                if (m := inp.match(_COMMA)):
+                    inp.pos = m.end()
+                    continue
+                m = inp.match(_LIST_CLOSE)
+                if not m:
+                    raise _UnusualLayout
+                inp.pos = m.end()
+                break
+        if (m := inp.match(_OBJ_CLOSE)):
+            inp.pos = m.end()
+            return
+        # Keys after "snapshots" (newer damo versions): parse them generally.
+        if not (m := inp.match(_COMMA)):
+            raise _UnusualLayout
+        inp.buf = inp.buf[:m.end() - 1] + b"{" + inp.buf[m.end():]
+        inp.pos = m.end() - 1
+        try:
+            fields.update(inp.decode_value())
+        except (ValueError, UnicodeDecodeError):
+            raise _UnusualLayout from None
+        self.records[record_idx] = fields
+
+    def parse_snapshot(self, inp: _Input, record_idx: int) -> None:
+        m = inp.match(_SNAPSHOT_HEAD)
+        if m:
+            # find() may refill the buffer, which moves everything but keeps offsets from pos.
+            regions_offset = m.end() - inp.pos
+            close = inp.find(b"]")
+            if close >= 0:
+                cols = _fast_regions(inp.buf[inp.pos + regions_offset:close])
+                tail = _SNAPSHOT_TAIL.match(inp.buf, close) if cols is not None else None
+                if tail:
+                    start_ns = _time_ns(json.loads(m.group(1)))
+                    end_ns = _time_ns(json.loads(m.group(2)))
+                    self.add_snapshot(record_idx, start_ns, end_ns, cols)
+                    inp.pos = tail.end()
+                    return
+        # Not damo's layout (or a layout the fast path does not know): the json module decides.
+        try:
+            snap = inp.decode_value()
+        except (ValueError, UnicodeDecodeError) as err:
+            raise self.corrupt(f"bad snapshot: {err}") from None
+        if not isinstance(snap, dict):
+            raise self.corrupt("a snapshot is not an object")
+        self.add_snapshot_dict(record_idx, snap)
+
+    # The general parse, for JSON that is not laid out as damo writes it.
+    def parse_whole(self) -> None:
+        with open(self.path, "rb") as f:
+            data = f.read()
+        if self.fmt == "json_compressed":
+            try:
+                data = zlib.decompress(data)
+            except zlib.error as err:
+                raise self.corrupt(f"zlib: {err}") from None
+        try:
+            value = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise self.corrupt(f"bad JSON: {err}") from None
+        del data
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list):
+            raise self.corrupt("the top level is not a list of records")
+        self.records, self.snaps, self.record_of_snap, self.cols = [], [], [], []
+        self.max_nr_accesses = None
+        for rec in value:
+            if not isinstance(rec, dict) or not isinstance(rec.get("snapshots"), list):
+                raise self.corrupt("a record has no snapshot list")
+            fields = {k: v for k, v in rec.items() if k != "snapshots"}
+            record_idx = self.add_record(fields)
+            for snap in rec["snapshots"]:
+                if not isinstance(snap, dict):
+                    raise self.corrupt("a snapshot is not an object")
+                self.add_snapshot_dict(record_idx, snap)
+
+    def build(self) -> Record:
+        meta = RecordMeta(tool_version="damo")
+        for fields in self.records:
+            intervals = fields.get("intervals")
+            if intervals:
+                meta.sample_us = _time_us(intervals["sample_us"])
+                meta.aggr_us = _time_us(intervals["aggr_us"])
+                meta.update_us = _time_us(intervals["ops_update_us"])
+                break
+        meta.extra[EXTRA_KEY] = [{k: v for k, v in fields.items() if k != "intervals"} for fields in self.records]
+        n = len(self.snaps)
+        snaps = np.array(self.snaps, dtype=object).reshape(n, 3)
+        target_id = np.array([int(t) for t in snaps[:, 0]], dtype=np.uint64)
+        start_ns = np.array(snaps[:, 1].tolist(), dtype=TIME_DTYPE)
+        end_ns = np.array(snaps[:, 2].tolist(), dtype=TIME_DTYPE)
+        counts = np.array([len(c[0]) for c in self.cols], dtype=np.int64)
+        order = _time_order(start_ns, np.array(self.record_of_snap, dtype=np.int64))
+        cols = [self.cols[i] for i in order] if order is not None else self.cols
+        self.cols = []
+        if order is not None:
+            target_id, start_ns, end_ns, counts = target_id[order], start_ns[order], end_ns[order], counts[order]
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        columns = [_concat_releasing(cols, i, dtype)
+                   for i, dtype in enumerate((ADDR_DTYPE, ADDR_DTYPE, NR_ACCESSES_DTYPE, AGE_DTYPE))]
+        return Record(meta, target_id, start_ns, end_ns, offsets, *columns)
+
+
+def _time_order(start_ns: np.ndarray, record_idx: np.ndarray) -> np.ndarray | None:
+    """Interleave targets by time when every target's snapshots are already in time order."""
+    if len(record_idx) == 0 or np.all(record_idx == record_idx[0]):
+        return None
+    for r in np.unique(record_idx):
+        if np.any(np.diff(start_ns[record_idx == r]) < 0):
+            return None
+    return np.lexsort((record_idx, start_ns))
+
+
+def _concat_releasing(cols: list, i: int, dtype) -> np.ndarray:
+    """Concatenate column ``i`` of every snapshot, dropping the pieces as soon as they are copied."""
+    total = sum(len(c[i]) for c in cols)
+    out = np.empty(total, dtype=dtype)
+    pos = 0
+    for j, c in enumerate(cols):
+        piece = c[i]
+        out[pos:pos + len(piece)] = piece
+        pos += len(piece)
+        if i == 3:
+            cols[j] = None           # the last column: the snapshot's arrays can go
+    return out
+
+
+def read(path, fmt: str = "json_compressed") -> Record:
+    """Read a damo json or json_compressed record file."""
+    reader = _Reader(path, fmt)
+    inp = _Input(path, fmt == "json_compressed")
+    try:
+        try:
+            reader.parse_stream(inp)
+        except _UnusualLayout:
+            reader.parse_whole()
+        except zlib.error as err:
+            raise reader.corrupt(f"zlib: {err}") from None
+    finally:
+        inp.close()
+    return reader.build()
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+_REGION_TEMPLATE = """
+                    {{
+                        "start": "{0:,}",
+                        "end": "{1:,}",
+                        "nr_accesses": {{
+                            "samples": {2},
+                            "percent": null
+                        }},
+                        "age": {{
+                            "usec": null,
+                            "aggr_intervals": AGE
+                        }},
+                        "sz_filter_passed": "0 B"
+                    }}"""
+_REGION_WITH_AGE = _REGION_TEMPLATE.replace("AGE", '"{3:,}"')
+_REGION_NO_AGE = _REGION_TEMPLATE.replace("AGE", "null")
+
+
+def _indent_json(value, level: int) -> str:
+    """json.dumps(value, indent=4) as it appears nested ``level`` deep in a bigger dump."""
+    return json.dumps(value, indent=4).replace("\n", "\n" + "    " * level)
+
+
+def _regions_text(start, end, nr, age) -> str:
+    starts, ends, nrs, ages = start.tolist(), end.tolist(), nr.tolist(), age.tolist()
+    if not starts:
+        return "[]"
+    known = age >= 0
+    if known.all():
+        body = ",".join(map(_REGION_WITH_AGE.format, starts, ends, nrs, ages))
+    elif not known.any():
+        body = ",".join(map(_REGION_NO_AGE.format, starts, ends, nrs, ages))
+    else:
+        body = ",".join((_REGION_WITH_AGE if a >= 0 else _REGION_NO_AGE).format(s, e, n, a)
+                        for s, e, n, a in zip(starts, ends, nrs, ages))
+    return "[" + body + "\n                ]"
+
+
+def _record_fields(record: Record, target_id: int, index: int) -> dict:
+    """damo's per-target fields: what a damo file said, else what our metadata implies."""
+    known = record.meta.extra.get(EXTRA_KEY) or []
+    fields = next((dict(f) for f in known if isinstance(f, dict) and f.get("target_id") == target_id), None)
+    if fields is None:
+        live = record.meta.sample_us is not None
+        fields = {"kdamond_idx": 0 if live else None, "context_idx": 0 if live else None,
+                  "scheme_idx": None, "target_id": target_id}
+    fields["target_id"] = target_id
+    return fields
+
+
+def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
+    """damo's JSON text for ``record``, in pieces, as ``json.dumps(.., indent=4)`` would write it.
+
+    ``raw`` selects machine-friendly times and sizes (what damo writes to files); region
+    fields are always human-formatted, as damo does.
+    """
+    from damo import fmt as dfmt
+
+    meta = record.meta
+    if meta.sample_us is not None and meta.aggr_us is not None and meta.update_us is not None:
+        intervals = {"sample_us": dfmt.format_time_us(meta.sample_us, raw),
+                     "aggr_us": dfmt.format_time_us(meta.aggr_us, raw),
+                     "ops_update_us": dfmt.format_time_us(meta.update_us, raw)}
+    else:
+        intervals = None
+    target_ids = record.target_ids()
+    if not target_ids:
+        yield "[]"
+        return
+    yield "["
+    for t_idx, tid in enumerate(target_ids):
+        fields = _record_fields(record, tid, t_idx)
+        head = {"kdamond_idx": fields.get("kdamond_idx"), "context_idx": fields.get("context_idx"),
+                "intervals": intervals, "scheme_idx": fields.get("scheme_idx"), "target_id": tid,
+                "scheme_filters": fields.get("scheme_filters") or []}
+        parts = ["\n    {"]
+        for key, value in head.items():
+            parts.append(f"\n        {json.dumps(key)}: {_indent_json(value, 2)},")
+        parts.append('\n        "snapshots": [')
+        yield "".join(parts)
+        indices = np.flatnonzero(record.target_id == np.uint64(tid))
+        if len(indices) == 0:
+            yield "]"
+        for k, i in enumerate(indices):
+            snap = record.snapshot(int(i))
+            sizes = (snap.end - snap.start).astype(np.int64)
+            total = int(sizes.sum()) if len(sizes) else 0
+            yield "".join([
+                "\n            {",
+                f'\n                "start_time": "{dfmt.format_time_ns_exact(snap.start_ns, raw)}",',
+                f'\n                "end_time": "{dfmt.format_time_ns_exact(snap.end_ns, raw)}",',
+                '\n                "regions": ', _regions_text(snap.start, snap.end, snap.nr_accesses, snap.age), ",",
+                f'\n                "total_bytes": "{dfmt.format_sz(total, raw)}"',
+                "\n            }", "," if k + 1 < len(indices) else "\n        ]"])
+        yield "\n    }" + ("," if t_idx + 1 < len(target_ids) else "")
+    yield "\n]"
 
 
 class Writer:
-    def __init__(self, path, meta, fmt):
-        raise DamoError("damo_json is not supported yet")
+    """Collects snapshots and writes damo's JSON (zlib-compressed for json_compressed) on close."""
+
+    def __init__(self, path, meta: RecordMeta, fmt: str = "json_compressed"):
+        from damo.model import RecordBuilder
+
+        self.path = path
+        self.fmt = fmt
+        self._file = create_private(path)
+        self._builder = RecordBuilder(meta)
+
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
+        self._builder.add(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+
+    def flush(self) -> None:
+        """Nothing to do: damo's JSON formats cannot be appended to, so they are written on close."""
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        try:
+            record = self._builder.build()
+            compressor = zlib.compressobj() if self.fmt == "json_compressed" else None
+            pending: list[bytes] = []
+            size = 0
+            for piece in iter_text(record, raw=True):
+                data = piece.encode()
+                pending.append(data)
+                size += len(data)
+                if size >= 1 << 22:
+                    block = b"".join(pending)
+                    self._file.write(compressor.compress(block) if compressor else block)
+                    pending, size = [], 0
+            block = b"".join(pending)
+            self._file.write(compressor.compress(block) + compressor.flush() if compressor else block)
+        finally:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
