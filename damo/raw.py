@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import BinaryIO, Iterator
@@ -11,6 +12,7 @@ import numpy as np
 from damo import fmt
 from damo.errors import DamoError
 from damo.formats import read_record
+from damo.formats.perf_script import FIRST_START_KEY
 from damo.model import Record
 from damo.report import add_input_argument
 
@@ -30,6 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --- selection --------------------------------------------------------------------------------
 
+def exact_start(record: Record, i: int) -> int | float:
+    """Snapshot ``i``'s start; for a target's first snapshot from a perf_script trace, damo's
+    fractional value (its end minus the mean duration), so times print exactly as damo's do."""
+    start = int(record.start_ns[i])
+    firsts = record.meta.extra.get(FIRST_START_KEY)
+    if firsts:
+        tid = int(record.target_id[i])
+        value = firsts.get(str(tid))
+        if (value is not None and math.floor(value) == start
+                and i == int(np.argmax(record.target_id == np.uint64(tid)))):
+            return value
+    return start
+
+
 def target_snapshots(record: Record, duration: tuple[float, float] | None = None) -> list[tuple[int, np.ndarray]]:
     """Per target (in order of first appearance), the indices of its snapshots to print.
 
@@ -40,7 +56,10 @@ def target_snapshots(record: Record, duration: tuple[float, float] | None = None
     for tid in record.target_ids():
         idx = np.flatnonzero(record.target_id == np.uint64(tid))
         if duration is not None and len(idx):
-            offsets = (record.start_ns[idx] - record.start_ns[idx[0]]) / 1e9
+            base = exact_start(record, int(idx[0]))
+            starts = record.start_ns[idx].astype(np.float64)
+            starts[0] = base
+            offsets = (starts - base) / 1e9 if isinstance(base, float) else (record.start_ns[idx] - base) / 1e9
             past = np.flatnonzero(offsets > duration[1])
             stop = past[0] if len(past) else len(idx)
             idx = idx[:stop][offsets[:stop] >= duration[0]]
@@ -161,14 +180,15 @@ def render(record: Record, raw_number: bool = False,
     for tid, idx in target_snapshots(record, duration):
         if not len(idx):
             continue
-        base = int(record.start_ns[idx[0]])
+        base = exact_start(record, int(idx[0]))
         yield ("base_time_absolute: %s\n\n" % fmt.format_time_ns(base, raw_number)).encode()
         for i in idx.tolist():
             snap = record.snapshot(i)
+            start = exact_start(record, i)
             head = "\n".join([
-                "monitoring_start:    %16s" % fmt.format_time_ns(snap.start_ns - base, raw_number),
+                "monitoring_start:    %16s" % fmt.format_time_ns(start - base, raw_number),
                 "monitoring_end:      %16s" % fmt.format_time_ns(snap.end_ns - base, raw_number),
-                "monitoring_duration: %16s" % fmt.format_time_ns(snap.end_ns - snap.start_ns, raw_number),
+                "monitoring_duration: %16s" % fmt.format_time_ns(snap.end_ns - start, raw_number),
                 "target_id: %s" % tid,
                 "nr_regions: %s" % snap.nr_regions,
                 REGION_HEADER, ""])

@@ -173,7 +173,10 @@ def _regions_from_dicts(regions: list, max_nr_accesses: int | None):
         accesses = region["nr_accesses"]
         if accesses.get("samples") is not None:
             nr[i] = _number(accesses["samples"])
-        elif accesses.get("percent") is not None and max_nr_accesses:
+        elif accesses.get("percent") is not None:
+            if not max_nr_accesses:
+                # The intervals may come later in the file: the whole-file parse knows them.
+                raise _UnusualLayout
             percent = accesses["percent"]
             if isinstance(percent, str):
                 percent = float(percent.replace("%", "").replace(",", "").strip())
@@ -443,7 +446,10 @@ class _Reader:
             for snap in rec["snapshots"]:
                 if not isinstance(snap, dict):
                     raise self.corrupt("a snapshot is not an object")
-                self.add_snapshot_dict(record_idx, snap)
+                try:
+                    self.add_snapshot_dict(record_idx, snap)
+                except _UnusualLayout:
+                    raise self.corrupt("nr_accesses in percent without monitoring intervals") from None
 
     def build(self) -> Record:
         meta = RecordMeta(tool_version="damo")

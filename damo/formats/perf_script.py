@@ -14,6 +14,7 @@ converts them (``int(float(seconds) * 1e9)``) so reports print the same times.
 """
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from damo.formats import create_private
 from damo.model import ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta
 
 EVENT = b"damon_aggregated:"
+# meta.extra: per target, the first snapshot's start as damo derives it (a float of ns).
+FIRST_START_KEY = "perf_script_first_start_ns"
 READ_BYTES = 16 << 20
 
 # timestamp, target_id, nr_regions, start, end, nr_accesses, [age]
@@ -170,6 +173,7 @@ def read(path, fmt: str = "perf_script") -> Record:
     _, first_line = np.unique(tids, return_index=True)
     target_order = [int(tids[i]) for i in sorted(first_line)]
     per_target = []
+    first_starts: dict[str, float] = {}
     for tid in target_order:
         lines = np.flatnonzero(tids == np.uint64(tid))
         groups = _group(ends_ns, nr_regions, lines)
@@ -187,8 +191,11 @@ def read(path, fmt: str = "perf_script") -> Record:
         snap_start = np.empty(len(groups), dtype=TIME_DTYPE)
         snap_start[1:] = snap_end[:-1]
         if len(groups) >= 2:
-            mean = float(snap_end[-1] - snap_end[0]) / (len(groups) - 1)
-            snap_start[0] = int(np.rint(snap_end[0] - mean))
+            mean = float(int(snap_end[-1]) - int(snap_end[0])) / (len(groups) - 1)
+            first_start = int(snap_end[0]) - mean
+            # Whole ns as damo's own conversion writes it; the exact value for the raw report.
+            snap_start[0] = math.floor(first_start)
+            first_starts[str(tid)] = first_start
         else:
             snap_start[0] = snap_end[0]
         keep = len(groups)
@@ -196,7 +203,9 @@ def read(path, fmt: str = "perf_script") -> Record:
         if len(groups) >= 2 and _is_fake(starts[last], ends[last], nrs[last], ages[last]):
             keep -= 1
         per_target.append((tid, snap_start[:keep], snap_end[:keep], snaps[:keep]))
-    return _assemble(per_target, starts, ends, nrs, ages)
+    record = _assemble(per_target, starts, ends, nrs, ages)
+    record.meta.extra[FIRST_START_KEY] = first_starts
+    return record
 
 
 def _assemble(per_target, starts, ends, nrs, ages) -> Record:
