@@ -7,6 +7,8 @@ registered in ``SECTIONS``. A module may also hand over ready tables as
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Callable, Iterable
 
 from bench import run as suite
@@ -49,7 +51,7 @@ def markdown(results: dict) -> str:
         if entry["status"] != "ok":
             lines += [f"Not measured: {entry['reason']}.", ""]
             continue
-        lines += SECTIONS.get(name, generic_section)(entry["result"])
+        lines += section(name, entry["result"])
     lines += [
         "## Runs",
         "",
@@ -61,16 +63,62 @@ def markdown(results: dict) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def headline_table(results: dict) -> list[str]:
-    """The rows benchmarks offer as headline figures (the README copies this table)."""
+def section(name: str, result: dict) -> list[str]:
+    """A benchmark's section: a renderer registered here, else the module's own
+    ``render(result) -> str`` (markdown), else the generic tables; notes always follow."""
+    if name in SECTIONS:
+        return SECTIONS[name](result)
+    own = module_render(name)
+    if own is not None:
+        return [own(result).rstrip("\n"), ""] + notes_lines(result)
+    return generic_section(result)
+
+
+def module_render(name: str) -> Callable[[dict], str] | None:
+    try:
+        if importlib.util.find_spec(f"bench.{name}") is None:
+            return None
+        own = getattr(importlib.import_module(f"bench.{name}"), "render", None)
+    except ImportError:
+        return None
+    return own if callable(own) else None
+
+
+HEADLINE_COLUMNS = ["figure", "ours", "damo 2.6.4", "damo 3.4.3", "ours/damo 2.6.4", "ours/damo 3.4.3"]
+
+
+def headline_rows(results: dict) -> list[dict]:
+    """The headline figures: each benchmark's own ``headline`` rows, else what HEADLINES picks."""
     rows = []
     for name, entry in results["benchmarks"].items():
         if entry["status"] != "ok":
             continue
-        rows += HEADLINES.get(name, lambda r: r.get("headline") or [])(entry["result"])
+        result = entry["result"]
+        picked = result.get("headline")
+        if not picked and name in HEADLINES:
+            try:
+                picked = HEADLINES[name](result)
+            except (KeyError, TypeError, IndexError, ValueError):
+                picked = []     # the module changed its dict; its section still shows everything
+        picked = picked or []
+        for row in picked:
+            row = dict(row)
+            if "value" in row and "ours" not in row:
+                row["ours"] = row.pop("value")
+            rows.append(row)
+    return rows
+
+
+def headline_table(results: dict) -> list[str]:
+    """The headline table (the README copies it)."""
+    rows = headline_rows(results)
     if not rows:
         return ["No headline figures were measured in this run.", ""]
-    return dict_rows_table(rows)
+    columns = [c for c in HEADLINE_COLUMNS if any(c in r for r in rows)]
+    columns += [c for r in rows for c in r if c not in columns]
+    columns = list(dict.fromkeys(columns))
+    header = [c[0].upper() + c[1:] for c in columns]
+    return table(header, [[cell(c, r.get(c)) for c in columns] for r in rows])
 
 
 def generic_section(result: dict) -> list[str]:
@@ -84,10 +132,21 @@ def generic_section(result: dict) -> list[str]:
             lines += [f"### {spec['title']}", ""]
         lines += table(spec["columns"], [[cell(c, v) for c, v in zip(spec["columns"], row)]
                                          for row in spec["rows"]])
+    # Top-level flat dicts with the same keys become one table, a row each.
+    groups: dict[tuple, dict] = {}
     for key, value in result.items():
         if key in RESERVED or is_scalar(value):
             continue
-        lines += [f"### {key}", ""] + value_table(value)
+        if isinstance(value, dict) and value and all(is_scalar(v) for v in value.values()):
+            groups.setdefault(tuple(value), {})[key] = value
+        else:
+            groups[(key,)] = {key: value}
+    for members in groups.values():
+        if len(members) == 1:
+            [(key, value)] = members.items()
+            lines += [f"### {key}", ""] + value_table(value)
+        else:
+            lines += value_table(members)
     lines += notes_lines(result)
     return lines
 
@@ -194,6 +253,41 @@ def table(columns: list[str], rows: Iterable[list]) -> list[str]:
     return lines + [""]
 
 
-# Per-benchmark renderers, filled in as the benchmark modules settle their dicts.
+def engine_headline(result: dict) -> list[dict]:
+    cli = result["cli"]
+    per_s = [r["wall_per_sim_s"] for r in result["by_size"]]
+    by_max = result["by_max_nr_regions"]
+    return [
+        {"figure": f"Simulator speed, `damo record {cli['config'].rsplit('/', 1)[-1]}`",
+         "ours": f"{cli['speed_x_real_time']:.0f}x real time ({cli['simulated_s']:g} s simulated in "
+                 f"{cli['wall_s']:.2f} s)"},
+        {"figure": f"Simulator wall time per simulated second, {size(result['by_size'][0]['size_bytes'])} "
+                   f"to {size(result['by_size'][-1]['size_bytes'])} target",
+         "ours": f"{min(per_s) * 1000:.0f}-{max(per_s) * 1000:.0f} ms ({result['size_spread']:.2f}x spread)"},
+        {"figure": f"Simulator wall time per simulated second, max_nr_regions "
+                   f"{by_max[0]['max_nr_regions']} to {by_max[-1]['max_nr_regions']}",
+         "ours": " / ".join(f"{r['wall_per_sim_s'] * 1000:.0f}" for r in by_max) + " ms"},
+    ]
+
+
+def accuracy_headline(result: dict) -> list[dict]:
+    rows = result["configs"]
+    judged = [r for r in rows if r["config"] not in result.get("goal_exempt", [])] or rows
+    worst = max(judged, key=lambda r: abs(r["wss_p50_error_worst_over_seeds"]))
+    cell_err = sorted(r["heatmap_relative_error"] for r in rows)
+    nr_seeds = len(result["seeds"])
+    return [
+        {"figure": f"Accuracy: worst p50 WSS error over {len(judged)} masim configs, {nr_seeds} "
+                   f"seed{'s' if nr_seeds > 1 else ''}",
+         "ours": f"{worst['wss_p50_error_worst_over_seeds'] * 100:+.2f}% ({worst['config']})"},
+        {"figure": f"Accuracy: heatmap cell relative error, median over {len(rows)} configs",
+         "ours": f"{cell_err[len(cell_err) // 2] * 100:.1f}%"},
+    ]
+
+
+# Per-benchmark renderers and headline pickers, for modules whose dicts carry neither.
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {}
-HEADLINES: dict[str, Callable[[dict], list[dict]]] = {}
+HEADLINES: dict[str, Callable[[dict], list[dict]]] = {
+    "engine_scaling": engine_headline,
+    "accuracy": accuracy_headline,
+}
