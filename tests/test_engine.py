@@ -38,10 +38,15 @@ def region_sets(draw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(region_sets(), st.integers(0, 25), st.integers(1, 400))
-def test_merge_equals_literal_kernel_pass(t, thres, sz_limit):
+@given(region_sets(), st.integers(0, 25), st.integers(1, 400), st.sampled_from([0, 2, 48]))
+def test_merge_equals_literal_kernel_pass(t, thres, sz_limit, few_chains):
     expected = reference_merge_regions_of(t, thres, sz_limit)
-    core.merge_regions_of(t, thres, sz_limit)
+    saved = core._FEW_CHAINS
+    core._FEW_CHAINS = few_chains      # both the vectorised and the plain-loop age folding
+    try:
+        core.merge_regions_of(t, thres, sz_limit)
+    finally:
+        core._FEW_CHAINS = saved
     assert target_dicts(t) == expected
 
 

@@ -169,11 +169,11 @@ def _merge_chains(start: list, end: list, nr: list, thres: int, sz_limit: int) -
     c_start, c_end, c_nr = start[0], end[0], nr[0]
     for i in range(1, len(start)):
         s, e, v = start[i], end[i], nr[i]
+        # sz(prev) + sz(r) == e - c_start when the two are adjacent
         if s == c_end and -thres <= c_nr - v <= thres and e - c_start <= sz_limit:
-            # sz(prev) + sz(r) == e - c_start because the two are adjacent
-            sl = c_end - c_start
-            sr = e - s
-            c_nr = (c_nr * sl + v * sr) // (sl + sr)
+            if v != c_nr:           # the average of equal values is that value: skip the division
+                sl = c_end - c_start
+                c_nr = (c_nr * sl + v * (e - s)) // (e - c_start)
             c_end = e
         else:
             heads.append(i)
@@ -183,26 +183,49 @@ def _merge_chains(start: list, end: list, nr: list, thres: int, sz_limit: int) -
     return heads, chain_nr
 
 
+_FEW_CHAINS = 48     # below this many live chains, a numpy step costs more than a plain loop
+
+
 def _chain_floor_averages(heads: np.ndarray, sizes: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per chain, the kernel's running floor average ``v = (v*S + x*s) // (S + s)``.
 
-    Vectorised across chains: step j folds the j-th member of every chain still that long
-    into its chain, so the loop runs (longest chain) times, not (regions) times.
+    A chain whose members all hold one value averages to it. The others are folded
+    vectorised across chains: step j folds the j-th member of every chain still that long,
+    so the loop runs (longest mixed chain) times, not (regions) times; once only a few long
+    chains are left, their tails are folded by plain loops.
     """
-    n = len(sizes)
-    lengths = np.diff(np.append(heads, n))
     acc_v = values[heads].copy()
+    mixed = np.flatnonzero(np.minimum.reduceat(values, heads) != np.maximum.reduceat(values, heads))
+    if len(mixed) == 0:
+        return acc_v
+    chain_end = np.append(heads[1:], len(sizes))
+    lengths = (chain_end - heads)[mixed]
+    order = mixed[np.argsort(-lengths, kind="stable")]    # longest first: the live set is a prefix
+    sorted_len = -np.sort(-lengths, kind="stable")
     acc_s = sizes[heads].copy()
-    order = np.argsort(-lengths, kind="stable")       # longest chains first: live set is a prefix
-    sorted_len = lengths[order]
-    for j in range(1, int(lengths.max())):
-        live = order[:int(np.searchsorted(-sorted_len, -j, side="left"))]
+    for j in range(1, int(sorted_len[0])):
+        nr_live = int(np.searchsorted(-sorted_len, -j, side="left"))
+        if nr_live <= _FEW_CHAINS:
+            for c in order[:nr_live].tolist():
+                acc_v[c] = _fold_tail(int(acc_v[c]), int(acc_s[c]),
+                                      sizes[heads[c] + j:chain_end[c]].tolist(),
+                                      values[heads[c] + j:chain_end[c]].tolist())
+            break
+        live = order[:nr_live]
         idx = heads[live] + j
         s = sizes[idx]
         tot = acc_s[live] + s
         acc_v[live] = (acc_v[live] * acc_s[live] + values[idx] * s) // tot
         acc_s[live] = tot
     return acc_v
+
+
+def _fold_tail(v: int, total: int, sizes: list, values: list) -> int:
+    for s, x in zip(sizes, values):
+        if x != v:
+            v = (v * total + x * s) // (total + s)
+        total += s
+    return v
 
 
 def kdamond_merge_regions(targets: Sequence[Target], threshold: int, sz_limit: int,
@@ -266,28 +289,41 @@ def split_regions_at(t: Target, region_idx: np.ndarray, offsets: np.ndarray) -> 
 def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_region: int = MIN_REGION) -> None:
     """``damon_split_regions_of``: up to ``nr_subs`` pieces per region, cut at 10%..90%.
 
-    With more than two pieces the left piece is cut again, as in the kernel. A cut that
+    With more than two pieces the left piece is cut again, as in the kernel, so a region's
+    cuts come in falling order and its pieces start at ``[0, cut_k, ..., cut_1]``. A cut that
     aligns to 0 is skipped, and a region of at most two minimum regions is left alone.
     """
     n = t.nr_regions
     if n == 0 or nr_subs < 2:
         return
     size = t.end - t.start
+    # offsets[:, 0] is the region's own start; column j > 0 holds cut nr_subs - j
+    offsets = np.zeros((n, nr_subs), dtype=np.int64)
+    valid = np.zeros((n, nr_subs), dtype=bool)
+    valid[:, 0] = True
     active = np.ones(n, dtype=bool)
-    cut_regions, cut_offsets = [], []
-    for _ in range(nr_subs - 1):
+    for i in range(nr_subs - 1):
         active &= size > 2 * min_region
         if not active.any():
             break
         ratio = rng.integers(1, 10, size=n)            # damon_rand(1, 10)
-        sub = align_down(ratio * size // 10, min_region)
-        ok = active & (sub > 0) & (sub < size)
-        idx = np.flatnonzero(ok)
-        cut_regions.append(idx)
-        cut_offsets.append(sub[idx])
+        sub = ratio * size // 10 // min_region * min_region
+        ok = active & (sub > 0)                         # sub < size holds: ratio <= 9
+        offsets[:, nr_subs - 1 - i] = sub
+        valid[:, nr_subs - 1 - i] = ok
         size = np.where(ok, sub, size)
-    if cut_regions:
-        split_regions_at(t, np.concatenate(cut_regions), np.concatenate(cut_offsets))
+    flat = valid.ravel()
+    if flat.sum() == n:
+        return
+    region = np.repeat(np.arange(n), valid.sum(axis=1))
+    piece_start = (t.start[:, None] + offsets).ravel()[flat]
+    piece_end = np.empty_like(piece_start)
+    piece_end[:-1] = piece_start[1:]
+    last_of_region = np.append(region[1:] != region[:-1], True)
+    piece_end[last_of_region] = t.end
+    t.take(region)
+    t.start = piece_start
+    t.end = piece_end
 
 
 @dataclass

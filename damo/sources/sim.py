@@ -8,8 +8,11 @@ chunking follows the virtual clock too, so the same inputs give byte-identical f
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 from damo.engine.sim_ops import sim_context
 from damo.errors import DamoError
+from damo.model import Record, RecordBuilder, RecordMeta
 from damo.record import RecordRequest, base_meta, finish, open_sink
 
 SIM_START_TIME = 0.0      # the virtual clock's epoch, recorded instead of the wall clock
@@ -30,30 +33,52 @@ def load_model(path: str, seed: int):
         raise DamoError(f"{path}: {err}") from None
 
 
+def record_duration_ns(model, timeout: float | None) -> int:
+    """The config's duration, or ``--timeout`` seconds of virtual time if that is shorter."""
+    if timeout is None:
+        return model.duration_ns
+    return min(model.duration_ns, int(timeout * 1e9))
+
+
+def sim_meta(request: RecordRequest, model) -> RecordMeta:
+    meta = base_meta(request, "sim", request.target[0])
+    meta.start_time = SIM_START_TIME
+    meta.extra = {"seed": request.seed, "clock": "virtual", "ops": "sim",
+                  "masim_access_rate": model.access_rate}
+    return meta
+
+
+def snapshots(model, request: RecordRequest, ctx=None) -> Iterator[tuple]:
+    """Run the engine over ``model``: ``(target_id, start_ns, end_ns, start, end, nr_accesses, age)``."""
+    ctx = ctx or sim_context(model, request.attrs, request.seed)
+    for agg in ctx.run(record_duration_ns(model, request.timeout)):
+        for snap in agg.targets:
+            yield snap.target_id, agg.start_ns, agg.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age
+
+
+def simulate(request: RecordRequest, model=None) -> tuple[Record, object]:
+    """The record ``damo record`` would write for ``request``, in memory, and its model."""
+    model = model or load_model(request.target[0], request.seed)
+    builder = RecordBuilder(sim_meta(request, model))
+    for snap in snapshots(model, request):
+        builder.add(*snap)
+    return builder.build(), model
+
+
 def record(request: RecordRequest) -> int:
     """Record ``request.target`` (one masim config) into ``request.out``."""
     if len(request.target) != 1:
         raise DamoError("record: the simulator takes one masim config file as its TARGET")
-    path = request.target[0]
-    model = load_model(path, request.seed)
-    duration_ns = model.duration_ns
-    if request.timeout is not None:
-        duration_ns = min(duration_ns, int(request.timeout * 1e9))
+    model = load_model(request.target[0], request.seed)
     ctx = sim_context(model, request.attrs, request.seed)
-
-    meta = base_meta(request, "sim", path)
-    meta.start_time = SIM_START_TIME
-    meta.extra = {"seed": request.seed, "clock": "virtual", "ops": "sim",
-                  "masim_access_rate": model.access_rate}
-    sink = open_sink(request, meta, total_ns=duration_ns, clock="virtual")
+    sink = open_sink(request, sim_meta(request, model), total_ns=record_duration_ns(model, request.timeout),
+                     clock="virtual")
     if hasattr(sink.writer, "clock"):
         sink.writer.clock = lambda: ctx.now_ns / 1e9
     interrupted = False
     try:
-        for agg in ctx.run(duration_ns):
-            for snap in agg.targets:
-                sink.append(snap.target_id, agg.start_ns, agg.end_ns, snap.start, snap.end,
-                            snap.nr_accesses, snap.age)
+        for snap in snapshots(model, request, ctx):
+            sink.append(*snap)
     except KeyboardInterrupt:
         interrupted = True
     finally:
