@@ -299,10 +299,13 @@ class Writer:
         self._snaps: list = []
         self._cols: list = []
         self._nr_buffered = 0
-        # The flush timer's clock, in seconds. A source on a virtual clock sets its own, so
-        # chunk boundaries (hence the file's bytes) do not depend on the wall clock.
-        self.clock = time.monotonic
-        self._last_flush = self.clock()
+        self.set_clock(time.monotonic)
+
+    def set_clock(self, clock) -> None:
+        """Run the flush timer on ``clock`` (seconds). A source on a virtual clock passes its
+        own, so chunk boundaries, hence the file's bytes, do not depend on the wall clock."""
+        self.clock = clock
+        self._last_flush = clock()
 
     def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
         start = np.asarray(start, dtype=ADDR_DTYPE)
