@@ -559,8 +559,18 @@ def heat_changes(base_heat: np.ndarray, new_heat: np.ndarray, layout: HeatLayout
     if biggest <= 1e-9 * scale or top <= 0:
         return []
     sign = np.sign(delta) * (np.abs(delta) >= RANGE_FRACTION * biggest)
+    # Where each side maps something: a run ends where either side's mapped area ends.
+    within = np.arange(layout.nr_bins) * layout.bin_bytes - layout.slot_base[layout.bin_slot]
+    mapped = []
+    for records in (range(nr_base), range(nr_base, len(summaries))):
+        side_size = np.array([max((summaries[r].areas[s.members[r]].size for r in records if r in s.members),
+                                  default=0) for s in slots], dtype=np.int64)
+        mapped.append(within < side_size[layout.bin_slot])
     starts_run = np.ones(len(delta), dtype=bool)
-    starts_run[1:] = (sign[1:] != sign[:-1]) | (layout.bin_slot[1:] != layout.bin_slot[:-1])
+    starts_run[1:] = ((sign[1:] != sign[:-1]) | (layout.bin_slot[1:] != layout.bin_slot[:-1])
+                      | (mapped[0][1:] != mapped[0][:-1]) | (mapped[1][1:] != mapped[1][:-1])
+                      # a step in the change as big as the smallest change a run is made of
+                      | (np.abs(np.diff(delta)) >= RANGE_FRACTION * biggest))
     heads = np.flatnonzero(starts_run)
     cap = layout.capacity
     base_mass = np.add.reduceat(base_heat * cap, heads)
