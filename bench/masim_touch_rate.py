@@ -52,17 +52,29 @@ def touch_rate(pattern: str, seconds: float) -> dict:
 
 
 def model_query_us(nr_calls: int = 3000) -> dict:
-    """Microseconds per AccessModel.access_probability call with 1000 addresses, 5 ms windows."""
+    """Microseconds per 5 ms sample of 1000 addresses: AccessModel.sample_accessed, one
+    window per call and 20 windows per sample_accessed_batch call.
+
+    The addresses are sorted, as DAMON's sampling addresses are (one per region,
+    regions in address order).
+    """
     out = {}
     for name in ("stairs_30secs", "zigzag", "100mb", "interleaved"):
         model = AccessModel(load_config(f"{bundled_configs_dir()}/{name}.cfg"))
         lo, hi = model.mappings[1][0], model.mappings[-2][1]
-        addrs = np.random.default_rng(0).integers(lo, hi, 1000)
+        rng = np.random.default_rng(0)
+        addrs = np.sort(rng.integers(lo, hi, (20, 1000)), axis=1)
         step = model.duration_ns // nr_calls
         start = time.perf_counter()
         for i in range(nr_calls):
-            model.access_probability(i * step, i * step + 5_000_000, addrs)
-        out[name] = round((time.perf_counter() - start) / nr_calls * 1e6, 1)
+            model.sample_accessed(i * step, i * step + 5_000_000, addrs[i % 20], rng)
+        single = (time.perf_counter() - start) / nr_calls * 1e6
+        windows = 5_000_000 * np.arange(21, dtype=np.int64)
+        start = time.perf_counter()
+        for i in range(nr_calls // 20):
+            model.sample_accessed_batch(i * 20 * step + windows, addrs, rng)
+        batch = (time.perf_counter() - start) / (nr_calls // 20 * 20) * 1e6
+        out[name] = {"single_us": round(single, 1), "batch_us": round(batch, 1)}
     return out
 
 
@@ -100,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['pages_per_ms']:>8d} pages/ms")
     print(f"model default access rate   {results['model_default_access_rate']:>8.0f} accesses/ms")
     for name, us in results["model_query_us"].items():
-        print(f"model query ({name}, 1000 addrs) {us:>6.1f} us")
+        print(f"model sample of 1000 addrs ({name}): {us['single_us']:.1f} us one by one, "
+              f"{us['batch_us']:.1f} us in batches of 20")
     return results
 
 

@@ -151,6 +151,9 @@ class AccessModel:
         self._ends = np.array([ranges[r.name][1] for r in regions], dtype=np.int64)
         self._edges = np.column_stack([self._starts, self._ends]).ravel()
         self._starts_slot = np.append(self._starts, 0)
+        outside = len(regions)
+        self._slot_of_edge_count = np.array(
+            [k >> 1 if k & 1 else outside for k in range(2 * len(regions) + 1)], dtype=np.int64)
         # Per region slot (the extra last slot is "outside"): the last page's
         # index and log(probability that one random access misses a page).
         sizes = np.array([r.size for r in regions] + [PAGE_SIZE], dtype=np.float64)
@@ -237,7 +240,7 @@ class AccessModel:
     # ---- queries ------------------------------------------------------------
 
     def _locate(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Region index (-1 outside any region) and page index in the region, per address.
+        """Region slot (``len(regions)`` outside every region) and page index in it, per address.
 
         Page indices are float64: exact below 2**53, and float division is much
         faster than integer division in numpy.
@@ -246,7 +249,7 @@ class AccessModel:
         # Edges are start0, end0, start1, end1, ...: an odd count of edges at or
         # below an address means it is inside region count // 2.
         k = np.searchsorted(self._edges, addrs, side="right")
-        ridx = np.where(k & 1, k >> 1, -1)
+        ridx = self._slot_of_edge_count.take(k)
         page = np.floor((addrs - self._starts_slot.take(ridx)) * (1.0 / PAGE_SIZE))
         return ridx, page
 
@@ -257,7 +260,10 @@ class AccessModel:
             count = self._accesses_before(phase, b) - n0
             first = n0 % phase.positions    # sweep position at a, per pattern
             for layer in phase.layers:
-                p = self._layer_probability(layer, ridx, page, first, count)
+                # Per region slot; 0 accesses where the layer has no pattern.
+                slot_count = count.take(layer.pattern_or_0) * layer.has
+                slot_start = first.take(layer.pattern_or_0) * layer.has
+                p = self._layer_probability(layer, ridx, page, slot_start, slot_count, ridx)
                 # Patterns and phases access independently of each other.
                 result = p if result is None else 1.0 - (1.0 - result) * (1.0 - p)
         if result is None:
@@ -265,22 +271,22 @@ class AccessModel:
         return result
 
     def _layer_probability(self, layer: _Layer, ridx: np.ndarray, page: np.ndarray,
-                           first: np.ndarray, count: np.ndarray) -> np.ndarray:
+                           slot_start: np.ndarray, slot_count: np.ndarray,
+                           index: np.ndarray) -> np.ndarray:
         """Probability that the layer's pattern of each address's region touched its page.
 
-        ``first`` and ``count`` are, per pattern, the sweep position at the
-        interval's start and the number of accesses in the interval.
+        ``slot_start`` and ``slot_count`` are, per region slot (last axis; a
+        leading axis may stand for several windows), the sweep position at the
+        window's start and the number of accesses in the window; ``index``
+        picks each address's entry from them, flattened.
         """
-        # Per region slot, then per address; 0 accesses where there is no pattern.
-        slot_count = count.take(layer.pattern_or_0) * layer.has
         if layer.any_random:
-            p_random = self._random_probability(layer, ridx, page, slot_count)
+            p_random = self._random_probability(layer, ridx, page, slot_count, index)
             if not layer.any_sequential:
                 return p_random
-        slot_start = first.take(layer.pattern_or_0) * layer.has
         positions = layer.positions.take(ridx)
-        start = slot_start.take(ridx)
-        n = slot_count.take(ridx)
+        start = slot_start.take(index)
+        n = slot_count.take(index)
         # Sequential: the accesses touch positions [start, start + n) modulo P.
         # (x - start) mod P for x in [0, P) is done by hand: np.mod on floats is slow.
         if layer.page_strides:
@@ -303,17 +309,66 @@ class AccessModel:
         return np.where(layer.random.take(ridx), p_random, hit)
 
     def _random_probability(self, layer: _Layer, ridx: np.ndarray, page: np.ndarray,
-                            slot_count: np.ndarray) -> np.ndarray:
+                            slot_count: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Probability that n uniformly random byte accesses hit each address's page.
 
         Computed per region slot for a full page and for the region's last
         (possibly partial) page, then picked per address.
         """
-        count = np.where(layer.random, slot_count, 0.0)
+        count = np.where(layer.random, slot_count, 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             p_full = np.where(count > 0, -np.expm1(count * self._log_miss_full), 0.0)
             p_last = np.where(count > 0, -np.expm1(count * self._log_miss_last), 0.0)
-        return np.where(page == self._last_page.take(ridx), p_last.take(ridx), p_full.take(ridx))
+        return np.where(page == self._last_page.take(ridx), p_last.take(index),
+                        p_full.take(index))
+
+    def _accesses_before_many(self, phase: _PhaseModel, t_ns: np.ndarray) -> np.ndarray:
+        """``_accesses_before`` for many times at once: shape (len(t_ns), nr_patterns), int64."""
+        done_all = np.floor((t_ns - phase.start_ns) * self._accesses_per_ns + 1e-6).astype(np.int64)
+        turns, partial = np.divmod(done_all, BATCH_ACCESSES)
+        nr_cycles, turn = np.divmod(turns, len(phase.cycle))
+        done = nr_cycles[:, None] * phase.turns_per_cycle + phase.turns_before.T[turn]
+        done *= BATCH_ACCESSES
+        done[np.arange(len(t_ns)), phase.cycle[turn]] += partial
+        return done
+
+    def access_probability_batch(self, times_ns: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+        """``access_probability`` for consecutive windows at once.
+
+        Window i is [times_ns[i], times_ns[i+1]) and asks about the addresses
+        ``addrs[i]``; ``addrs`` has shape (len(times_ns) - 1, n). The result has
+        the shape of ``addrs`` and equals asking window by window.
+        """
+        times = np.asarray(times_ns, dtype=np.int64)
+        addrs = np.asarray(addrs)
+        nr_windows = len(times) - 1
+        if addrs.ndim != 2 or addrs.shape[0] != nr_windows:
+            raise ValueError(f"addrs must have shape ({nr_windows}, n), not {addrs.shape}")
+        nr_slots = len(self.config.regions) + 1
+        ridx, page = self._locate(addrs.ravel())
+        window = np.repeat(np.arange(nr_windows, dtype=np.int64), addrs.shape[1])
+        index = window * nr_slots + ridx
+        result = None
+        for phase, _, _ in self._segments(int(times[0]), int(times[-1])):
+            a = np.clip(times[:-1], phase.start_ns, phase.end_ns)
+            b = np.clip(times[1:], phase.start_ns, phase.end_ns)
+            n0 = self._accesses_before_many(phase, a)
+            count = self._accesses_before_many(phase, b) - n0
+            first = n0 % phase.positions
+            for layer in phase.layers:
+                slot_count = count[:, layer.pattern_or_0] * layer.has
+                slot_start = first[:, layer.pattern_or_0] * layer.has
+                p = self._layer_probability(layer, ridx, page, slot_start, slot_count, index)
+                result = p if result is None else 1.0 - (1.0 - result) * (1.0 - p)
+        if result is None:
+            return np.zeros(addrs.shape, dtype=np.float64)
+        return result.reshape(addrs.shape)
+
+    def sample_accessed_batch(self, times_ns: np.ndarray, addrs: np.ndarray,
+                              rng: np.random.Generator) -> np.ndarray:
+        """``sample_accessed`` for consecutive windows at once (see ``access_probability_batch``)."""
+        p = self.access_probability_batch(times_ns, addrs)
+        return rng.random(p.shape) < p
 
     def access_probability(self, t0_ns: int, t1_ns: int, addrs: np.ndarray) -> np.ndarray:
         """Probability that each address's page was accessed in virtual time [t0, t1) (ns).

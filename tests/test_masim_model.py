@@ -266,3 +266,41 @@ def test_truth_heatmap_separates_interleaved_hot_spots_by_heat():
         heat[name] = model.truth_heatmap(t0, t1, start, end, time_bins=1, addr_bins=1)[0, 0]
     assert heat["cold1"] == 0.0
     assert 1.0 >= heat["hot0"] > heat["hot1"] > heat["hot2"] > 0.2
+
+
+@pytest.mark.parametrize("name", ["stairs_30secs", "interleaved", "default"])
+def test_batch_queries_equal_window_by_window_queries(name):
+    config = bundled(name)
+    model = AccessModel(config, seed=2)
+    lo, hi = model.mappings[0][0], model.mappings[-1][1]
+    rng = np.random.default_rng(4)
+    spans = [model.phase_spans[0][2] - 7 * MS, model.duration_ns // 3, model.duration_ns - 60 * MS]
+    for t_start in spans:                  # across a phase boundary, inside, up to the end and past it
+        times = t_start + 5 * MS * np.arange(21, dtype=np.int64)
+        inside = [rng.integers(*model.region_ranges[r.name], 300) for r in config.regions]
+        addrs = np.concatenate([np.concatenate(inside)[None, :].repeat(20, axis=0),
+                                rng.integers(lo, hi, (20, 200))], axis=1)
+        rng.permuted(addrs, axis=1, out=addrs)
+        batch = model.access_probability_batch(times, addrs)
+        single = np.array([model.access_probability(times[i], times[i + 1], addrs[i])
+                           for i in range(20)])
+        np.testing.assert_allclose(batch, single, rtol=1e-12, atol=1e-15)
+        drawn = model.sample_accessed_batch(times, addrs, np.random.default_rng(9))
+        one_by_one_rng = np.random.default_rng(9)
+        one_by_one = np.array([model.sample_accessed(times[i], times[i + 1], addrs[i], one_by_one_rng)
+                               for i in range(20)])
+        np.testing.assert_array_equal(drawn, one_by_one)
+
+
+def test_batch_query_of_the_mixed_config_matches_the_replay():
+    model = AccessModel(MIXED, seed=1, access_rate=7_777.0)
+    pages = np.concatenate(list(all_pages(model, MIXED).values()))
+    times = np.arange(0, 12 * MS + 1, 400_000, dtype=np.int64)
+    batch = model.access_probability_batch(times, np.broadcast_to(pages, (len(times) - 1, len(pages))))
+    for i in range(len(times) - 1):
+        touched, random_counts = replay(MIXED, model, times[i], times[i + 1])
+        expected = np.concatenate([
+            touched[r.name] if r.name != "r"
+            else np.full(len(touched["r"]), 1 - (1 - PAGE_SIZE / r.size) ** random_counts["r"])
+            for r in MIXED.regions])
+        np.testing.assert_allclose(batch[i], expected, rtol=1e-9, atol=1e-12)
