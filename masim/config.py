@@ -92,10 +92,10 @@ class Config:
         return self.regions[self.region_index[name]]
 
 
-def _paragraphs(text: str) -> list[list[tuple[int, str]]]:
-    """Split into paragraphs of (line number, stripped text), comments removed first."""
-    paragraphs: list[list[tuple[int, str]]] = []
-    current: list[tuple[int, str]] = []
+def _paragraphs(text: str) -> list[list[tuple[int, str, str]]]:
+    """Split into paragraphs of (line number, stripped text, raw text), comments removed first."""
+    paragraphs: list[list[tuple[int, str, str]]] = []
+    current: list[tuple[int, str, str]] = []
     # splitlines() keeps a last line that has no trailing newline (masim drops it).
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
@@ -108,7 +108,7 @@ def _paragraphs(text: str) -> list[list[tuple[int, str]]]:
                 paragraphs.append(current)
                 current = []
             continue
-        current.append((number, stripped))
+        current.append((number, stripped, raw))
     if current:
         paragraphs.append(current)
     return paragraphs
@@ -175,19 +175,21 @@ def _parse_pattern(path: str, number: int, line: str, region_index: dict[str, in
                    rw_mode=rw_mode, line=number)
 
 
-def _parse_phase(path: str, paragraph: list[tuple[int, str]], region_index: dict[str, int],
+def _parse_phase(path: str, paragraph: list[tuple[int, str, str]], region_index: dict[str, int],
                  default_rw_mode: str) -> Phase:
-    name_line, name = paragraph[0]
+    name_line, _, raw_name = paragraph[0]
+    # masim prints the name line as written, leading blanks included.
+    name = raw_name.rstrip()
     if len(paragraph) < 2:
         raise ConfigError(path, name_line,
                           f"phase {name!r} has no duration line and no access patterns")
-    duration_line, duration_text = paragraph[1]
+    duration_line, duration_text, _ = paragraph[1]
     duration = _parse_int(path, duration_line, duration_text,
                           f"duration (ms) of phase {name!r}", 1)
     if len(paragraph) < 3:
         raise ConfigError(path, duration_line, f"phase {name!r} has no access pattern lines")
     patterns = tuple(_parse_pattern(path, number, line, region_index, default_rw_mode)
-                     for number, line in paragraph[2:])
+                     for number, line, _ in paragraph[2:])
     return Phase(name=name, duration_ms=duration, patterns=patterns, line=name_line)
 
 
@@ -200,7 +202,7 @@ def parse_config(text: str, path: str = "<config>", default_rw_mode: str = DEFAU
         raise ConfigError(path, 1, "no regions and no phases (the file is empty or all comments)")
     regions: list[Region] = []
     region_index: dict[str, int] = {}
-    for number, line in paragraphs[0]:
+    for number, line, _ in paragraphs[0]:
         region = _parse_region(path, number, line)
         if region.name in region_index:
             first = regions[region_index[region.name]].line

@@ -4,9 +4,10 @@ Each region is its own private anonymous mapping (``mmap``), so the process's
 address space looks like masim's (which mallocs big blocks, i.e. mmaps them).
 A phase runs for its duration; its patterns take turns in batches of
 ``BATCH_ACCESSES`` accesses, each pattern getting batches in proportion to its
-weight (``masim.schedule``). A batch is one vectorised numpy gather/scatter over the batch's byte
-offsets, so the process makes real memory accesses at a rate of tens of
-thousands of pages per millisecond (see ``bench/masim_touch_rate.py``).
+weight (``masim.schedule``). A batch is one vectorised numpy gather/scatter
+over the batch's byte offsets, so the process makes real memory accesses at a
+rate of tens of thousands of pages per millisecond
+(``bench/masim_touch_rate.py``).
 
 Turn order, batch size and sweep offsets are shared with ``masim.model``
 through ``masim.schedule``; a random pattern touches uniformly random bytes.
@@ -239,7 +240,10 @@ class Workload:
     def run(self, *, repeat: int = 1, quiet: bool = False, log_interval_ms: int = 0,
             out: TextIO | None = None, status_out: TextIO | None = None) -> list[PhaseResult]:
         """Run all phases ``repeat`` times; print masim's lines (to stdout) unless quiet."""
+        if repeat < 1:
+            raise DamoError(f"repeat must be at least 1, not {repeat}")
         out = out if out is not None else sys.stdout
+
         def report(event: str, index: int | None = None) -> None:
             if status_out is not None:
                 status_out.write(json.dumps(self.status(event, index)) + "\n")
@@ -256,10 +260,3 @@ class Workload:
                     print(phase_line(result), file=out, flush=True)
                 report("phase", index)
         return results
-
-
-def run_config(config: Config, **kwargs) -> list[PhaseResult]:
-    """Map the config's regions and run its phases (see ``Workload.run`` for options)."""
-    if "repeat" in kwargs and kwargs["repeat"] < 1:
-        raise DamoError("repeat must be at least 1")
-    return Workload(config).run(**kwargs)

@@ -198,3 +198,11 @@ def test_python_dash_m_masim_reports_errors_as_a_subprocess(tmp_path):
     assert done.stdout == ""
     assert done.stderr == (f"masim: error: {bad}:4: duration (ms) of phase 'p' 'ten' "
                            f"is not a whole number\n")
+
+
+def test_phase_names_keep_leading_blanks_and_crlf_files_parse():
+    text = "big, 1073741824\r\nsmall, 64\r\n\r\n  1 GiB warm-up \r\n50\r\nbig, 0, 64,1\r\nsmall, 1, 64, 9\r\n"
+    config = parse_config(text)
+    (phase,) = config.phases
+    assert phase.name == "  1 GiB warm-up"
+    assert [(p.region, p.stride, p.weight) for p in phase.patterns] == [("big", 64, 1), ("small", 64, 9)]
