@@ -223,3 +223,41 @@ def test_hot_and_cold_areas_are_told_apart():
     assert inside.any() and np.all(snap.nr_accesses[inside] == 20)
     gap = (snap.start >= model.areas[0][1]) & (snap.end <= model.areas[1][0])
     assert np.all(snap.nr_accesses[gap] == 0)
+
+
+def test_intervals_tuning_follows_the_access_goal():
+    """A mostly hot target exceeds a 4% goal: the sampling interval shrinks to its minimum;
+    with an unreachable goal it grows. The aggregation/sampling ratio stays 20 throughout."""
+    def run(access_bp, min_us, max_us):
+        goal = core.IntervalsGoal(access_bp=access_bp, aggrs=3, min_sample_us=min_us, max_sample_us=max_us)
+        ctx = sim_context(ToyModel(duration_s=20), MonitoringAttrs(), seed=0, goal=goal)
+        samples = []
+        for agg in ctx.run(20 * 10**9):
+            samples.append(ctx.attrs.sample_us)
+            assert ctx.attrs.aggr_us == 20 * ctx.attrs.sample_us
+            assert agg.targets[0].nr_accesses.max() <= 20
+        return samples
+
+    shrinking = run(400, 1000, 10_000_000)
+    assert shrinking[0] == 5000 and shrinking[-1] == 1000
+    growing = run(9000, 5000, 50_000)
+    assert growing[-1] > 5000 and growing == sorted(growing)
+
+
+@pytest.mark.parametrize("config", ["zigzag.cfg", "drift.cfg", "interleaved.cfg"])
+def test_invariants_on_bundled_configs(config):
+    from conftest import REPO
+    from damo.sources.sim import load_model
+
+    model = load_model(str(REPO / "masim" / "configs" / config), seed=5)
+    attrs = MonitoringAttrs()
+    ctx = sim_context(model, attrs, seed=5)
+    three = core.three_regions(model.mappings)
+    nr_aggs = 0
+    for agg in ctx.run(model.duration_ns):
+        check_invariants(agg, ctx, three, attrs, initialised=nr_aggs >= 1)
+        nr_aggs += 1
+    assert nr_aggs == model.duration_ns // 100_000_000
+    # every mapping lies inside the monitored ranges
+    for m_start, m_end in model.mappings:
+        assert any(s <= m_start and m_end <= e for s, e in three)

@@ -206,3 +206,29 @@ def test_apply_three_regions(three, expected):
 ])
 def test_split_evenly(start, end, n, expected):
     assert core.evenly_split(start, end, n, min_region=1) == expected
+
+
+def test_feed_loop_next_input():
+    f = core.feed_loop_next_input
+    assert f(900000, 200) > 900000
+    assert f(900000, 250000000) < 900000
+    assert f(900000, 200) > f(900000, 2000)
+    assert (f(900000, 200), f(900000, 250000000), f(900000, 2000)) == (1782000, 10000, 1620000)
+    assert f(900000, 10000) == 900000
+
+
+@pytest.mark.parametrize("score,adapt", [
+    (0, 20000), (2000, 18000), (9999, 10001), (10000, 10000), (10001, 9999), (15000, 7500),
+    (19999, 5000), (20000, 5000), (10**9, 5000),
+])
+def test_intervals_adaptation(score, adapt):
+    assert core.intervals_adaptation_bp(score) == adapt
+
+
+def test_set_attrs_rejects_a_sample_interval_outside_the_goal():
+    goal = core.IntervalsGoal(access_bp=400, aggrs=3, min_sample_us=5000, max_sample_us=10_000_000)
+    core.check_attrs(MonitoringAttrs(), goal)
+    with pytest.raises(ValueError):
+        core.check_attrs(MonitoringAttrs(sample_us=1000, aggr_us=20000), goal)
+    with pytest.raises(ValueError):
+        core.check_attrs(MonitoringAttrs(), core.IntervalsGoal(400, 3, 10_000, 5000))

@@ -12,6 +12,7 @@ a few numpy calls over a (samples x regions) matrix.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -449,14 +450,65 @@ def set_regions(t: Target, ranges: Sequence[tuple[int, int]], min_region: int = 
 
 # --- attributes (§1) ----------------------------------------------------------------------
 
-def check_attrs(attrs: MonitoringAttrs) -> None:
+@dataclass(frozen=True)
+class IntervalsGoal:
+    """``damon_intervals_goal``: aim for ``access_bp`` of the possible accesses per
+    ``aggrs`` aggregations, keeping the sampling interval within [min, max] µs. ``aggrs == 0``
+    turns tuning off."""
+
+    access_bp: int = 0
+    aggrs: int = 0
+    min_sample_us: int = 0
+    max_sample_us: int = 0
+
+
+def check_attrs(attrs: MonitoringAttrs, goal: IntervalsGoal | None = None) -> None:
     """``damon_set_attrs`` validation; ValueError where the kernel returns -EINVAL."""
+    if goal is not None and goal.aggrs:
+        if goal.min_sample_us > goal.max_sample_us:
+            raise ValueError("the intervals goal's min_sample_us is above its max_sample_us")
+        if not goal.min_sample_us <= attrs.sample_us <= goal.max_sample_us:
+            raise ValueError("the sampling interval is outside the intervals goal's range")
     if attrs.min_nr_regions < 3:
         raise ValueError("min_nr_regions must be at least 3")
     if attrs.min_nr_regions > attrs.max_nr_regions:
         raise ValueError("min_nr_regions is larger than max_nr_regions")
     if attrs.sample_us > attrs.aggr_us:
         raise ValueError("the sampling interval is longer than the aggregation interval")
+
+
+def feed_loop_next_input(last_input: int, score: int) -> int:
+    """``damon_feed_loop_next_input``: the next control input for a score against goal 10000."""
+    goal = min_input = BP
+    if score == goal:
+        return last_input
+    if score >= goal * 2:
+        return min_input
+    compensation = last_input * abs(score - goal) // goal
+    if score < goal:
+        return last_input + compensation
+    return max(last_input - compensation, min_input)
+
+
+def intervals_adaptation_bp(score: int) -> int:
+    """How to scale the sampling interval (basis points) for an access score; decreases damped."""
+    adapt = feed_loop_next_input(100_000_000, score) // BP
+    if adapt <= BP:
+        adapt = 5000 + adapt // 2
+    return adapt
+
+
+def tuned_sample_us(targets: Sequence[Target], attrs: MonitoringAttrs, goal: IntervalsGoal,
+                    aggr_samples: int) -> int | None:
+    """The sampling interval ``kdamond_tune_intervals`` picks from this window's nr_accesses,
+    or None when it stays put. Python ints: the products overflow 64 bits on big targets."""
+    max_events = sum(int(t.sizes().sum()) for t in targets) * aggr_samples
+    events = sum(int((t.sizes() * t.nr_accesses).sum(dtype=object)) for t in targets)
+    target = max(max_events * goal.access_bp // BP, 1)
+    adapt = intervals_adaptation_bp(events * BP // target)
+    if adapt == BP:
+        return None
+    return max(goal.min_sample_us, min(goal.max_sample_us, attrs.sample_us * adapt // BP))
 
 
 def nr_accesses_to_bp(nr_accesses, attrs: MonitoringAttrs):
@@ -513,8 +565,9 @@ class Context:
 
     def __init__(self, attrs: MonitoringAttrs, ops: "Operations", targets: Sequence[Target],
                  rng: np.random.Generator | int = 0, min_region: int = MIN_REGION,
-                 split_state: SplitState | None = None):
-        check_attrs(attrs)
+                 split_state: SplitState | None = None, goal: "IntervalsGoal | None" = None):
+        self.goal = goal or IntervalsGoal()
+        check_attrs(attrs, self.goal)
         self.attrs = attrs
         self.ops = ops
         self.targets = list(targets)
@@ -526,6 +579,7 @@ class Context:
         self.window_start_ns = 0
         self.next_aggregation_sis = self.aggr_samples
         self.next_ops_update_sis = attrs.update_us // attrs.sample_us
+        self.next_intervals_tune_sis = self.next_aggregation_sis * self.goal.aggrs
         self.sz_limit = min_region
         self.max_nr_accesses_seen = 0
         self.started = False
@@ -554,27 +608,50 @@ class Context:
         """
         if not self.started:
             self.start()
-        k = min(self.next_aggregation_sis, self.next_ops_update_sis) - self.passed
+        snap_aggr, snap_ops = self.next_aggregation_sis, self.next_ops_update_sis
+        k = min(snap_aggr, snap_ops) - self.passed
         k = max(1, min(k, self.ops.max_batch, max_samples or k))
         self._sample(k)
 
         report = None
-        if self.passed >= self.next_aggregation_sis:
+        if self.passed >= snap_aggr:
             thres = self.max_nr_accesses_seen // 10
             kdamond_merge_regions(self.targets, thres, self.sz_limit, self.aggr_samples,
                                   self.attrs.max_nr_regions)
             report = self._report()
-            self.next_aggregation_sis += self.aggr_samples
+            if self.goal.aggrs and self.passed >= self.next_intervals_tune_sis:
+                self.next_intervals_tune_sis += self.aggr_samples * self.goal.aggrs
+                self._tune_intervals()
+            self.next_aggregation_sis = snap_aggr + self.aggr_samples
             for t in self.targets:
                 reset_aggregated(t)
             kdamond_split_regions(self.targets, self.attrs.max_nr_regions, self.split_state, self.rng,
                                   self.min_region)
             self.window_start_ns = self.now_ns
-        if self.passed >= self.next_ops_update_sis:
-            self.next_ops_update_sis += self.attrs.update_us // self.attrs.sample_us
+        if self.passed >= snap_ops:
+            self.next_ops_update_sis = snap_ops + self.attrs.update_us // self.attrs.sample_us
             self.ops.update(self)
             self.sz_limit = region_sz_limit(self.targets, self.attrs.min_nr_regions, self.min_region)
         return report
+
+    def set_attrs(self, attrs: MonitoringAttrs) -> None:
+        """``damon_set_attrs``: validate, re-arm the interval counters, rescale the results."""
+        check_attrs(attrs, self.goal)
+        old = self.attrs
+        aggregating = self.passed < self.next_aggregation_sis
+        self.next_aggregation_sis = self.passed + attrs.aggr_us // attrs.sample_us
+        self.next_ops_update_sis = self.passed + attrs.update_us // attrs.sample_us
+        for t in self.targets:
+            update_monitoring_result(t, old, attrs, aggregating)
+        self.attrs = attrs
+
+    def _tune_intervals(self) -> None:
+        """``kdamond_tune_intervals``: steer the sampling interval towards the access goal."""
+        sample_us = tuned_sample_us(self.targets, self.attrs, self.goal, self.aggr_samples)
+        if sample_us is None:
+            return
+        self.set_attrs(dataclasses.replace(self.attrs, sample_us=sample_us,
+                                           aggr_us=sample_us * self.aggr_samples))
 
     def _sample(self, k: int) -> None:
         t0 = self.now_ns
