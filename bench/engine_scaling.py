@@ -28,30 +28,41 @@ SCALING_CLAIM = 1.5
 RANDOM_TOUCH_FRACTION = 0.15
 
 
-def workload_config(size: int) -> str:
-    """A masim config over ``size`` bytes: a random-access warm part, a swept hot part, a cold rest."""
+WORKLOADS = ("random", "zigzag")
+
+
+def workload_config(size: int, kind: str = "random") -> str:
+    """A masim config over ``size`` bytes.
+
+    ``random``: a warm part accessed at random (many regions: the per-region counts are noisy),
+    a swept hot part and a cold rest. ``zigzag``: two parts swept in turns and a cold rest
+    (few regions, like masim's zigzag.cfg).
+    """
     warm, hot = size * 3 // 10, size // 20
     cold = size - warm - hot
+    if kind == "zigzag":
+        return (f"a, {warm}\nb, {hot}\ncold, {cold}\n\n"
+                + "".join(f"phase {i}\n1000\n{'a' if i % 2 else 'b'}, 0, 4096, 1\n\n" for i in range(60)))
     return (f"warm, {warm}\nhot, {hot}\ncold, {cold}\n\n"
             "warm random\n30000\nwarm, 1, 4096, 1\n\n"
             "hot sweep\n5000\nhot, 0, 4096, 1\n\n"
             "warm again\n30000\nwarm, 1, 4096, 1\n")
 
 
-def workload_model(size: int, seed: int = 0):
+def workload_model(size: int, kind: str = "random", seed: int = 0):
     from masim.config import parse_config
     from masim.model import AccessModel
 
-    config = parse_config(workload_config(size), f"<scaling {size}>")
+    config = parse_config(workload_config(size, kind).rstrip("\n") + "\n", f"<scaling {kind} {size}>")
     warm_pages = size * 3 // 10 / 4096
     # accesses per ms such that a 5 ms sample draws RANDOM_TOUCH_FRACTION * warm pages
     rate = max(warm_pages * RANDOM_TOUCH_FRACTION / 5.0, 1e-3)
     return AccessModel(config, seed=seed, access_rate=rate)
 
 
-def time_engine(size: int, attrs: MonitoringAttrs, seconds: float) -> dict:
+def time_engine(size: int, attrs: MonitoringAttrs, seconds: float, kind: str = "random") -> dict:
     """Wall seconds per simulated second, and the region counts seen."""
-    model = workload_model(size)
+    model = workload_model(size, kind)
     duration_ns = int(seconds * 1e9)
     ctx = sim_context(model, attrs, seed=0)
     counts = []
@@ -59,9 +70,23 @@ def time_engine(size: int, attrs: MonitoringAttrs, seconds: float) -> dict:
     for agg in ctx.run(duration_ns):
         counts.append(sum(len(t.start) for t in agg.targets))
     wall = time.perf_counter() - begin
-    return {"size_bytes": size, "max_nr_regions": attrs.max_nr_regions, "simulated_s": seconds,
-            "wall_s": round(wall, 4), "wall_per_sim_s": wall / seconds,
+    return {"size_bytes": size, "workload": kind, "max_nr_regions": attrs.max_nr_regions,
+            "simulated_s": seconds, "wall_s": round(wall, 4), "wall_per_sim_s": wall / seconds,
             "nr_regions_mean": float(np.mean(counts)), "nr_regions_max": int(np.max(counts))}
+
+
+def best_of(repeats: int, points: list[tuple]) -> list[dict]:
+    """Time every point ``repeats`` times, round-robin, keeping each point's fastest run.
+
+    The minimum is the run least disturbed by whatever else the machine was doing.
+    """
+    best: list[dict | None] = [None] * len(points)
+    for _ in range(repeats):
+        for i, args in enumerate(points):
+            r = time_engine(*args)
+            if best[i] is None or r["wall_s"] < best[i]["wall_s"]:
+                best[i] = r
+    return best
 
 
 def time_cli(config: str, out_dir: str) -> dict:
@@ -88,22 +113,29 @@ def size_label(size: int) -> str:
 
 def run(quick: bool = False) -> dict:
     seconds = 3.0 if quick else 20.0
+    repeats = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
-        cli = time_cli("masim/configs/zigzag.cfg", tmp)
-    by_size = [time_engine(size, MonitoringAttrs(), seconds) for size in SIZES]
-    per_s = [r["wall_per_sim_s"] for r in by_size]
-    by_max = [time_engine(4 * GIB, MonitoringAttrs(max_nr_regions=m), seconds) for m in MAX_NR_REGIONS]
-    spread = max(per_s) / min(per_s)
+        cli = min((time_cli("masim/configs/zigzag.cfg", tmp) for _ in range(repeats)), key=lambda r: r["wall_s"])
+    by_size = best_of(repeats, [(size, MonitoringAttrs(), seconds, kind) for kind in WORKLOADS for size in SIZES])
+    by_max = best_of(repeats, [(4 * GIB, MonitoringAttrs(max_nr_regions=m), seconds) for m in MAX_NR_REGIONS])
+    spreads = {}
+    for kind in WORKLOADS:
+        per_s = [r["wall_per_sim_s"] for r in by_size if r["workload"] == kind]
+        spreads[kind] = max(per_s) / min(per_s)
+    spread = max(spreads.values())
     result = {
         "cli": cli,
         "by_size": by_size,
         "size_spread": spread,
+        "size_spread_by_workload": spreads,
         "size_claim_holds": spread <= SCALING_CLAIM,
         "by_max_nr_regions": by_max,
         "notes": [f"claim: wall time per simulated second within {SCALING_CLAIM}x from 1 MiB to 1 TiB "
-                  f"(measured {spread:.2f}x)",
-                  "workload: 30% random (a 5 ms sample touches 15% of its pages), 5% swept, 65% idle; "
-                  "access rate scales with size"],
+                  f"(measured {spread:.2f}x, worst of the workloads)",
+                  "random workload: 30% random (a 5 ms sample touches 15% of its pages), 5% swept, 65% idle; "
+                  "zigzag workload: 30% and 5% swept in turns every second, 65% idle; "
+                  "sizes and access rate scale together; a 1 MiB target has only 256 pages, so fewer regions",
+                  f"each figure is the fastest of {repeats} runs"],
     }
     print(render(result))
     return result
@@ -113,12 +145,14 @@ def render(result: dict) -> str:
     cli = result["cli"]
     lines = [f"`damo record {cli['config']}`: {cli['simulated_s']:g} s simulated in {cli['wall_s']:.2f} s wall "
              f"= {cli['speed_x_real_time']:.0f}x real time", "",
-             "| target size | wall ms / simulated s | mean regions | max regions |", "|---|---:|---:|---:|"]
+             "| workload | target size | wall ms / simulated s | mean regions | max regions |",
+             "|---|---|---:|---:|---:|"]
     for r in result["by_size"]:
-        lines.append(f"| {size_label(r['size_bytes'])} | {r['wall_per_sim_s'] * 1000:.1f} | "
+        lines.append(f"| {r['workload']} | {size_label(r['size_bytes'])} | {r['wall_per_sim_s'] * 1000:.1f} | "
                      f"{r['nr_regions_mean']:.0f} | {r['nr_regions_max']} |")
-    lines += ["", f"spread across sizes: {result['size_spread']:.2f}x (claim: <= {SCALING_CLAIM}x)", "",
-              "| max_nr_regions (4 GiB) | wall ms / simulated s | mean regions | max regions |",
+    spreads = ", ".join(f"{k} {v:.2f}x" for k, v in result["size_spread_by_workload"].items())
+    lines += ["", f"spread across sizes: {spreads} (claim: <= {SCALING_CLAIM}x)", "",
+              "| max_nr_regions (random, 4 GiB) | wall ms / simulated s | mean regions | max regions |",
               "|---:|---:|---:|---:|"]
     for r in result["by_max_nr_regions"]:
         lines.append(f"| {r['max_nr_regions']} | {r['wall_per_sim_s'] * 1000:.1f} | "

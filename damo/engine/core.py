@@ -94,25 +94,30 @@ class Target:
 
 # --- random numbers (damon_rand) ----------------------------------------------------------
 
-def damon_rand(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, shape=None,
-               u32: bool = True) -> np.ndarray:
-    """Uniform integers in ``[lo, hi)``, elementwise; ``shape`` broadcasts extra leading axes.
+_U32_SHIFT = np.uint64(32)
+_U32_MASK = np.uint64(UINT_MAX)
 
-    The kernel's ``damon_rand`` passes ``hi - lo`` to ``get_random_u32_below`` as a u32, so
-    a range of 4 GiB or more is truncated modulo 2**32 (and a multiple of 2**32 becomes a
-    full 32-bit draw). ``u32=True`` reproduces that; the multiply-shift mapping of a 32-bit
-    draw to ``[0, span)`` is the one the kernel uses too.
+
+def _u32_draws(rng: np.random.Generator, shape) -> np.ndarray:
+    """Uniform 32-bit values (as uint64): the high halves of the generator's raw 64-bit output."""
+    count = int(np.prod(shape))
+    return (rng.bit_generator.random_raw(count) >> _U32_SHIFT).reshape(shape)
+
+
+def damon_rand(rng: np.random.Generator, lo, hi, shape=None) -> np.ndarray:
+    """Uniform integers in ``[lo, hi)``, elementwise; ``shape`` may add leading axes.
+
+    The kernel's ``damon_rand`` passes ``hi - lo`` to ``get_random_u32_below`` as a u32, so a
+    range of 4 GiB or more is truncated modulo 2**32 (a multiple of 2**32 becomes a full 32-bit
+    draw); that is reproduced. A 32-bit draw maps to ``[0, span)`` by multiply-shift, as in the
+    kernel (without its rejection step, whose bias is below span / 2**32).
     """
     lo = np.asarray(lo, dtype=np.int64)
     span = np.asarray(hi, dtype=np.int64) - lo
-    if shape is None:
-        shape = span.shape
-    if u32:
-        span_u = span.astype(np.uint64) & np.uint64(UINT_MAX)
-        span_u[span_u == 0] = np.uint64(1 << 32)
-        draw = rng.integers(0, 1 << 32, size=shape, dtype=np.uint64)
-        return lo + ((draw * span_u) >> np.uint64(32)).astype(np.int64)
-    return lo + (rng.random(size=shape) * span).astype(np.int64)
+    span_u = span.astype(np.uint64) & _U32_MASK
+    span_u = np.where(span_u == 0, np.uint64(1 << 32), span_u)
+    draws = _u32_draws(rng, span.shape if shape is None else shape)
+    return lo + ((draws * span_u) >> _U32_SHIFT).astype(np.int64)
 
 
 # --- access rate (§2) ---------------------------------------------------------------------
@@ -298,17 +303,25 @@ def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_regi
     if n == 0 or nr_subs < 2:
         return
     size = t.end - t.start
+    active = size > 2 * min_region
+    if not active.any():
+        return
+    # damon_rand(1, 10) for every region and cut
+    ratios = 1 + ((_u32_draws(rng, (nr_subs - 1, n)) * np.uint64(9)) >> _U32_SHIFT).astype(np.int64)
+    if nr_subs == 2:
+        sub = ratios[0] * size // 10 // min_region * min_region
+        idx = np.flatnonzero(active & (sub > 0))
+        if len(idx):
+            _split_once(t, idx, t.start[idx] + sub[idx])
+        return
     # offsets[:, 0] is the region's own start; column j > 0 holds cut nr_subs - j
     offsets = np.zeros((n, nr_subs), dtype=np.int64)
     valid = np.zeros((n, nr_subs), dtype=bool)
     valid[:, 0] = True
-    active = np.ones(n, dtype=bool)
     for i in range(nr_subs - 1):
-        active &= size > 2 * min_region
-        if not active.any():
-            break
-        ratio = rng.integers(1, 10, size=n)            # damon_rand(1, 10)
-        sub = ratio * size // 10 // min_region * min_region
+        if i:
+            active &= size > 2 * min_region
+        sub = ratios[i] * size // 10 // min_region * min_region
         ok = active & (sub > 0)                         # sub < size holds: ratio <= 9
         offsets[:, nr_subs - 1 - i] = sub
         valid[:, nr_subs - 1 - i] = ok
@@ -325,6 +338,18 @@ def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_regi
     t.take(region)
     t.start = piece_start
     t.end = piece_end
+
+
+def _split_once(t: Target, idx: np.ndarray, at: np.ndarray) -> None:
+    """Split each region ``idx[i]`` in two at address ``at[i]`` (``idx`` ascending)."""
+    n = t.nr_regions
+    counts = np.ones(n, dtype=np.int64)
+    counts[idx] = 2
+    region = np.repeat(np.arange(n), counts)
+    right = idx + np.arange(1, len(idx) + 1)            # where the right pieces land
+    t.take(region)
+    t.start[right] = at
+    t.end[right - 1] = at
 
 
 @dataclass
