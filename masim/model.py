@@ -70,7 +70,7 @@ _MAX_GAP_PAGES = 256           # gap between region mappings: 1 page to 1 MiB
 class _Layer:
     """At most one pattern per region of a phase, as arrays indexed by region slot.
 
-    Slot ``len(regions)`` stands for "outside every region" (index -1) and
+    Slot ``len(regions)`` stands for "outside every region" and
     never has a pattern. A pattern-less slot has stride 1 and positions 1.
     """
 
