@@ -11,6 +11,8 @@ import importlib
 # report name -> (module, help)
 REPORTS: dict[str, tuple[str, str]] = {
     "raw": ("damo.raw", "print the snapshots region by region (damo 2.x's raw report)"),
+    "heats": ("damo.heats", "when which address ranges were how frequently accessed (damo 2.x)"),
+    "heatmap": ("damo.heatmap", "the access heatmap (damo 3.x name of heats)"),
     "wss": ("damo.wss", "distribution of the working set size"),
     "nr_regions": ("damo.nr_regions", "distribution of the number of monitoring regions"),
     "diff": ("damo.diff_cli", "compare records (repeated runs) for CI regression gates"),

@@ -38,6 +38,12 @@ def gappy_record(seed: int = 11):
 
 
 CASES = {
+    "heats_stdout": ["heats", "--heatmap", "stdout"],
+    "heats_stdout_resol": ["heats", "--heatmap", "stdout", "--resol", "30", "70"],
+    "heats_raw": ["heats"],
+    "heats_raw_abs": ["heats", "--resol", "20", "30", "--abs_time", "--abs_addr"],
+    "heats_guide": ["heats", "--guide"],
+    "heatmap": ["heatmap", "--stdout_colorset", "emotion"],
     "wss": ["wss"],
     "wss_raw": ["wss", "--raw_number", "-r", "1", "101", "1"],
     "nr_regions": ["nr_regions"],
@@ -68,5 +74,5 @@ def compare(records, name, args):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_dist_reports_match_damo(records, case):
-    compare(records, "gappy" if case != "wss" else "plain", CASES[case])
+def test_reports_match_damo(records, case):
+    compare(records, "plain" if case in ("wss", "heats_stdout_resol", "heats_raw_abs") else "gappy", CASES[case])
