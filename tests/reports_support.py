@@ -1,10 +1,8 @@
 """Helpers for the report tests: golden files, ANSI stripping, damo json_compressed files, the peer."""
 from __future__ import annotations
 
-import json
 import os
 import re
-import zlib
 from pathlib import Path
 
 import pytest
@@ -32,30 +30,9 @@ def check_golden(name: str, text: str) -> None:
 
 
 def write_damo_json_compressed(record: Record, path) -> None:
-    """A json_compressed file as damo writes it, for feeding the real damo."""
-    try:
-        from damo.formats import write_record
-        from damo.formats.damo_json import Writer  # noqa: F401  (present once the formats land)
-        write_record(record, path, "json_compressed")
-        return
-    except Exception:
-        pass
-    out = []
-    for tid in record.target_ids():
-        rec = record.for_target(tid)
-        snaps = []
-        for s in rec.snapshots():
-            regions = [{"start": f"{a:,}", "end": f"{b:,}", "nr_accesses": {"samples": n, "percent": None},
-                        "age": {"usec": None, "aggr_intervals": g if g >= 0 else None}}
-                       for a, b, n, g in zip(s.start.tolist(), s.end.tolist(), s.nr_accesses.tolist(),
-                                             s.age.tolist())]
-            snaps.append({"start_time": str(s.start_ns), "end_time": str(s.end_ns), "regions": regions,
-                          "total_bytes": None})
-        out.append({"kdamond_idx": 0, "context_idx": 0,
-                    "intervals": {"sample_us": "5 ms", "aggr_us": "100 ms", "ops_update_us": "1 s"},
-                    "scheme_idx": None, "target_id": tid, "snapshots": snaps})
-    with open(path, "wb") as f:
-        f.write(zlib.compress(json.dumps(out, indent=4).encode()))
+    """A json_compressed file as damo writes it, for feeding the real damo (our own writer)."""
+    from damo.formats import write_record
+    write_record(record, path, "json_compressed")
 
 
 def peer_or_skip(version: str = "2.6.4") -> list[str]:
