@@ -261,3 +261,18 @@ def test_invariants_on_bundled_configs(config):
     # every mapping lies inside the monitored ranges
     for m_start, m_end in model.mappings:
         assert any(s <= m_start and m_end <= e for s, e in three)
+
+
+def test_batched_and_per_sample_model_queries_give_the_same_record():
+    from conftest import REPO
+    from damo.sources.sim import load_model
+
+    def run(batched: bool):
+        model = load_model(str(REPO / "masim" / "configs" / "stairs_30secs.cfg"), seed=1)
+        if not batched:
+            model.sample_accessed_batch = None          # SimOps falls back to one query per sample
+        ctx = sim_context(model, MonitoringAttrs(), seed=1)
+        return [(a.targets[0].start.tolist(), a.targets[0].nr_accesses.tolist(), a.targets[0].age.tolist())
+                for a in ctx.run(5 * 10**9)]
+
+    assert run(True) == run(False)
