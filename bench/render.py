@@ -132,6 +132,8 @@ def generic_section(result: dict) -> list[str]:
             lines += [f"### {spec['title']}", ""]
         lines += table(spec["columns"], [[cell(c, v) for c, v in zip(spec["columns"], row)]
                                          for row in spec["rows"]])
+    if result.get("tables"):
+        return lines + notes_lines(result)      # the module chose its tables; the rest is in the JSON
     # Top-level flat dicts with the same keys become one table, a row each.
     groups: dict[tuple, dict] = {}
     for key, value in result.items():
