@@ -223,7 +223,7 @@ def number(value: float) -> str:
 def size(nbytes: float | None) -> str:
     if nbytes is None:
         return "–"
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if abs(nbytes) >= scale:
             return f"{nbytes / scale:.3g} {unit}" if abs(nbytes) / scale < 1000 else f"{nbytes / scale:,.0f} {unit}"
     return f"{nbytes:.3g} B" if isinstance(nbytes, float) else f"{nbytes} B"
@@ -257,7 +257,9 @@ def table(columns: list[str], rows: Iterable[list]) -> list[str]:
 
 def engine_headline(result: dict) -> list[dict]:
     cli = result["cli"]
-    per_s = [r["wall_per_sim_s"] for r in result["by_size"]]
+    per_workload: dict[str, list[float]] = {}
+    for r in result["by_size"]:
+        per_workload.setdefault(r.get("workload", ""), []).append(r["wall_per_sim_s"])
     by_max = result["by_max_nr_regions"]
     return [
         {"figure": f"Simulator speed, `damo record {cli['config'].rsplit('/', 1)[-1]}`",
@@ -265,9 +267,11 @@ def engine_headline(result: dict) -> list[dict]:
                  f"{cli['wall_s']:.2f} s)"},
         {"figure": f"Simulator wall time per simulated second, {size(result['by_size'][0]['size_bytes'])} "
                    f"to {size(result['by_size'][-1]['size_bytes'])} target",
-         "ours": f"{min(per_s) * 1000:.0f}-{max(per_s) * 1000:.0f} ms ({result['size_spread']:.2f}x spread)"},
+         "ours": ", ".join(f"{name + ' ' if name else ''}{min(v) * 1000:.0f}-{max(v) * 1000:.0f} ms "
+                           f"({max(v) / min(v):.2f}x)" for name, v in per_workload.items())},
         {"figure": f"Simulator wall time per simulated second, max_nr_regions "
-                   f"{by_max[0]['max_nr_regions']} to {by_max[-1]['max_nr_regions']}",
+                   + " / ".join(str(r["max_nr_regions"]) for r in by_max)
+                   + f" ({by_max[0].get('workload', '')} workload, {size(by_max[0]['size_bytes'])} target)",
          "ours": " / ".join(f"{r['wall_per_sim_s'] * 1000:.0f}" for r in by_max) + " ms"},
     ]
 
