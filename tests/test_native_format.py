@@ -119,3 +119,20 @@ def test_compact_on_damon_like_records(tmp_path):
     # make_record redraws every boundary each snapshot (the worst case), so allow more here;
     # bench/ measures realistic records.
     assert os.path.getsize(path) / record.nr_regions_total < 4
+
+
+def test_damaged_middle_chunk_is_an_error_not_a_truncation(tmp_path):
+    record = make_record(nr_snapshots=30)
+    path = tmp_path / "m.data"
+    writer = open_writer(path, record.meta)
+    for i, snap in enumerate(record.snapshots()):
+        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+        if i % 10 == 9:
+            writer.flush()
+    writer.close()
+    data = bytearray(path.read_bytes())
+    _, first_chunk = native.read_meta(path)
+    data[first_chunk + native.CHUNK.size + 5] ^= 0x40        # inside the first chunk's body
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordFileError, match="bad chunk at byte"):
+        read_record(path)

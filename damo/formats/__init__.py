@@ -7,7 +7,10 @@ damo's formats are written whole when the writer closes.
 from __future__ import annotations
 
 import importlib
+import lzma
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Protocol
 
@@ -67,7 +70,8 @@ def read_record(path: str | os.PathLike) -> Record:
         return _module(fmt).read(path, fmt)
     except DamoError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, OverflowError, UnicodeDecodeError, EOFError) as err:
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError, UnicodeDecodeError, EOFError,
+            AttributeError, RecursionError, zlib.error, lzma.LZMAError, struct.error) as err:
         raise RecordFileError(path, f"corrupt {fmt} record ({type(err).__name__}: {err})") from None
     except MemoryError:
         raise RecordFileError(path, f"corrupt {fmt} record (implausible sizes)") from None

@@ -351,10 +351,13 @@ class _Reader:
                     raise _UnusualLayout
                 inp.pos = m.end()
                 break
-        while inp.fill():
-            pass
-        if not _TRAILER.match(inp.buf, inp.pos):
-            raise _UnusualLayout
+        # Only whitespace may follow; drop it as it comes so a long tail cannot pile up.
+        while True:
+            if not _TRAILER.match(inp.buf, inp.pos):
+                raise _UnusualLayout
+            inp.pos = len(inp.buf)
+            if not inp.fill():
+                break
 
     def parse_record(self, inp: _Input) -> None:
         m = inp.match(_RECORD_HEAD)
@@ -429,7 +432,7 @@ class _Reader:
                 raise self.corrupt(f"zlib: {err}") from None
         try:
             value = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise self.corrupt(f"bad JSON: {err}") from None
         del data
         if isinstance(value, dict):

@@ -258,8 +258,11 @@ def read_meta(path) -> tuple[RecordMeta, int]:
         if len(blob) < meta_len:
             raise RecordFileError(path, "truncated native header")
     try:
-        meta = RecordMeta.from_dict(json.loads(blob.decode("utf-8")))
-    except (ValueError, TypeError) as err:
+        fields = json.loads(blob.decode("utf-8"))
+        if not isinstance(fields, dict):
+            raise ValueError("the metadata is not an object")
+        meta = RecordMeta.from_dict(fields)
+    except (ValueError, TypeError, AttributeError, RecursionError) as err:
         raise RecordFileError(path, f"corrupt native header ({err})") from None
     return meta, HEADER.size + meta_len
 
@@ -272,10 +275,15 @@ def read(path, fmt: str = "native") -> Record:
     snaps, counts, cols = [], [], []
     while pos + CHUNK.size <= len(data):
         tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
-        body = data[pos + CHUNK.size: pos + CHUNK.size + packed_len]
+        chunk_end = pos + CHUNK.size + packed_len
+        body = data[pos + CHUNK.size: chunk_end]
         if tag != CHUNK_TAG or len(body) < packed_len or zlib.crc32(body) != crc:
-            break          # the last chunk was cut short: keep what came before it
-        raw = lzma.decompress(body, format=lzma.FORMAT_XZ)
+            if chunk_end >= len(data):
+                break      # the last chunk was cut short: keep what came before it
+            # A bad chunk with data after it is not an interrupted write but damage.
+            raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos})")
+        # Bounded by the header's length, so a crafted chunk cannot inflate without limit.
+        raw = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(body, max_length=raw_len + 1)
         if len(raw) != raw_len:
             raise ValueError("chunk length mismatch")
         chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
