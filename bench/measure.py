@@ -5,6 +5,11 @@ way. The peak RSS comes from ``wait4`` on that very child: unlike
 ``getrusage(RUSAGE_CHILDREN)``, which keeps the largest child this process ever waited for, it
 cannot be inflated by an earlier, bigger measurement. The kernel folds the peaks of the child's own
 waited-for descendants in, so a launcher script that execs or waits for python is measured whole.
+
+The command is not forked from this process directly: a forked child starts out with its parent's
+resident pages, and Linux keeps that high-water mark across exec, so a benchmark that holds a big
+record would see every command it measures "use" at least that much. A tiny launcher (python -S -I,
+a few MiB) forks the command instead and reports the command's own wait4 figures.
 """
 from __future__ import annotations
 
@@ -30,33 +35,71 @@ def measure(argv: Sequence[str], *, cwd: str | os.PathLike | None = None, env: d
     a failure.
     """
     err_path = _scratch_file()
+    report_r, report_w = os.pipe()
     try:
         with open(err_path, "w+b") as err:
             begin = time.perf_counter()
-            proc = subprocess.Popen(list(map(str, argv)), cwd=cwd, env=env, stdin=stdin, stdout=stdout,
-                                    stderr=err, start_new_session=True)
+            launcher = [sys.executable, "-S", "-I", "-c", _LAUNCHER, str(report_w), *map(str, argv)]
+            proc = subprocess.Popen(launcher, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=err,
+                                    start_new_session=True, pass_fds=(report_w,))
+            os.close(report_w)
+            report_w = -1
             timed_out = threading.Event()
             timer = None
             if timeout is not None:
                 timer = threading.Timer(timeout, _kill_group, (proc, timed_out))
                 timer.start()
             try:
-                _, status, usage = os.wait4(proc.pid, 0)
+                _, launcher_status, _ = os.wait4(proc.pid, 0)
             finally:
                 if timer is not None:
                     timer.cancel()
             seconds = time.perf_counter() - begin
-            proc.returncode = os.waitstatus_to_exitcode(status)   # Popen must not wait again
+            proc.returncode = os.waitstatus_to_exitcode(launcher_status)   # Popen must not wait again
+            report = _read_all(report_r).split()
             err.seek(0)
             tail = err.read()[-STDERR_TAIL_CHARS:].decode(errors="replace")
     finally:
+        os.close(report_r)
+        if report_w >= 0:
+            os.close(report_w)
         os.unlink(err_path)
+    if len(report) == 3:
+        status, maxrss_kib, seconds = int(report[0]), int(report[1]), float(report[2])
+        returncode = os.waitstatus_to_exitcode(status)
+    else:                       # the launcher itself died (killed on timeout, or could not start)
+        maxrss_kib, returncode = 0, proc.returncode
     return {
         "seconds": seconds,
-        "peak_rss_bytes": usage.ru_maxrss * 1024,     # Linux reports KiB
-        "returncode": None if timed_out.is_set() else proc.returncode,
+        "peak_rss_bytes": maxrss_kib * 1024,     # Linux reports KiB
+        "returncode": None if timed_out.is_set() else returncode,
         "stderr_tail": tail,
     }
+
+
+# argv: report fd, then the command. Reports "<wait status> <ru_maxrss KiB> <seconds>" on the fd.
+_LAUNCHER = """
+import os, sys, time
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+begin = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as err:
+        os.write(2, ("cannot run %s: %s\\n" % (argv[0], err)).encode())
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, ("%d %d %r" % (status, usage.ru_maxrss, time.perf_counter() - begin)).encode())
+"""
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def python_argv(*args: str) -> list[str]:

@@ -37,15 +37,16 @@ def peer_damo(version: str = "2.6.4") -> list[str]:
                 detail = getattr(err, "stderr", "") or str(err)
                 raise PeerUnavailable(f"cannot install damo=={version}: {detail.strip()[-300:]}") from None
             marker.write_text(version)
-    damo_bin = home / "bin" / "damo"
-    return [str(damo_bin)]
+    # -I: a PYTHONPATH pointing at this repo must not make the peer import our ``damo`` package.
+    return [str(python), "-I", str(home / "bin" / "damo")]
 
 
 def peer_python(version: str = "2.6.4") -> str:
     """The python of the peer's virtualenv, for running its modules directly.
 
     damo's modules import each other as top-level modules, so a script run with this python
-    must put the installed ``damo`` package directory first on ``sys.path`` (see peer_module_dir).
+    must put the installed ``damo`` package directory first on ``sys.path`` (see peer_module_dir),
+    and should run with ``-I`` so that a PYTHONPATH holding this repo does not shadow it.
     """
     peer_damo(version)
     return str(CACHE / f"damo-{version}" / "bin" / "python")
@@ -54,7 +55,7 @@ def peer_python(version: str = "2.6.4") -> str:
 def peer_module_dir(version: str = "2.6.4") -> str:
     """The directory holding the peer's ``_damo_*.py`` modules."""
     python = peer_python(version)
-    out = subprocess.run([python, "-c", "import damo, os; print(os.path.dirname(damo.__file__))"],
+    out = subprocess.run([python, "-I", "-c", "import damo, os; print(os.path.dirname(damo.__file__))"],
                          cwd="/", capture_output=True, text=True, check=True)
     return out.stdout.strip()
 

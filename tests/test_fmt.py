@@ -102,7 +102,7 @@ def test_matches_real_damo_functions(tmp_path):
     except PeerUnavailable as err:
         pytest.skip(str(err))
     sizes, times = _sample_values()
-    proc = subprocess.run([python, "-c", ORACLE, module_dir], input=json.dumps([sizes, times]),
+    proc = subprocess.run([python, "-I", "-c", ORACLE, module_dir], input=json.dumps([sizes, times]),
                           capture_output=True, text=True, cwd=tmp_path, check=True)
     want = json.loads(proc.stdout)
     assert [fmt.format_sz(v) for v in sizes] == want["sz"]

@@ -57,7 +57,7 @@ damo_report_access.pr_records_raw_form(records, len(sys.argv) > 3)
 
 
 def damo_json_raw(peer, path, raw_number=False, cwd=None) -> str:
-    args = [peer["python"], "-c", DAMO_JSON_RAW, peer["modules"], str(path)] + (["raw"] if raw_number else [])
+    args = [peer["python"], "-I", "-c", DAMO_JSON_RAW, peer["modules"], str(path)] + (["raw"] if raw_number else [])
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -150,6 +150,6 @@ def test_our_json_is_byte_identical_to_damos_writer(peer, tmp_path):
     write_record(record, path, "json")
     script = ("import sys\nsys.path.insert(0, sys.argv[1])\nimport _damo_records as r\n"
               "r.write_json(r.parse_json_file(sys.argv[2]), sys.argv[3])\n")
-    subprocess.run([peer["python"], "-c", script, peer["modules"], str(path), str(tmp_path / "damo.json")],
+    subprocess.run([peer["python"], "-I", "-c", script, peer["modules"], str(path), str(tmp_path / "damo.json")],
                    check=True, cwd=tmp_path, timeout=300)
     assert (tmp_path / "damo.json").read_bytes() == path.read_bytes()

@@ -16,7 +16,9 @@ json module for that snapshot (or, if the record structure itself is unusual, fo
 from __future__ import annotations
 
 import json
+import queue
 import re
+import threading
 import warnings
 import zlib
 from typing import Iterator
@@ -119,12 +121,14 @@ _DROP_FOR_COMPACT = b" \t\r\n,\""
 _DIGITS = b"0123456789-"
 # Every byte but digits and '-' becomes a separator for np.fromstring.
 _TO_NUMBERS = bytes(b if b in _DIGITS else 0x20 for b in range(256))
-# What a region looks like once whitespace, commas, quotes, null and digits are gone.
+# What a region looks like once whitespace, commas, quotes, digits and the letters of "null"
+# are gone (the keys lose those letters too, which keeps them distinct).
+_DIGITS_AND_NULL = _DIGITS + b"nul"
 _REGION_SKELETONS = {
-    b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}sz_filter_passed:B}": 7,
-    b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}sz_filter_passed:}": 7,
-    b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}}": 6,
-}
+    bytes(k).translate(None, b"nul"): v for k, v in (
+        (b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}sz_filter_passed:B}", 7),
+        (b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}sz_filter_passed:}", 7),
+        (b"{start:end:nr_accesses:{samples:percent:}age:{usec:aggr_intervals:}}", 6))}
 _DANGLING_MINUS = re.compile(rb"-(?!\d)")
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -133,22 +137,28 @@ def _fast_regions(text: bytes):
     """Columns of a region list in damo's layout, or None when the layout differs."""
     compact = text.translate(None, _DROP_FOR_COMPACT)
     if not compact:
-        return (np.zeros(0, ADDR_DTYPE), np.zeros(0, ADDR_DTYPE), np.zeros(0, NR_ACCESSES_DTYPE),
-                np.zeros(0, AGE_DTYPE))
+        return [np.zeros(0, ADDR_DTYPE), np.zeros(0, ADDR_DTYPE), np.zeros(0, NR_ACCESSES_DTYPE),
+                np.zeros(0, AGE_DTYPE)]
     if b"samples:null" in compact or _DANGLING_MINUS.search(compact):
         return None
-    skeleton = compact.replace(b"null", b"").translate(None, _DIGITS)
+    skeleton = compact.translate(None, _DIGITS_AND_NULL)
     for region_skeleton, nr_values in _REGION_SKELETONS.items():
         count, rest = divmod(len(skeleton), len(region_skeleton))
         if rest == 0 and skeleton == region_skeleton * count:
             break
     else:
         return None
+    # damo writes "percent": null and "usec": null in every region; when that is all the nulls
+    # there are, they can simply vanish, which saves rewriting the text.
+    nr_nulls = compact.count(b"null")
+    if nr_nulls == 2 * count and compact.count(b"percent:null") == count and compact.count(b"usec:null") == count:
+        numbers, age_column, nr_values = compact, 3, nr_values - 2
+    else:
+        numbers, age_column = (compact.replace(b"null", b" -1 ") if nr_nulls else compact), 5
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            values = np.fromstring(compact.replace(b"null", b" -1 ").translate(_TO_NUMBERS),
-                                   dtype=np.int64, sep=" ")
+            values = np.fromstring(numbers.translate(_TO_NUMBERS), dtype=np.int64, sep=" ")
         except ValueError:
             return None
     if len(values) != count * nr_values or np.any(values == _INT64_MAX):
@@ -157,7 +167,7 @@ def _fast_regions(text: bytes):
     start, end = values[:, 0], values[:, 1]
     if np.any(start < 0) or np.any(end < 0):
         return None
-    return (start.astype(ADDR_DTYPE), end.astype(ADDR_DTYPE), values[:, 2].copy(), values[:, 5].copy())
+    return [start.astype(ADDR_DTYPE), end.astype(ADDR_DTYPE), values[:, 2].copy(), values[:, age_column].copy()]
 
 
 def _regions_from_dicts(regions: list, max_nr_accesses: int | None):
@@ -185,10 +195,59 @@ def _regions_from_dicts(regions: list, max_nr_accesses: int | None):
             raise ValueError("a region has no usable nr_accesses")
         aggr_intervals = (region.get("age") or {}).get("aggr_intervals")
         age[i] = AGE_UNKNOWN if aggr_intervals is None else _number(aggr_intervals)
-    return start, end, nr, age
+    return [start, end, nr, age]
 
 
 # --- streaming input ------------------------------------------------------------------------------
+
+class _Inflater(threading.Thread):
+    """Decompresses the file in a background thread, a few pieces ahead of the parser.
+
+    zlib releases the GIL while it inflates, so on two cores decompression and parsing overlap.
+    The queue is short, so at most a few pieces are held at a time.
+    """
+
+    def __init__(self, path, file):
+        super().__init__(name="damo-json-inflate", daemon=True)
+        self.path = path
+        self.file = file
+        self.pieces: queue.Queue = queue.Queue(maxsize=4)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            inflater = zlib.decompressobj()
+            while not inflater.eof:
+                if inflater.unconsumed_tail:
+                    out = inflater.decompress(inflater.unconsumed_tail, FILL_BYTES)
+                else:
+                    raw = self.file.read(READ_BYTES)
+                    if not raw:
+                        raise RecordFileError(self.path, "truncated json_compressed record (the zlib stream ends early)")
+                    out = inflater.decompress(raw, FILL_BYTES)
+                if out and not self._put(out):
+                    return
+            if inflater.unused_data or self.file.read(1):
+                raise RecordFileError(self.path, "corrupt json_compressed record (data after the zlib stream)")
+            self._put(b"")
+        except BaseException as err:       # handed to the reading thread, which raises it
+            self._put(err)
+
+    def _put(self, item) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.pieces.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next_piece(self) -> bytes:
+        item = self.pieces.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
 
 class _Input:
     """The file's (decompressed) bytes, fetched in pieces into a sliding buffer."""
@@ -196,41 +255,41 @@ class _Input:
     def __init__(self, path, compressed: bool):
         self.path = path
         self.file = open(path, "rb")
-        self.inflater = zlib.decompressobj() if compressed else None
+        self.inflater = _Inflater(path, self.file) if compressed else None
+        if self.inflater:
+            self.inflater.start()
         self.buf = b""
         self.pos = 0
         self.eof = False
 
     def close(self) -> None:
+        if self.inflater:
+            self.inflater.stopping.set()
+            self.inflater.join()
         self.file.close()
 
-    def _next_piece(self, size: int) -> bytes:
+    def _next_piece(self) -> bytes:
         if self.inflater is None:
-            return self.file.read(size)
-        while True:
-            if self.inflater.unconsumed_tail:
-                out = self.inflater.decompress(self.inflater.unconsumed_tail, size)
-            elif self.inflater.eof:
-                if self.inflater.unused_data or self.file.read(1):
-                    raise RecordFileError(self.path, "corrupt json_compressed record (data after the zlib stream)")
-                return b""
-            else:
-                raw = self.file.read(READ_BYTES)
-                if not raw:
-                    raise RecordFileError(self.path, "truncated json_compressed record (the zlib stream ends early)")
-                out = self.inflater.decompress(raw, size)
-            if out:
-                return out
+            return self.file.read(FILL_BYTES)
+        return self.inflater.next_piece()
 
     def fill(self) -> bool:
-        """Fetch more bytes; False at the end of the input."""
+        """Fetch more bytes (at least as many as are in hand); False at the end of the input."""
         if self.eof:
             return False
-        piece = self._next_piece(max(FILL_BYTES, len(self.buf) - self.pos))
-        if not piece:
-            self.eof = True
+        pieces = [self.buf[self.pos:]]
+        wanted = max(FILL_BYTES, len(pieces[0]))
+        got = 0
+        while got < wanted:
+            piece = self._next_piece()
+            if not piece:
+                self.eof = True
+                break
+            pieces.append(piece)
+            got += len(piece)
+        if not got:
             return False
-        self.buf = self.buf[self.pos:] + piece
+        self.buf = b"".join(pieces)
         self.pos = 0
         return True
 
@@ -309,7 +368,7 @@ class _Reader:
         self.records: list[dict] = []       # damo record fields, without snapshots
         self.snaps: list[tuple[int, int, int]] = []
         self.record_of_snap: list[int] = []
-        self.cols: list[tuple] = []
+        self.columns = _Columns()
         self.max_nr_accesses: int | None = None
 
     def corrupt(self, problem: str) -> RecordFileError:
@@ -327,7 +386,7 @@ class _Reader:
         tid = _target_id(self.records[record_idx].get("target_id"))
         self.snaps.append((tid, start_ns, end_ns))
         self.record_of_snap.append(record_idx)
-        self.cols.append(cols)
+        self.columns.append(cols)
 
     def add_snapshot_dict(self, record_idx: int, snap: dict) -> None:
         cols = _regions_from_dicts(snap["regions"], self.max_nr_accesses)
@@ -439,7 +498,7 @@ class _Reader:
             value = [value]
         if not isinstance(value, list):
             raise self.corrupt("the top level is not a list of records")
-        self.records, self.snaps, self.record_of_snap, self.cols = [], [], [], []
+        self.records, self.snaps, self.record_of_snap, self.columns = [], [], [], _Columns()
         self.max_nr_accesses = None
         for rec in value:
             if not isinstance(rec, dict) or not isinstance(rec.get("snapshots"), list):
@@ -469,16 +528,17 @@ class _Reader:
         target_id = np.array([int(t) for t in snaps[:, 0]], dtype=np.uint64)
         start_ns = np.array(snaps[:, 1].tolist(), dtype=TIME_DTYPE)
         end_ns = np.array(snaps[:, 2].tolist(), dtype=TIME_DTYPE)
-        counts = np.array([len(c[0]) for c in self.cols], dtype=np.int64)
+        counts = np.array(self.columns.counts, dtype=np.int64)
         order = _time_order(start_ns, np.array(self.record_of_snap, dtype=np.int64))
-        cols = [self.cols[i] for i in order] if order is not None else self.cols
-        self.cols = []
+        region_order = None
         if order is not None:
+            file_offsets = np.concatenate([[0], np.cumsum(counts)])
+            region_order = (np.concatenate([np.arange(file_offsets[i], file_offsets[i + 1]) for i in order])
+                            if n else None)
             target_id, start_ns, end_ns, counts = target_id[order], start_ns[order], end_ns[order], counts[order]
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        columns = [_concat_releasing(cols, i, dtype)
-                   for i, dtype in enumerate((ADDR_DTYPE, ADDR_DTYPE, NR_ACCESSES_DTYPE, AGE_DTYPE))]
+        columns = self.columns.build(region_order)
         return Record(meta, target_id, start_ns, end_ns, offsets, *columns)
 
 
@@ -492,18 +552,58 @@ def _time_order(start_ns: np.ndarray, record_idx: np.ndarray) -> np.ndarray | No
     return np.lexsort((record_idx, start_ns))
 
 
-def _concat_releasing(cols: list, i: int, dtype) -> np.ndarray:
-    """Concatenate column ``i`` of every snapshot, dropping the pieces as soon as they are copied."""
-    total = sum(len(c[i]) for c in cols)
-    out = np.empty(total, dtype=dtype)
-    pos = 0
-    for j, c in enumerate(cols):
-        piece = c[i]
-        out[pos:pos + len(piece)] = piece
-        pos += len(piece)
-        if i == 3:
-            cols[j] = None           # the last column: the snapshot's arrays can go
-    return out
+class _Columns:
+    """Region columns appended snapshot by snapshot into large blocks.
+
+    A block holds 8 M regions per column, allocated untouched (only the filled part becomes
+    resident) and big enough to be its own memory mapping, so it goes back to the system when
+    freed. A record that fits one block is returned as views of it, without a copy; larger ones
+    are joined one column at a time, each block freed once copied. Thousands of small
+    per-snapshot arrays would instead linger in the heap next to the finished record.
+    """
+
+    DTYPES = (ADDR_DTYPE, ADDR_DTYPE, NR_ACCESSES_DTYPE, AGE_DTYPE)
+    BLOCK = 1 << 23
+
+    def __init__(self):
+        self.blocks: list[list[np.ndarray]] = []
+        self.fill = 0
+        self.counts: list[int] = []
+
+    def append(self, cols) -> None:
+        n = len(cols[0])
+        self.counts.append(n)
+        done = 0
+        while done < n:
+            if not self.blocks or self.fill == len(self.blocks[-1][0]):
+                self.blocks.append([np.empty(max(self.BLOCK, n - done), dtype=d) for d in self.DTYPES])
+                self.fill = 0
+            block = self.blocks[-1]
+            take = min(n - done, len(block[0]) - self.fill)
+            for i in range(4):
+                block[i][self.fill:self.fill + take] = cols[i][done:done + take]
+            self.fill += take
+            done += take
+
+    def build(self, region_order: np.ndarray | None) -> list[np.ndarray]:
+        """The four columns, regions reordered by ``region_order`` if given; the blocks go."""
+        if not self.blocks:
+            return [np.zeros(0, dtype=d) for d in self.DTYPES]
+        self.blocks[-1] = [c[:self.fill] for c in self.blocks[-1]]
+        columns = []
+        for i, dtype in enumerate(self.DTYPES):
+            if len(self.blocks) == 1:
+                out = self.blocks[0][i]
+            else:
+                out = np.empty(sum(len(b[i]) for b in self.blocks), dtype=dtype)
+                pos = 0
+                for block in self.blocks:
+                    out[pos:pos + len(block[i])] = block[i]
+                    pos += len(block[i])
+                    block[i] = None
+            columns.append(out if region_order is None else out[region_order])
+        self.blocks = []
+        return columns
 
 
 def read(path, fmt: str = "json_compressed") -> Record:
