@@ -33,6 +33,8 @@ DEFAULT_SAMPLE_US = 5000         # damo's default, assumed when a record does no
 PAGE = 4096
 # Ranges are built from bins whose heat changed by at least this fraction of the largest change.
 RANGE_FRACTION = 0.1
+# Regions handled at once by the heat integration: bounds its temporaries to tens of MiB.
+REGION_CHUNK = 1 << 20
 # Above this many DP cells, areas are aligned by order alone.
 MAX_ALIGN_CELLS = 20_000_000
 
@@ -123,6 +125,7 @@ class RecordSummary:
     aggr_us: float                    # from the metadata, else the median snapshot duration
     nr_snapshots: int
     nr_snapshots_used: int            # after --exclude_samples
+    used_span_s: float                # from the first used snapshot's start to the last one's end
     metrics: dict[str, float]
     areas: list[Area]
 
@@ -161,7 +164,7 @@ def _rank_in_target(target: np.ndarray) -> np.ndarray:
 
 
 def _areas(target: np.ndarray, start: np.ndarray, end: np.ndarray, min_gap: int) -> tuple[list[Area], np.ndarray]:
-    """Mapped areas per target, and each region's area index (into the returned list)."""
+    """Mapped areas per target of address ranges, and each range's area index (into the list)."""
     areas: list[Area] = []
     area_of = np.zeros(len(start), dtype=np.int64)
     for t in np.unique(target):
@@ -170,7 +173,7 @@ def _areas(target: np.ndarray, start: np.ndarray, end: np.ndarray, min_gap: int)
         s, e = start[order], end[order]
         reach = np.maximum.accumulate(e)
         new = np.ones(len(order), dtype=bool)
-        # A region starts a new area when it begins beyond everything before it (plus the gap);
+        # A range starts a new area when it begins beyond everything before it (plus the gap);
         # the subtraction wraps where s <= reach, which the first test masks.
         new[1:] = (s[1:] > reach[:-1]) & ((s[1:] - reach[:-1]) > np.uint64(min_gap))
         heads = np.flatnonzero(new)
@@ -181,83 +184,111 @@ def _areas(target: np.ndarray, start: np.ndarray, end: np.ndarray, min_gap: int)
     return areas, area_of
 
 
+def _sum_per_snapshot(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` over each snapshot's slice (0 for empty snapshots), without an index array."""
+    out = np.zeros(len(offsets) - 1, dtype=np.float64)
+    nonempty = np.flatnonzero(np.diff(offsets))
+    if len(nonempty):
+        out[nonempty] = np.add.reduceat(values, offsets[:-1][nonempty])
+    return out
+
+
 @dataclass
-class _Prepared:
-    """A record reduced to what the heat analysis needs (kept snapshots only)."""
+class _Kept:
+    """The snapshots an analysis uses: all but the first ``exclude_samples`` of each target."""
 
-    summary: RecordSummary
-    region_area: np.ndarray          # per kept region: index into summary.areas
-    offset: np.ndarray               # per kept region: start - its area's start (float64)
-    size: np.ndarray                 # per kept region: bytes (float64)
-    rate: np.ndarray                 # per kept region: Hz
-    region_snap: np.ndarray          # per kept region: kept snapshot index
-    snap_target: np.ndarray          # per kept snapshot: target order
-    snap_dur: np.ndarray             # per kept snapshot: seconds
-    snap_mid: np.ndarray             # per kept snapshot: seconds since the first kept snapshot started
+    record: Record                   # a view of the original columns when the kept ones are a suffix
+    target: np.ndarray               # per kept snapshot: target order
+    pos: np.ndarray                  # per kept snapshot: position in its target's kept series
 
 
-def prepare(record: Record, path: str, options: Options, thresholds: Thresholds | None = None) -> _Prepared:
-    """Per-record analysis: metrics and layout; ``thresholds`` None resolves them from this record."""
+def _kept(record: Record, path: str, exclude_samples: int) -> _Kept:
     if record.nr_snapshots == 0:
         raise DamoError(f"{path}: the record has no snapshots")
-    aggr_us = effective_aggr_us(record)
     target = _target_order(record)
     rank = _rank_in_target(target)
-    keep = rank >= options.exclude_samples
+    keep = rank >= exclude_samples
     if not keep.any():
-        raise DamoError(f"{path}: no snapshots left after excluding the first {options.exclude_samples} "
+        raise DamoError(f"{path}: no snapshots left after excluding the first {exclude_samples} "
                         f"of each target (the record has {record.nr_snapshots}); lower --exclude_samples")
-    kept = record.select(keep)
-    k_target = target[keep]
-    pos = rank[keep] - options.exclude_samples            # position in the target's kept series
+    first = int(np.argmax(keep))
+    if keep[first:].all():
+        # Single-target records (the common case) keep a suffix: slice, don't copy.
+        lo = int(record.offsets[first])
+        kept = Record(record.meta, record.target_id[first:], record.start_ns[first:], record.end_ns[first:],
+                      record.offsets[first:] - lo, record.start[lo:], record.end[lo:],
+                      record.nr_accesses[lo:], record.age[lo:])
+    else:
+        kept = record.select(keep)
+    return _Kept(kept, target[keep], rank[keep] - exclude_samples)
+
+
+def _region_areas(kept: _Kept, min_gap: int) -> tuple[list[Area], np.ndarray, np.ndarray]:
+    """Mapped areas, and per kept region its area (via runs of touching regions, to sort few ranges).
+
+    DAMON's regions of a snapshot tile each monitored range, so a snapshot has a handful of
+    runs where every region starts at the previous one's end; the areas are the union of the runs.
+    Returns (areas, per-run area index, per-region run index).
+    """
+    rec = kept.record
+    start, end = rec.start, rec.end
+    head = np.ones(len(start), dtype=bool)
+    head[1:] = (start[1:] != end[:-1]) | (start[1:] >= end[1:])
+    nonempty = rec.offsets[:-1][np.diff(rec.offsets) > 0]
+    head[nonempty] = True
+    heads = np.flatnonzero(head)
+    run_of_region = np.cumsum(head) - 1
+    run_start = np.minimum.reduceat(start, heads) if len(heads) else start[:0]
+    run_end = np.maximum.reduceat(end, heads) if len(heads) else end[:0]
+    snap_of_run = np.searchsorted(rec.offsets, heads, side="right") - 1
+    areas, area_of_run = _areas(kept.target[snap_of_run], run_start, run_end, min_gap)
+    return areas, area_of_run, run_of_region
+
+
+def summarize(record: Record, path: str, options: Options, thresholds: Thresholds) -> RecordSummary:
+    """One record's metrics and mapped areas."""
+    aggr_us = effective_aggr_us(record)
+    kept = _kept(record, path, options.exclude_samples)
+    rec, pos = kept.record, kept.pos
     nr_pos = int(pos.max()) + 1
-    thresholds = thresholds or resolve_thresholds(record, options)
+    # Bytes per snapshot in each heat class, a chunk of snapshots at a time.
+    per_snap = np.zeros((4, rec.nr_snapshots))          # hot, warm, cold, total
+    for s0, s1 in _snapshot_chunks(rec.offsets, REGION_CHUNK):
+        lo, hi = int(rec.offsets[s0]), int(rec.offsets[s1])
+        size = rec.end[lo:hi].astype(np.float64) - rec.start[lo:hi].astype(np.float64)
+        rate = rec.nr_accesses[lo:hi] * (1e6 / aggr_us)
+        hot = rate >= thresholds.hot_hz
+        cold = (rate <= thresholds.cold_hz) & ~hot
+        offsets = rec.offsets[s0:s1 + 1] - lo
+        for i, mask in enumerate((hot, ~hot & ~cold, cold)):
+            per_snap[i, s0:s1] = _sum_per_snapshot(np.where(mask, size, 0.0), offsets)
+        per_snap[3, s0:s1] = _sum_per_snapshot(size, offsets)
+        del size, rate, hot, cold
 
-    size = (kept.end.astype(np.float64) - kept.start.astype(np.float64))
-    rate = kept.nr_accesses * (1e6 / aggr_us)
-    snap = kept.snapshot_index()
-    n_snap = kept.nr_snapshots
-
-    def per_snapshot(mask: np.ndarray | None) -> np.ndarray:
-        w = size if mask is None else np.where(mask, size, 0.0)
-        return np.bincount(snap, weights=w, minlength=n_snap)
-
-    def collapsed(per_snap: np.ndarray) -> np.ndarray:
+    def time_mean(values: np.ndarray) -> float:
         # Targets add up at the same position in their series, as damo collapses them.
-        return np.bincount(pos, weights=per_snap, minlength=nr_pos)
+        return float(np.bincount(pos, weights=values, minlength=nr_pos).mean())
 
     # Exactly the distribution `damo report wss` prints (damo sorts each target's before summing).
     wss = np.sort(wss_distributions(record, options.acc_thres, options.sz_thres,
                                     options.exclude_samples)[0].astype(np.float64))
-    hot = rate >= thresholds.hot_hz
-    cold = rate <= thresholds.cold_hz
-    nr_regions = np.sort(collapsed(kept.regions_per_snapshot().astype(np.float64)))
+    nr_regions = np.sort(np.bincount(pos, weights=rec.regions_per_snapshot(), minlength=nr_pos))
 
     metrics: dict[str, float] = {}
     for p, v in zip(PERCENTILES, percentile_list(wss)):
         metrics[f"wss.p{p}"] = v
     metrics["wss.avg"] = float(wss.mean())
-    metrics["hot_bytes"] = float(collapsed(per_snapshot(hot)).mean())
-    metrics["warm_bytes"] = float(collapsed(per_snapshot(~hot & ~cold)).mean())
-    metrics["cold_bytes"] = float(collapsed(per_snapshot(cold & ~hot)).mean())
-    metrics["total_bytes"] = float(collapsed(per_snapshot(None)).mean())
+    for i, name in enumerate(("hot_bytes", "warm_bytes", "cold_bytes", "total_bytes")):
+        metrics[name] = time_mean(per_snap[i])
     for p, v in zip(PERCENTILES, percentile_list(nr_regions)):
         metrics[f"nr_regions.p{p}"] = v
     metrics["nr_regions.avg"] = float(nr_regions.mean())
     metrics["duration"] = float(int(record.end_ns.max()) - int(record.start_ns.min())) / 1e9
 
-    region_target = k_target[snap]
-    areas, region_area = _areas(region_target, kept.start, kept.end, options.min_gap)
-    area_start = np.array([a.start for a in areas], dtype=np.uint64)
-    offset = (kept.start - area_start[region_area]).astype(np.float64)
-
-    snap_dur = np.maximum(kept.end_ns - kept.start_ns, 0) / 1e9
-    t0 = int(kept.start_ns.min())
-    snap_mid = ((kept.start_ns - t0) + (kept.end_ns - kept.start_ns) / 2) / 1e9
-
-    summary = RecordSummary(path, record.meta.target_kind, record.meta.target, record.meta.sample_us, aggr_us,
-                            record.nr_snapshots, kept.nr_snapshots, metrics, areas)
-    return _Prepared(summary, region_area, offset, size, rate, snap, k_target, snap_dur, snap_mid)
+    areas, _, _ = _region_areas(kept, options.min_gap)
+    used_span = float(int(rec.end_ns.max()) - int(rec.start_ns.min())) / 1e9
+    return RecordSummary(path, record.meta.target_kind, record.meta.target, record.meta.sample_us, aggr_us,
+                         record.nr_snapshots, rec.nr_snapshots, used_span, metrics, areas)
 
 
 def resolve_thresholds(record: Record, options: Options) -> Thresholds:
@@ -374,7 +405,7 @@ def heat_layout(slots: list[Slot], bins: int) -> HeatLayout:
     return HeatLayout(bin_bytes, slot_first_bin * bin_bytes, sizes, nr_bins, capacity, bin_slot)
 
 
-def _bin_integrals(x0: np.ndarray, x1: np.ndarray, weight: np.ndarray, row: np.ndarray,
+def _bin_integrals(x0: np.ndarray, x1: np.ndarray, weight: np.ndarray, row: np.ndarray | None,
                    nr_rows: int, layout: HeatLayout) -> np.ndarray:
     """Sum over regions of weight * |[x0, x1) ∩ bin| for each (row, bin), without a loop over regions.
 
@@ -385,10 +416,15 @@ def _bin_integrals(x0: np.ndarray, x1: np.ndarray, weight: np.ndarray, row: np.n
     out = np.zeros((nr_rows, nb))
     suffix = np.zeros((nr_rows, nb))
     for x, sign in ((x1, 1.0), (x0, -1.0)):
-        b = np.clip((x // bw).astype(np.int64), 0, nb - 1)
-        cell = row * nb + b
-        w = sign * weight
-        out += np.bincount(cell, weights=w * (x - b * bw), minlength=nr_rows * nb).reshape(nr_rows, nb)
+        # bw is a power of two, so scaling by 1/bw is exact (and much faster than floor division).
+        t = x * (1.0 / bw)
+        b = t.astype(np.int64)
+        np.clip(b, 0, nb - 1, out=b)
+        t -= b
+        t *= bw                                   # the part of x's bin left of x
+        cell = b if row is None else row * nb + b
+        w = weight if sign > 0 else -weight
+        out += np.bincount(cell, weights=w * t, minlength=nr_rows * nb).reshape(nr_rows, nb)
         suffix += np.bincount(cell, weights=w, minlength=nr_rows * nb).reshape(nr_rows, nb)
     # Bins left of a point's bin are covered whole: add bw * (weights of points in later bins).
     later = np.cumsum(suffix[:, ::-1], axis=1)[:, ::-1]
@@ -396,35 +432,64 @@ def _bin_integrals(x0: np.ndarray, x1: np.ndarray, weight: np.ndarray, row: np.n
     return out
 
 
-def record_heat(prep: _Prepared, rec: int, slots: list[Slot], layout: HeatLayout,
-                time_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _snapshot_chunks(offsets: np.ndarray, max_regions: int) -> list[tuple[int, int]]:
+    """Consecutive snapshot ranges of about ``max_regions`` regions each, to bound temporaries."""
+    n = len(offsets) - 1
+    cuts = np.searchsorted(offsets, np.arange(max_regions, int(offsets[-1]), max_regions), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 0, n), [n]]))
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def record_heat(record: Record, summary: RecordSummary, rec: int, slots: list[Slot], layout: HeatLayout,
+                options: Options, time_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Time-averaged Hz per bin, and (with ``time_edges``) Hz per (time row, bin), NaN where no data."""
-    area_slot = np.full(len(prep.summary.areas), -1, dtype=np.int64)
+    kept = _kept(record, summary.path, options.exclude_samples)
+    r = kept.record
+    _, area_of_run, run_of_region = _region_areas(kept, options.min_gap)
+    area_slot = np.full(len(summary.areas), -1, dtype=np.int64)
     for j, slot in enumerate(slots):
         if rec in slot.members:
             area_slot[slot.members[rec]] = j
-    x0 = layout.slot_base[area_slot[prep.region_area]].astype(np.float64) + prep.offset
-    x1 = x0 + prep.size
-    dur = prep.snap_dur[prep.region_snap]
-    nr_targets = int(prep.snap_target.max()) + 1
-    per_target_time = np.bincount(prep.snap_target, weights=prep.snap_dur, minlength=nr_targets)
-    region_target = prep.snap_target[prep.region_snap]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weight = np.nan_to_num(prep.rate * dur / per_target_time[region_target])
-    rows = np.zeros(len(x0), dtype=np.int64)
-    profile = _bin_integrals(x0, x1, weight, rows, 1, layout)[0] / layout.capacity
+    area_start = np.array([a.start for a in summary.areas], dtype=np.uint64)
+    area_axis = layout.slot_base[area_slot].astype(np.float64)     # where each area starts on the axis
 
-    grid = None
+    counts = r.regions_per_snapshot()
+    snap_dur = np.maximum(r.end_ns - r.start_ns, 0) / 1e9
+    nr_targets = int(kept.target.max()) + 1
+    per_target_time = np.bincount(kept.target, weights=snap_dur, minlength=nr_targets)
+    hz_per_sample = 1e6 / summary.aggr_us
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Each snapshot counts by its share of its target's time (of its time row's, for the grid).
+        share = np.nan_to_num(snap_dur / per_target_time[kept.target]) * hz_per_sample
     if time_edges is not None:
         nr_rows = len(time_edges) - 1
-        snap_row = np.clip(np.searchsorted(time_edges, prep.snap_mid, side="right") - 1, 0, nr_rows - 1)
-        row_time = np.bincount(snap_row * nr_targets + prep.snap_target, weights=prep.snap_dur,
+        t0 = int(r.start_ns.min())
+        snap_mid = ((r.start_ns - t0) + (r.end_ns - r.start_ns) / 2) / 1e9
+        snap_row = np.clip(np.searchsorted(time_edges, snap_mid, side="right") - 1, 0, nr_rows - 1)
+        row_time = np.bincount(snap_row * nr_targets + kept.target, weights=snap_dur,
                                minlength=nr_rows * nr_targets).reshape(nr_rows, nr_targets)
-        region_row = snap_row[prep.region_snap]
         with np.errstate(divide="ignore", invalid="ignore"):
-            w2 = np.nan_to_num(prep.rate * dur / row_time[region_row, region_target])
-        grid = _bin_integrals(x0, x1, w2, region_row, nr_rows, layout) / layout.capacity[None, :]
-        grid[row_time.sum(axis=1) == 0, :] = np.nan
+            row_share = np.nan_to_num(snap_dur / row_time[snap_row, kept.target]) * hz_per_sample
+        grid = np.zeros((nr_rows, layout.nr_bins))
+
+    profile = np.zeros(layout.nr_bins)
+    for s0, s1 in _snapshot_chunks(r.offsets, REGION_CHUNK):
+        lo, hi = int(r.offsets[s0]), int(r.offsets[s1])
+        region_area = area_of_run[run_of_region[lo:hi]]
+        x0 = (r.start[lo:hi] - area_start[region_area]).astype(np.float64)
+        x0 += area_axis[region_area]
+        x1 = x0 + (r.end[lo:hi].astype(np.float64) - r.start[lo:hi].astype(np.float64))
+        del region_area
+        nr = r.nr_accesses[lo:hi]
+        profile += _bin_integrals(x0, x1, nr * np.repeat(share[s0:s1], counts[s0:s1]), None, 1, layout)[0]
+        if time_edges is not None:
+            grid += _bin_integrals(x0, x1, nr * np.repeat(row_share[s0:s1], counts[s0:s1]),
+                                   np.repeat(snap_row[s0:s1], counts[s0:s1]), nr_rows, layout)
+    profile /= layout.capacity
+    if time_edges is None:
+        return profile, None
+    grid /= layout.capacity[None, :]
+    grid[row_time.sum(axis=1) == 0, :] = np.nan
     return profile, grid
 
 
@@ -620,8 +685,8 @@ def compare(base: list[tuple[str, Record]], new: list[tuple[str, Record]],
     if options.bins < 1 or options.top < 0 or options.exclude_samples < 0:
         raise DamoError("diff: --bins must be positive, --top and --exclude_samples not negative")
     thresholds = resolve_thresholds(base[0][1], options)
-    preps = [prepare(rec, path, options, thresholds) for path, rec in base + new]
-    summaries = [p.summary for p in preps]
+    records = base + new
+    summaries = [summarize(rec, path, options, thresholds) for path, rec in records]
     nb = len(base)
 
     metrics = {name: MetricChange(name, unit, Stats([s.metrics[name] for s in summaries[:nb]]),
@@ -632,26 +697,25 @@ def compare(base: list[tuple[str, Record]], new: list[tuple[str, Record]],
     layout = heat_layout(slots, options.bins)
     time_edges = None
     if options.time_rows:
-        longest = max(float(p.snap_mid.max() + p.snap_dur.max() / 2) for p in preps)
+        longest = max(s.used_span_s for s in summaries)
+        widest = max(s.aggr_us for s in summaries) / 1e6
         # A row no shorter than a snapshot, so no row falls between two snapshots' midpoints.
-        widest = max(float(np.median(p.snap_dur)) for p in preps)
         rows = max(1, min(options.time_rows, int(longest / widest) if widest > 0 else options.time_rows))
         time_edges = np.linspace(0.0, max(longest, 1e-9), rows + 1)
     profiles, grids = [], []
-    for rec, prep in enumerate(preps):
-        profile, grid = record_heat(prep, rec, slots, layout, time_edges)
+    for i, (_, rec) in enumerate(records):
+        profile, grid = record_heat(rec, summaries[i], i, slots, layout, options, time_edges)
         profiles.append(profile)
         grids.append(grid)
     base_heat = np.mean(profiles[:nb], axis=0)
     new_heat = np.mean(profiles[nb:], axis=0)
     base_grid = new_grid = None
     if time_edges is not None:
-        with np.errstate(all="ignore"):
-            import warnings as _w
-            with _w.catch_warnings():
-                _w.simplefilter("ignore", RuntimeWarning)     # all-NaN rows stay NaN
-                base_grid = np.nanmean(np.stack(grids[:nb]), axis=0)
-                new_grid = np.nanmean(np.stack(grids[nb:]), axis=0)
+        import warnings as _warnings
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", RuntimeWarning)     # rows without data stay NaN
+            base_grid = np.nanmean(np.stack(grids[:nb]), axis=0)
+            new_grid = np.nanmean(np.stack(grids[nb:]), axis=0)
 
     changes = heat_changes(base_heat, new_heat, layout, slots, summaries, nb, options.top)
     warnings = _interval_warnings(summaries[:nb], summaries[nb:])

@@ -9,6 +9,7 @@ import numpy as np
 
 from damo.diff import Comparison, MetricChange, RecordSummary
 from damo.diff_gates import GateResult
+from damo.errors import DamoError
 from damo.fmt import format_sz
 
 SCHEMA_ID = "damo-diff/1"
@@ -256,6 +257,11 @@ def heatmap_diff_data(cmp: Comparison) -> dict[str, np.ndarray]:
             "area_starts": cmp.layout.slot_base.astype(np.float64)}
 
 
+def _finite_max(a: np.ndarray) -> float:
+    finite = a[np.isfinite(a)]
+    return float(finite.max()) if finite.size else 0.0
+
+
 def plot_heatmap_diff(cmp: Comparison, path: str | os.PathLike) -> None:
     """Base, new and new - base side by side on shared axes (time x aligned address offset)."""
     import matplotlib
@@ -267,9 +273,10 @@ def plot_heatmap_diff(cmp: Comparison, path: str | os.PathLike) -> None:
     mib = float(1 << 20)
     x = data["time_edges_s"]
     y = data["addr_edges"] / mib
-    top = float(np.nanmax([np.nanmax(data["base"]), np.nanmax(data["new"]), 1e-9]))
-    span = float(np.nanmax(np.abs(data["diff"]))) if np.isfinite(data["diff"]).any() else 0.0
-    span = max(span, 1e-9)
+    if not data["base"].size:
+        raise DamoError("nothing to draw: the records have no regions")
+    top = max(_finite_max(data["base"]), _finite_max(data["new"]), 1e-9)
+    span = max(_finite_max(np.abs(data["diff"])), 1e-9)
     fig, axes = plt.subplots(1, 3, sharex=True, sharey=True, figsize=(15, 5), constrained_layout=True)
     panels = [("base", data["base"], "viridis", Normalize(0, top)),
               ("new", data["new"], "viridis", Normalize(0, top)),

@@ -436,3 +436,18 @@ def test_subprocess_exit_codes_and_streams(moved, tmp_path):
     done = run_cli("report", "diff", moved[0], moved[0], "--fail-if", "hot_bytes>+0%", "--fail-if",
                    "wss.p50<-0%")
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_chunked_integration_matches_one_pass(monkeypatch):
+    """Heat and class sums are computed a chunk of snapshots at a time; chunking changes nothing."""
+    import damo.diff
+    base, new = make_record(nr_snapshots=40, nr_targets=3, seed=1), make_record(nr_snapshots=40, nr_targets=3, seed=2)
+    options = Options(exclude_samples=5, time_rows=8)
+    whole = compare([("a", base)], [("b", new)], options)
+    monkeypatch.setattr(damo.diff, "REGION_CHUNK", 7)
+    chunked = compare([("a", base)], [("b", new)], options)
+    assert {k: (c.base.mean, c.new.mean) for k, c in whole.metrics.items()} == pytest.approx(
+        {k: (c.base.mean, c.new.mean) for k, c in chunked.metrics.items()})
+    assert np.allclose(whole.base_heat, chunked.base_heat) and np.allclose(whole.new_grid, chunked.new_grid,
+                                                                           equal_nan=True)
+    assert len(whole.slots) == 3 and [s.target for s in whole.slots] == [0, 1, 2]
