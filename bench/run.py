@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "engine_scaling": "simulator speed, and its scaling over target size and max_nr_regions",
     "accuracy": "WSS and heatmap error against masim ground truth, per config",
     "masim_touch_rate": "the masim runner's page-touch rate",
+    "diff_validate": "report diff and validate time and peak RSS on 6 M-region records",
 }
 
 # Every figure issue 8 asks for, and the benchmark that measures it.

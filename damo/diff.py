@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+import warnings as _warnings
 from dataclasses import dataclass, field
+from typing import Callable, Union
 
 import numpy as np
 
@@ -33,6 +35,8 @@ DEFAULT_SAMPLE_US = 5000         # damo's default, assumed when a record does no
 PAGE = 4096
 # Ranges are built from bins whose heat changed by at least this fraction of the largest change.
 RANGE_FRACTION = 0.1
+# Fine bins per common bin, at least: records are binned finely once, then summed into common bins.
+FINE_FACTOR = 16
 # Regions handled at once by the heat integration: bounds its temporaries to tens of MiB.
 REGION_CHUNK = 1 << 20
 # Above this many DP cells, areas are aligned by order alone.
@@ -128,6 +132,10 @@ class RecordSummary:
     used_span_s: float                # from the first used snapshot's start to the last one's end
     metrics: dict[str, float]
     areas: list[Area]
+    # The time-averaged heat integrated over fine bins laid per area (see _fine_heat); enough to
+    # bin it on any common layout later without the record.
+    fine_layout: "HeatLayout | None" = field(default=None, repr=False)
+    fine_integrals: np.ndarray | None = field(default=None, repr=False)
 
 
 def percentile_list(sorted_values: np.ndarray) -> list[float]:
@@ -285,10 +293,14 @@ def summarize(record: Record, path: str, options: Options, thresholds: Threshold
     metrics["nr_regions.avg"] = float(nr_regions.mean())
     metrics["duration"] = float(int(record.end_ns.max()) - int(record.start_ns.min())) / 1e9
 
-    areas, _, _ = _region_areas(kept, options.min_gap)
+    areas, area_of_run, run_of_region = _region_areas(kept, options.min_gap)
+    fine_layout = _layout(np.array([a.size for a in areas], dtype=np.int64), _fine_bin_bytes(areas, options.bins))
+    fine_integrals, _ = _integrate(kept, areas, area_of_run, run_of_region, fine_layout.slot_base, fine_layout,
+                                   1e6 / aggr_us)
     used_span = float(int(rec.end_ns.max()) - int(rec.start_ns.min())) / 1e9
     return RecordSummary(path, record.meta.target_kind, record.meta.target, record.meta.sample_us, aggr_us,
-                         record.nr_snapshots, rec.nr_snapshots, used_span, metrics, areas)
+                         record.nr_snapshots, rec.nr_snapshots, used_span, metrics, areas, fine_layout,
+                         fine_integrals)
 
 
 def resolve_thresholds(record: Record, options: Options) -> Thresholds:
@@ -391,18 +403,35 @@ class HeatLayout:
         return np.arange(self.nr_bins + 1, dtype=np.float64) * self.bin_bytes
 
 
+def _layout(sizes: np.ndarray, bin_bytes: int) -> HeatLayout:
+    """Ranges of ``sizes`` laid end to end, each starting at a boundary of ``bin_bytes`` bins."""
+    sizes = np.maximum(sizes.astype(np.int64), 1)
+    nbins_per = -(-sizes // bin_bytes)
+    first_bin = np.concatenate([[0], np.cumsum(nbins_per)[:-1]]).astype(np.int64)
+    nr_bins = int(nbins_per.sum())
+    bin_slot = np.repeat(np.arange(len(sizes)), nbins_per)
+    within = np.arange(nr_bins) - first_bin[bin_slot]
+    capacity = np.clip(sizes[bin_slot] - within * bin_bytes, 0, bin_bytes).astype(np.float64)
+    return HeatLayout(bin_bytes, first_bin * bin_bytes, sizes, nr_bins, capacity, bin_slot)
+
+
 def heat_layout(slots: list[Slot], bins: int) -> HeatLayout:
+    """The common axis: slots end to end in power-of-two bins, between bins/2 and bins of them."""
     sizes = np.array([max(s.size, 1) for s in slots], dtype=np.int64)
     total = int(sizes.sum())
-    # A power of two, so bins line up with pages and huge pages: between bins/2 and bins bins.
+    # A power of two, so bins line up with pages and huge pages.
     bin_bytes = max(PAGE, 1 << max(0, (-(-total // max(bins, 1)) - 1).bit_length()))
-    nbins_per = -(-sizes // bin_bytes)
-    slot_first_bin = np.concatenate([[0], np.cumsum(nbins_per)[:-1]])
-    nr_bins = int(nbins_per.sum())
-    bin_slot = np.repeat(np.arange(len(slots)), nbins_per)
-    within = np.arange(nr_bins) - slot_first_bin[bin_slot]
-    capacity = np.clip(sizes[bin_slot] - within * bin_bytes, 0, bin_bytes).astype(np.float64)
-    return HeatLayout(bin_bytes, slot_first_bin * bin_bytes, sizes, nr_bins, capacity, bin_slot)
+    return _layout(sizes, bin_bytes)
+
+
+def _fine_bin_bytes(areas: list[Area], bins: int) -> int:
+    """A power of two at most 1/FINE_FACTOR of any common bin size a comparison can pick.
+
+    The common bin size is a power of two of at least (sum of slot sizes) / bins, and the slots of
+    a record's areas are at least as big as the areas, so this divides it.
+    """
+    total = max(sum(a.size for a in areas), 1)
+    return 1 << max(0, (total // (FINE_FACTOR * max(bins, 1))).bit_length() - 1)
 
 
 def _bin_integrals(x0: np.ndarray, x1: np.ndarray, weight: np.ndarray, row: np.ndarray | None,
@@ -440,28 +469,27 @@ def _snapshot_chunks(offsets: np.ndarray, max_regions: int) -> list[tuple[int, i
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def record_heat(record: Record, summary: RecordSummary, rec: int, slots: list[Slot], layout: HeatLayout,
-                options: Options, time_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Time-averaged Hz per bin, and (with ``time_edges``) Hz per (time row, bin), NaN where no data."""
-    kept = _kept(record, summary.path, options.exclude_samples)
-    r = kept.record
-    _, area_of_run, run_of_region = _region_areas(kept, options.min_gap)
-    area_slot = np.full(len(summary.areas), -1, dtype=np.int64)
-    for j, slot in enumerate(slots):
-        if rec in slot.members:
-            area_slot[slot.members[rec]] = j
-    area_start = np.array([a.start for a in summary.areas], dtype=np.uint64)
-    area_axis = layout.slot_base[area_slot].astype(np.float64)     # where each area starts on the axis
+def _integrate(kept: _Kept, areas: list[Area], area_of_run: np.ndarray, run_of_region: np.ndarray,
+               area_axis: np.ndarray, layout: HeatLayout, hz_per_sample: float,
+               time_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Integrals of the access rate (Hz x bytes) per bin of ``layout``, a chunk of snapshots at a time.
 
+    Each snapshot counts by its share of its target's time, so the first result divided by the
+    bins' capacities is the time-averaged rate. With ``time_edges``, the second result has one row
+    per time row, each snapshot counting by its share of its row's time; rows without snapshots
+    are NaN. ``area_axis`` is where each area starts on the layout's axis.
+    """
+    r = kept.record
+    area_start = np.array([a.start for a in areas], dtype=np.uint64)
     counts = r.regions_per_snapshot()
     snap_dur = np.maximum(r.end_ns - r.start_ns, 0) / 1e9
     nr_targets = int(kept.target.max()) + 1
-    per_target_time = np.bincount(kept.target, weights=snap_dur, minlength=nr_targets)
-    hz_per_sample = 1e6 / summary.aggr_us
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # Each snapshot counts by its share of its target's time (of its time row's, for the grid).
-        share = np.nan_to_num(snap_dur / per_target_time[kept.target]) * hz_per_sample
-    if time_edges is not None:
+    if time_edges is None:
+        per_target_time = np.bincount(kept.target, weights=snap_dur, minlength=nr_targets)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.nan_to_num(snap_dur / per_target_time[kept.target]) * hz_per_sample
+        nr_rows, snap_row = 1, None
+    else:
         nr_rows = len(time_edges) - 1
         t0 = int(r.start_ns.min())
         snap_mid = ((r.start_ns - t0) + (r.end_ns - r.start_ns) / 2) / 1e9
@@ -469,10 +497,9 @@ def record_heat(record: Record, summary: RecordSummary, rec: int, slots: list[Sl
         row_time = np.bincount(snap_row * nr_targets + kept.target, weights=snap_dur,
                                minlength=nr_rows * nr_targets).reshape(nr_rows, nr_targets)
         with np.errstate(divide="ignore", invalid="ignore"):
-            row_share = np.nan_to_num(snap_dur / row_time[snap_row, kept.target]) * hz_per_sample
-        grid = np.zeros((nr_rows, layout.nr_bins))
+            share = np.nan_to_num(snap_dur / row_time[snap_row, kept.target]) * hz_per_sample
 
-    profile = np.zeros(layout.nr_bins)
+    out = np.zeros((nr_rows, layout.nr_bins))
     for s0, s1 in _snapshot_chunks(r.offsets, REGION_CHUNK):
         lo, hi = int(r.offsets[s0]), int(r.offsets[s1])
         region_area = area_of_run[run_of_region[lo:hi]]
@@ -480,17 +507,43 @@ def record_heat(record: Record, summary: RecordSummary, rec: int, slots: list[Sl
         x0 += area_axis[region_area]
         x1 = x0 + (r.end[lo:hi].astype(np.float64) - r.start[lo:hi].astype(np.float64))
         del region_area
-        nr = r.nr_accesses[lo:hi]
-        profile += _bin_integrals(x0, x1, nr * np.repeat(share[s0:s1], counts[s0:s1]), None, 1, layout)[0]
-        if time_edges is not None:
-            grid += _bin_integrals(x0, x1, nr * np.repeat(row_share[s0:s1], counts[s0:s1]),
-                                   np.repeat(snap_row[s0:s1], counts[s0:s1]), nr_rows, layout)
-    profile /= layout.capacity
+        weight = r.nr_accesses[lo:hi] * np.repeat(share[s0:s1], counts[s0:s1])
+        rows = None if snap_row is None else np.repeat(snap_row[s0:s1], counts[s0:s1])
+        out += _bin_integrals(x0, x1, weight, rows, nr_rows, layout)
     if time_edges is None:
-        return profile, None
-    grid /= layout.capacity[None, :]
-    grid[row_time.sum(axis=1) == 0, :] = np.nan
-    return profile, grid
+        return out[0], None
+    out[row_time.sum(axis=1) == 0, :] = np.nan
+    return out[0], out
+
+
+def rebin_heat(summary: RecordSummary, rec: int, slots: list[Slot], layout: HeatLayout) -> np.ndarray:
+    """The record's time-averaged Hz per bin of the common ``layout``, from its fine integrals."""
+    fine = summary.fine_layout
+    area_slot = np.full(len(summary.areas), -1, dtype=np.int64)
+    for j, slot in enumerate(slots):
+        if rec in slot.members:
+            area_slot[slot.members[rec]] = j
+    area_of_fine = fine.bin_slot
+    offset = (np.arange(fine.nr_bins) * fine.bin_bytes) - fine.slot_base[area_of_fine]
+    # fine.bin_bytes divides layout.bin_bytes, so every fine bin falls in exactly one common bin.
+    target = (layout.slot_base[area_slot[area_of_fine]] + offset) // layout.bin_bytes
+    integral = np.bincount(target, weights=summary.fine_integrals, minlength=layout.nr_bins)
+    return integral / layout.capacity
+
+
+def record_grid(record: Record, summary: RecordSummary, rec: int, slots: list[Slot], layout: HeatLayout,
+                options: Options, time_edges: np.ndarray) -> np.ndarray:
+    """The record's Hz per (time row, bin of ``layout``), NaN in rows without snapshots."""
+    kept = _kept(record, summary.path, options.exclude_samples)
+    _, area_of_run, run_of_region = _region_areas(kept, options.min_gap)
+    area_slot = np.full(len(summary.areas), -1, dtype=np.int64)
+    for j, slot in enumerate(slots):
+        if rec in slot.members:
+            area_slot[slot.members[rec]] = j
+    area_axis = layout.slot_base[area_slot].astype(np.float64)
+    _, grid = _integrate(kept, summary.areas, area_of_run, run_of_region, area_axis, layout,
+                         1e6 / summary.aggr_us, time_edges)
+    return grid / layout.capacity[None, :]
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -676,18 +729,35 @@ def _interval_warnings(base: list[RecordSummary], new: list[RecordSummary]) -> l
     return warnings
 
 
-def compare(base: list[tuple[str, Record]], new: list[tuple[str, Record]],
+RecordSource = Union[Record, Callable[[], Record]]
+
+
+def _load(source: RecordSource) -> Record:
+    return source() if callable(source) else source
+
+
+def compare(base: list[tuple[str, RecordSource]], new: list[tuple[str, RecordSource]],
             options: Options | None = None) -> Comparison:
-    """Compare the records of two sides; each side is a list of (path, record) repeated runs."""
+    """Compare the records of two sides; each side is a list of (path, record) repeated runs.
+
+    A record may be given as a function that loads it: then only one record is in memory at a
+    time (records are loaded once, or twice when ``options.time_rows`` asks for heat grids).
+    """
     options = options or Options()
     if not base or not new:
         raise DamoError("diff: each side needs at least one record")
     if options.bins < 1 or options.top < 0 or options.exclude_samples < 0:
         raise DamoError("diff: --bins must be positive, --top and --exclude_samples not negative")
-    thresholds = resolve_thresholds(base[0][1], options)
-    records = base + new
-    summaries = [summarize(rec, path, options, thresholds) for path, rec in records]
+    sources = base + new
     nb = len(base)
+    thresholds = None
+    summaries = []
+    for path, source in sources:
+        record = _load(source)
+        if thresholds is None:
+            thresholds = resolve_thresholds(record, options)
+        summaries.append(summarize(record, path, options, thresholds))
+        del record
 
     metrics = {name: MetricChange(name, unit, Stats([s.metrics[name] for s in summaries[:nb]]),
                                   Stats([s.metrics[name] for s in summaries[nb:]]))
@@ -695,23 +765,19 @@ def compare(base: list[tuple[str, Record]], new: list[tuple[str, Record]],
 
     slots = align_areas([s.areas for s in summaries])
     layout = heat_layout(slots, options.bins)
-    time_edges = None
+    profiles = [rebin_heat(s, i, slots, layout) for i, s in enumerate(summaries)]
+    base_heat = np.mean(profiles[:nb], axis=0)
+    new_heat = np.mean(profiles[nb:], axis=0)
+
+    time_edges = base_grid = new_grid = None
     if options.time_rows:
         longest = max(s.used_span_s for s in summaries)
         widest = max(s.aggr_us for s in summaries) / 1e6
         # A row no shorter than a snapshot, so no row falls between two snapshots' midpoints.
         rows = max(1, min(options.time_rows, int(longest / widest) if widest > 0 else options.time_rows))
         time_edges = np.linspace(0.0, max(longest, 1e-9), rows + 1)
-    profiles, grids = [], []
-    for i, (_, rec) in enumerate(records):
-        profile, grid = record_heat(rec, summaries[i], i, slots, layout, options, time_edges)
-        profiles.append(profile)
-        grids.append(grid)
-    base_heat = np.mean(profiles[:nb], axis=0)
-    new_heat = np.mean(profiles[nb:], axis=0)
-    base_grid = new_grid = None
-    if time_edges is not None:
-        import warnings as _warnings
+        grids = [record_grid(_load(source), summaries[i], i, slots, layout, options, time_edges)
+                 for i, (_, source) in enumerate(sources)]
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore", RuntimeWarning)     # rows without data stay NaN
             base_grid = np.nanmean(np.stack(grids[:nb]), axis=0)

@@ -107,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
     options = diff.Options(exclude_samples=args.exclude_samples, acc_thres=args.acc_thres,
                            sz_thres=args.sz_thres, hot=args.hot, cold=args.cold, bins=args.bins, top=args.top,
                            time_rows=args.time_rows if args.heatmap_diff else None)
-    base = [(p, read_record(p)) for p in base_paths]
-    new = [(p, read_record(p)) for p in new_paths]
+    # Loaders, not records: compare() holds one record in memory at a time.
+    base = [(p, lambda p=p: read_record(p)) for p in base_paths]
+    new = [(p, lambda p=p: read_record(p)) for p in new_paths]
     cmp = diff.compare(base, new, options)
     results = evaluate_all(gates, cmp.metrics, args.noise_k)
 

@@ -451,3 +451,23 @@ def test_chunked_integration_matches_one_pass(monkeypatch):
     assert np.allclose(whole.base_heat, chunked.base_heat) and np.allclose(whole.new_grid, chunked.new_grid,
                                                                            equal_nan=True)
     assert len(whole.slots) == 3 and [s.target for s in whole.slots] == [0, 1, 2]
+
+
+def test_loaders_keep_one_record_in_memory_and_give_the_same_result():
+    records = {"a": make_record(seed=1), "b": make_record(seed=2)}
+    calls = []
+
+    def loader(name):
+        def load():
+            calls.append(name)
+            return records[name]
+        return load
+
+    options = Options(exclude_samples=0)
+    direct = compare([("a", records["a"])], [("b", records["b"])], options)
+    lazy = compare([("a", loader("a"))], [("b", loader("b"))], options)
+    assert calls == ["a", "b"]
+    assert np.array_equal(direct.base_heat, lazy.base_heat) and direct.heat_changes == lazy.heat_changes
+    calls.clear()
+    compare([("a", loader("a"))], [("b", loader("b"))], Options(exclude_samples=0, time_rows=4))
+    assert calls == ["a", "b", "a", "b"]           # heat grids read the records again
