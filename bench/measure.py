@@ -64,20 +64,24 @@ def measure(argv: Sequence[str], *, cwd: str | os.PathLike | None = None, env: d
         if report_w >= 0:
             os.close(report_w)
         os.unlink(err_path)
-    if len(report) == 3:
+    cpu_seconds = None
+    if len(report) == 4:
         status, maxrss_kib, seconds = int(report[0]), int(report[1]), float(report[2])
+        cpu_seconds = float(report[3])
         returncode = os.waitstatus_to_exitcode(status)
     else:                       # the launcher itself died (killed on timeout, or could not start)
         maxrss_kib, returncode = 0, proc.returncode
     return {
         "seconds": seconds,
         "peak_rss_bytes": maxrss_kib * 1024,     # Linux reports KiB
+        "cpu_seconds": cpu_seconds,              # user + system: not inflated by other load
         "returncode": None if timed_out.is_set() else returncode,
         "stderr_tail": tail,
     }
 
 
-# argv: report fd, then the command. Reports "<wait status> <ru_maxrss KiB> <seconds>" on the fd.
+# argv: report fd, then the command.
+# Reports "<wait status> <ru_maxrss KiB> <seconds> <user + system CPU seconds>" on the fd.
 _LAUNCHER = """
 import os, sys, time
 fd, argv = int(sys.argv[1]), sys.argv[2:]
@@ -91,7 +95,8 @@ if pid == 0:
         os.write(2, ("cannot run %s: %s\\n" % (argv[0], err)).encode())
     os._exit(127)
 _, status, usage = os.wait4(pid, 0)
-os.write(fd, ("%d %d %r" % (status, usage.ru_maxrss, time.perf_counter() - begin)).encode())
+os.write(fd, ("%d %d %r %r" % (status, usage.ru_maxrss, time.perf_counter() - begin,
+                                usage.ru_utime + usage.ru_stime)).encode())
 """
 
 
