@@ -47,6 +47,8 @@ CASES = {
     "wss": ["wss"],
     "wss_raw": ["wss", "--raw_number", "-r", "1", "101", "1"],
     "nr_regions": ["nr_regions"],
+    "perf_script_heats": ["heats", "--heatmap", "stdout", "--resol", "30", "70"],
+    "perf_script_wss": ["wss", "--raw_number", "-r", "1", "101", "1"],
 }
 
 
@@ -59,6 +61,9 @@ def records(tmp_path_factory):
         write_record(rec, native)
         write_damo_json_compressed(rec, damo_file)
         out[name] = (native, damo_file)
+    perf = d / "gappy.perf_script"          # damo reads it as text, we detect it by content
+    write_record(gappy_record(), perf, "perf_script")
+    out["perf_script"] = (perf, perf)
     return out
 
 
@@ -75,4 +80,10 @@ def compare(records, name, args):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_reports_match_damo(records, case):
-    compare(records, "plain" if case in ("wss", "heats_stdout_resol", "heats_raw_abs") else "gappy", CASES[case])
+    if case.startswith("perf_script"):
+        name = "perf_script"
+    elif case in ("wss", "heats_stdout_resol", "heats_raw_abs"):
+        name = "plain"
+    else:
+        name = "gappy"
+    compare(records, name, CASES[case])
