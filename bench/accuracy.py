@@ -64,6 +64,15 @@ def run(quick: bool = False) -> dict:
                   "heatmap: 40 time rows x 80 address columns over the config's regions; cells are access "
                   "frequency per sample (nr_accesses / max_nr_accesses) vs the model's per-page probability"],
     }
+    judged = [r for r in rows if r["config"] not in result["goal_exempt"]]
+    worst = max(judged, key=lambda r: abs(r["wss_p50_error_worst_over_seeds"]))
+    cell_err = sorted(r["heatmap_relative_error"] for r in judged)
+    result["headline"] = [
+        {"figure": f"Accuracy: worst p50 WSS error, {len(judged)} masim configs x {len(seeds)} seed(s)",
+         "value": f"{worst['wss_p50_error_worst_over_seeds'] * 100:+.2f}% ({worst['config']}; goal 5%)"},
+        {"figure": "Accuracy: heatmap cell relative error (40x80), median / worst config",
+         "value": f"{cell_err[len(cell_err) // 2] * 100:.1f}% / {cell_err[-1] * 100:.1f}%"},
+    ]
     print(render(result))
     return result
 

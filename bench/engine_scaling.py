@@ -155,6 +155,20 @@ def run(quick: bool = False) -> dict:
                   f"each figure is the fastest of {repeats} runs; CPU time (process_time) is reported too "
                   "because wall time on a shared machine also measures the other processes"],
     }
+    judged_rows = [r for r in by_size if any(sp["judged"] and (sp["workload"], sp["max_nr_regions"])
+                                              == (r["workload"], r["max_nr_regions"]) for sp in spreads)]
+    result["headline"] = [
+        {"figure": "Simulator speed, `damo record zigzag.cfg` (whole command)",
+         "value": f"{cli['speed_x_real_time']:.0f}x real time ({cli['simulated_s']:g} s simulated in "
+                  f"{cli['wall_s']:.2f} s)"},
+        {"figure": "Simulator time per simulated second, 1 MiB to 1 TiB target, same nr_regions limits",
+         "value": f"{min(r['cpu_per_sim_s'] for r in judged_rows) * 1000:.1f}-"
+                  f"{max(r['cpu_per_sim_s'] for r in judged_rows) * 1000:.1f} ms CPU ({judged_cpu:.2f}x spread; "
+                  f"wall {judged_wall:.2f}x)"},
+        {"figure": "Simulator time per simulated second, max_nr_regions "
+                   + " / ".join(str(r["max_nr_regions"]) for r in by_max),
+         "value": " / ".join(f"{r['cpu_per_sim_s'] * 1000:.1f}" for r in by_max) + " ms CPU"},
+    ]
     print(render(result))
     return result
 
