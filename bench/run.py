@@ -48,6 +48,7 @@ FIGURES: list[tuple[str, str]] = [
     ("Accuracy: p25/p50/p75 WSS error per masim config", "accuracy"),
     ("Accuracy: heatmap cell error per masim config", "accuracy"),
     ("masim runner page-touch rate", "masim_touch_rate"),
+    ("`report diff` and `validate` time and peak RSS", "diff_validate"),
 ]
 
 QUICK_TIMEOUT_S = 100.0
