@@ -141,7 +141,11 @@ def check_free(sysfs: DamonSysfs) -> None:
     if not sysfs.present():
         raise DamoError(f"DAMON's sysfs interface is not at {sysfs.kdamonds_dir} (this kernel lacks "
                         f"CONFIG_DAMON_SYSFS, or DAMON). {ALTERNATIVES}")
-    infos = sysfs.kdamonds()
+    try:
+        infos = sysfs.kdamonds()
+    except PermissionError:
+        raise DamoError(f"reading {sysfs.kdamonds_dir} needs root privileges (run damo as root). "
+                        f"{ALTERNATIVES}") from None
     running = [k for k in infos if k.running]
     if running or infos:
         message = foreign_kdamond_message((running or infos)[0])

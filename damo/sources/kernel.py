@@ -96,10 +96,10 @@ def resolve_target(request: RecordRequest) -> Target:
 
 def preflight(sysfs: DamonSysfs) -> None:
     """Everything that can be checked without writing anything."""
-    check_free(sysfs)
     if os.geteuid() != 0:
         raise DamoError(f"recording with the kernel's DAMON needs root privileges (run damo as root). "
                         f"{ALTERNATIVES}")
+    check_free(sysfs)
 
 
 class KernelRecorder:
@@ -133,6 +133,9 @@ class KernelRecorder:
             if instance:
                 instance.open()
             with kdamond:
+                # A zombie child still has its pid, so the kernel would accept it: ask first.
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise DamoError(f"the target (pid {self.proc.pid}) exited before monitoring started")
                 kdamond_pid = kdamond.start(target_alive=self._target_alive)
                 meta = base_meta(request, target.ops, target.description)
                 meta.kernel_release = os.uname().release

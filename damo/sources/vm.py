@@ -86,13 +86,11 @@ def record(request: RecordRequest) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rwdir = Path(tempfile.mkdtemp(prefix=".damo-vm-", dir=out.parent))
     try:
-        cmd = vng_command(kernel, rwdir, guest_script(request, rwdir))
-        env = dict(os.environ, PATH=f"{vm_setup.vng_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
         limit = (request.timeout or DEFAULT_RUN_SECONDS) + BOOT_ALLOWANCE_SECONDS
         print(f"booting {Path(kernel).name} in a VM (software emulation; the boot takes about 20 s)",
               file=sys.stderr, flush=True)
         started = time.monotonic()
-        rc, interrupted = _run_vm(cmd, env, limit, rwdir)
+        rc, interrupted = boot_and_run(kernel, rwdir, guest_script(request, rwdir), limit)
         status = _guest_status(rwdir)
         produced = rwdir / GUEST_OUT
         if produced.exists() and produced.stat().st_size > 0:
@@ -108,6 +106,16 @@ def record(request: RecordRequest) -> int:
         return status if status is not None else rc
     finally:
         shutil.rmtree(rwdir, ignore_errors=True)
+
+
+def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float) -> tuple[int, bool]:
+    """Boot ``kernel``, run the shell line ``script`` in it with ``rwdir`` shared for writing.
+
+    Returns vng's exit code and whether Ctrl-C interrupted it; raises DamoError after ``limit``
+    seconds.
+    """
+    env = dict(os.environ, PATH=f"{vm_setup.vng_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
+    return _run_vm(vng_command(kernel, rwdir, script), env, limit, rwdir)
 
 
 def _guest_status(rwdir: Path) -> int | None:
