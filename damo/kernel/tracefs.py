@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import select
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from damo.errors import DamoError
+from damo.formats.perf_script import AggregatedSnapshot, parse_line
 
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 EVENT = "damon/damon_aggregated"
@@ -40,70 +39,53 @@ def has_damon_event(root: Path | None) -> bool:
     return root is not None and (root / "events" / EVENT).is_dir()
 
 
-# One trace_pipe line: "<task>-<pid> [cpu] <flags> <sec>.<usec>: damon_aggregated: target_id=T
-# nr_regions=N S-E: A G". perf script spells the event "damon:damon_aggregated:"; age may be absent
-# on old kernels.
-AGGREGATED_RE = re.compile(
-    rb"(\d+)\.(\d+): (?:damon:)?damon_aggregated: target_id=(\d+) nr_regions=(\d+) "
-    rb"(\d+)-(\d+): (\d+)(?: (\d+))?")
-
-
-@dataclass
-class AggregatedSnapshot:
-    target_id: int
-    end_ns: int
-    start: np.ndarray
-    end: np.ndarray
-    nr_accesses: np.ndarray
-    age: np.ndarray
-
-
-@dataclass
 class AggregatedParser:
-    """Turns a stream of ``damon_aggregated`` lines into snapshots.
+    """Turns a stream of ``damon_aggregated`` lines (bytes, in any chunking) into snapshots.
 
-    One snapshot is ``nr_regions`` consecutive lines of one target; each line has its own
-    timestamp, so lines are grouped by count, not by time. The snapshot's end time is the
-    timestamp of its last line. Feed it bytes in any chunking.
+    Lines are parsed by the perf_script format's ``parse_line`` and grouped as it groups them:
+    one snapshot is ``nr_regions`` consecutive lines of one target (each line has its own
+    timestamp, so the count decides, not the time), and its end time is its first line's
+    timestamp, as damo takes it. A live pipe can lose lines when its ring buffer overruns;
+    that shows as a changed count or as addresses going back, and restarts the snapshot there
+    instead of mixing two.
     """
 
-    _partial: bytes = b""
-    _pending: dict = field(default_factory=dict)   # target_id -> list of matched tuples
+    def __init__(self):
+        self._partial = b""
+        self._pending: dict[int, tuple[int, int, list]] = {}   # target -> (end_ns, nr_regions, rows)
 
     def feed(self, data: bytes) -> list[AggregatedSnapshot]:
         data = self._partial + data
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
-        return self._parse(data[:cut])
+        return self._parse(data[:cut].splitlines())
 
     def finish(self) -> list[AggregatedSnapshot]:
         """Parse a last unterminated line; incomplete snapshots are dropped."""
         rest, self._partial = self._partial, b""
-        return self._parse(rest)
+        return self._parse([rest] if rest else [])
 
-    def _parse(self, text: bytes) -> list[AggregatedSnapshot]:
+    def _parse(self, lines: list[bytes]) -> list[AggregatedSnapshot]:
         snapshots = []
-        for m in AGGREGATED_RE.finditer(text):
-            target_id, nr_regions = int(m.group(3)), int(m.group(4))
-            pending = self._pending.setdefault(target_id, [])
-            # Lost lines (ring buffer overrun) show as a changed count or addresses going back:
-            # restart the snapshot there rather than mixing two.
-            if pending and (pending[0][1] != nr_regions or int(m.group(5)) < int(pending[-1][4])):
-                pending.clear()
-            pending.append((m.group(1), nr_regions, m.group(2), m.group(5), m.group(6), m.group(7), m.group(8)))
-            if len(pending) == nr_regions:
-                snapshots.append(self._snapshot(target_id, pending))
-                self._pending[target_id] = []
+        for line in lines:
+            fields = parse_line(line)
+            if fields is None:
+                continue
+            end_ns, tid, nr_regions, start, end, nr, age = fields
+            pending = self._pending.get(tid)
+            if pending and (pending[1] != nr_regions or start < pending[2][-1][1]):
+                pending = None
+            if pending is None:
+                pending = self._pending[tid] = (end_ns, nr_regions, [])
+            rows = pending[2]
+            rows.append((start, end, nr, age))
+            if len(rows) == nr_regions:
+                del self._pending[tid]
+                addrs = np.array([r[:2] for r in rows], dtype=np.uint64)
+                counts = np.array([r[2:] for r in rows], dtype=np.int64)
+                snapshots.append(AggregatedSnapshot(tid, pending[0], addrs[:, 0], addrs[:, 1],
+                                                    counts[:, 0], counts[:, 1]))
         return snapshots
-
-    @staticmethod
-    def _snapshot(target_id: int, lines: list) -> AggregatedSnapshot:
-        sec, frac = lines[-1][0], lines[-1][2]
-        end_ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, b"0")[:9])
-        # Numbers stay bytes until numpy converts whole columns at once.
-        cols = np.array([(s, e, a, g if g is not None else b"-1") for _, _, _, s, e, a, g in lines])
-        return AggregatedSnapshot(target_id, end_ns, cols[:, 0].astype(np.uint64), cols[:, 1].astype(np.uint64),
-                                  cols[:, 2].astype(np.int64), cols[:, 3].astype(np.int64))
 
 
 class TraceInstance:

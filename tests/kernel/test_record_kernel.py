@@ -28,6 +28,19 @@ WSS_BOUNDS = (0.7 * HOT_SIZE, 1.6 * HOT_SIZE)
 RUN_TIMEOUT = 240
 
 
+@pytest.fixture(autouse=True)
+def damon_left_as_found():
+    """Every test starts and ends with no kdamond: nr_kdamonds and state as they were."""
+    if os.environ.get("DAMO_TEST_IN_VM") != "1":
+        pytest.skip("kernel tests run inside the test VM only (tests/test_kernel_vm.py boots it)")
+    sysfs = DamonSysfs()
+    assert sysfs.nr_kdamonds() == 0
+    yield sysfs
+    assert sysfs.nr_kdamonds() == 0
+    tracing = Path("/sys/kernel/tracing/instances")
+    assert not [p.name for p in tracing.glob("damo-*")]
+
+
 def damo_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "damo", *args]
 
