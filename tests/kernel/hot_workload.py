@@ -1,4 +1,4 @@
-"""Stand-in for ``python -m masim hot.cfg --status_out FILE`` when masim is not there.
+"""A masim-like workload for the kernel tests: masim's region layout and status line.
 
 Maps cold_a, hot and cold_b as separate anonymous mappings, writes one masim-like status line
 with their addresses, then writes the hot one over and over for SECONDS.
