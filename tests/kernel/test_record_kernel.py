@@ -61,7 +61,7 @@ def workload_argv(status: Path) -> list[str]:
     region as accessed under the emulated VM, while this workload shows all of it: until that
     is understood, the kernel tests use this one.
     """
-    return [sys.executable, str(HERE / "hot_workload.py"), str(status), "7"]
+    return [sys.executable, str(HERE / "hot_workload.py"), str(status), "10"]
 
 
 def children(pid: int) -> list[int]:
@@ -87,7 +87,9 @@ def hot_record(tmp_path_factory):
     """One record of the hot-region workload, with the addresses it mapped and its /proc maps."""
     tmp = tmp_path_factory.mktemp("hot")
     out, status = tmp / "hot.data", tmp / "status.jsonl"
-    proc = subprocess.Popen(damo_cmd("record", "-o", str(out), "--", *workload_argv(status)), cwd=REPO, env=env(),
+    # -n 100: start from regions of a few MiB, so that DAMON finds the hot region within seconds
+    # even when the emulated VM gets little CPU (with 10 regions it sometimes did not converge).
+    proc = subprocess.Popen(damo_cmd("record", "-n", "100", "-o", str(out), "--", *workload_argv(status)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: status.exists() and status.read_text().strip() or proc.poll() is not None,
