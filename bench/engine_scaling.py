@@ -9,7 +9,6 @@ The headline speed is the CLI itself: ``damo record masim/configs/zigzag.cfg``.
 """
 from __future__ import annotations
 
-import resource
 import sys
 import tempfile
 import time
@@ -99,13 +98,11 @@ def time_cli(config: str, out_dir: str) -> dict:
 
     path = REPO / config
     duration_s = sum(p.duration_ms for p in load_config(path).phases) / 1000
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cost = measure(python_argv("-m", "damo", "record", str(path), "-o", str(Path(out_dir) / "zz.data")),
                    cwd=REPO, env=repo_env(), timeout=600)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if cost["returncode"] != 0:
         raise RuntimeError(f"damo record failed: {cost['stderr_tail']}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = cost["cpu_seconds"]
     return {"config": config, "simulated_s": duration_s, "wall_s": round(cost["seconds"], 3),
             "cpu_s": round(cpu, 3), "speed_x_real_time": duration_s / cost["seconds"],
             "speed_x_real_time_cpu": duration_s / cpu if cpu else None, "peak_rss_bytes": cost["peak_rss_bytes"]}

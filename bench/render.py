@@ -67,7 +67,10 @@ def section(name: str, result: dict) -> list[str]:
     """A benchmark's section: a renderer registered here, else the module's own
     ``render(result) -> str`` (markdown), else the generic tables; notes always follow."""
     if name in SECTIONS:
-        return SECTIONS[name](result)
+        try:
+            return SECTIONS[name](result)
+        except (KeyError, TypeError, IndexError, ValueError):
+            pass        # the module changed its dict: fall back (tests catch this)
     own = module_render(name)
     if own is not None:
         return [own(result).rstrip("\n"), ""] + notes_lines(result)
@@ -94,13 +97,12 @@ def headline_rows(results: dict) -> list[dict]:
         if entry["status"] != "ok":
             continue
         result = entry["result"]
-        picked = result.get("headline")
-        if not picked and name in HEADLINES:
+        picked = result.get("headline") or []
+        if name in HEADLINES:
             try:
                 picked = HEADLINES[name](result)
             except (KeyError, TypeError, IndexError, ValueError):
-                picked = []     # the module changed its dict; its section still shows everything
-        picked = picked or []
+                pass    # the module changed its dict: keep its own rows (tests catch this)
         for row in picked:
             row = dict(row)
             if "value" in row and "ours" not in row:
@@ -117,7 +119,7 @@ def headline_table(results: dict) -> list[str]:
     columns = [c for c in HEADLINE_COLUMNS if any(c in r for r in rows)]
     columns += [c for r in rows for c in r if c not in columns]
     columns = list(dict.fromkeys(columns))
-    header = [c[0].upper() + c[1:] for c in columns]
+    header = [c if c.startswith("damo") else c[0].upper() + c[1:] for c in columns]
     return table(header, [[cell(c, r.get(c)) for c in columns] for r in rows])
 
 
@@ -255,45 +257,101 @@ def table(columns: list[str], rows: Iterable[list]) -> list[str]:
     return lines + [""]
 
 
-def engine_headline(result: dict) -> list[dict]:
-    cli = result["cli"]
-    per_workload: dict[str, list[float]] = {}
-    for r in result["by_size"]:
-        per_workload.setdefault(r.get("workload", ""), []).append(r["wall_per_sim_s"])
-    by_max = result["by_max_nr_regions"]
-    return [
-        {"figure": f"Simulator speed, `damo record {cli['config'].rsplit('/', 1)[-1]}`",
-         "ours": f"{cli['speed_x_real_time']:.0f}x real time ({cli['simulated_s']:g} s simulated in "
-                 f"{cli['wall_s']:.2f} s)"},
-        {"figure": f"Simulator wall time per simulated second, {size(result['by_size'][0]['size_bytes'])} "
-                   f"to {size(result['by_size'][-1]['size_bytes'])} target",
-         "ours": ", ".join(f"{name + ' ' if name else ''}{min(v) * 1000:.0f}-{max(v) * 1000:.0f} ms "
-                           f"({max(v) / min(v):.2f}x)" for name, v in per_workload.items())},
-        {"figure": f"Simulator wall time per simulated second, max_nr_regions "
-                   + " / ".join(str(r["max_nr_regions"]) for r in by_max)
-                   + f" ({by_max[0].get('workload', '')} workload, {size(by_max[0]['size_bytes'])} target)",
-         "ours": " / ".join(f"{r['wall_per_sim_s'] * 1000:.0f}" for r in by_max) + " ms"},
-    ]
+PEER_VERSIONS = ("2.6.4", "3.4.3")
 
 
-def accuracy_headline(result: dict) -> list[dict]:
-    rows = result["configs"]
-    judged = [r for r in rows if r["config"] not in result.get("goal_exempt", [])] or rows
-    worst = max(judged, key=lambda r: abs(r["wss_p50_error_worst_over_seeds"]))
-    cell_err = sorted(r["heatmap_relative_error"] for r in rows)
-    nr_seeds = len(result["seeds"])
-    return [
-        {"figure": f"Accuracy: worst p50 WSS error over {len(judged)} masim configs, {nr_seeds} "
-                   f"seed{'s' if nr_seeds > 1 else ''}",
-         "ours": f"{worst['wss_p50_error_worst_over_seeds'] * 100:+.2f}% ({worst['config']})"},
-        {"figure": f"Accuracy: heatmap cell relative error, median over {len(rows)} configs",
-         "ours": f"{cell_err[len(cell_err) // 2] * 100:.1f}%"},
-    ]
+def reports_section(result: dict) -> list[str]:
+    """Report time and peak RSS, ours (on our native file and on damo's json_compressed file) and
+    damo's (json_compressed), with ours/damo ratios from this run."""
+    rows = result["rows"]
+    peers = [v for v in PEER_VERSIONS if any(r.get(f"damo_{v}") for r in rows)]
+    ours_cols = [("ours_native", "native"), ("ours_json_compressed", "json_c")]
+
+    def run_cell(run: dict | None, what: str) -> str:
+        if not run:
+            return "–"
+        if run.get("seconds") is None:
+            return f"failed: {run.get('error') or 'no figure'}"
+        if what == "time":
+            return f"{seconds(run['seconds'])} ({seconds(run.get('cpu_seconds'))} CPU)"
+        return size(run["peak_rss_bytes"])
+
+    def ratio_cell(ours: dict | None, theirs: dict | None, what: str) -> str:
+        if not ours or not theirs or ours.get("seconds") is None or theirs.get("seconds") is None:
+            return "–"
+        if what == "time":
+            return f"{ratio(ours['seconds'], theirs['seconds'])} ({ratio(ours.get('cpu_seconds'), theirs.get('cpu_seconds'))} CPU)"
+        return ratio(ours["peak_rss_bytes"], theirs["peak_rss_bytes"])
+
+    lines = []
+    for what, title in (("time", "Wall time (CPU time)"), ("rss", "Peak RSS")):
+        columns = ["Regions", "Report", "Ours, native file", "Ours, json_c file"]
+        columns += [f"damo {v}, json_c file" for v in peers]
+        columns += [f"Ours/damo {v} ({label} file)" for v in peers for _, label in ours_cols]
+        if what == "time" and "2.6.4" in peers:
+            columns.append("Same text as damo 2.6.4")
+        body = []
+        for r in rows:
+            row = [f"{r['nr_regions']:,}", f"`report {r['report']}`"]
+            row += [run_cell(r.get(key), what) for key, _ in ours_cols]
+            row += [run_cell(r.get(f"damo_{v}"), what) for v in peers]
+            row += [ratio_cell(r.get(key), r.get(f"damo_{v}"), what) for v in peers for key, _ in ours_cols]
+            if what == "time" and "2.6.4" in peers:
+                row.append({True: "yes", False: "NO"}.get(r.get("same_output_as_damo_2.6.4"), "–"))
+            body.append(row)
+        lines += [f"### {title}", ""] + table(columns, body)
+    if peers:
+        lines += ["Ratios are ours over damo's (below 1: we are faster or smaller). damo 3.x has no "
+                  "`report heats`, so its row is empty; `report heatmap` is the like-for-like report. "
+                  "damo 3.x prints `report raw` as `report access --raw_form`.", ""]
+    return lines + notes_lines(result)
 
 
-# Per-benchmark renderers and headline pickers, for modules whose dicts carry neither.
-SECTIONS: dict[str, Callable[[dict], list[str]]] = {}
+def reports_headline(result: dict) -> list[dict]:
+    """The biggest record: each report, ours on the json_compressed file damo reads too."""
+    rows = result["rows"]
+    biggest = rows[-1]["nr_regions"]
+    out = []
+    for r in rows:
+        if r["nr_regions"] != biggest:
+            continue
+        ours, native = r.get("ours_json_compressed"), r.get("ours_native")
+        if not ours or ours.get("seconds") is None:
+            continue
+        row = {"figure": f"`report {r['report']}`, {biggest / 1e6:g} M regions: wall time, peak RSS",
+               "ours": f"{seconds(ours['seconds'])}, {size(ours['peak_rss_bytes'])}"
+                       + (f" (native file: {seconds(native['seconds'])}, {size(native['peak_rss_bytes'])})"
+                          if native and native.get("seconds") is not None else "")}
+        for v in PEER_VERSIONS:
+            theirs = r.get(f"damo_{v}")
+            if not theirs:
+                continue
+            if theirs.get("seconds") is None:
+                row[f"damo {v}"] = f"failed: {theirs.get('error')}"
+                continue
+            row[f"damo {v}"] = f"{seconds(theirs['seconds'])}, {size(theirs['peak_rss_bytes'])}"
+            row[f"ours/damo {v}"] = (f"time {ratio(ours['seconds'], theirs['seconds'])}, "
+                                     f"RSS {ratio(ours['peak_rss_bytes'], theirs['peak_rss_bytes'])}")
+        out.append(row)
+    return out
+
+
+def load_headline(result: dict) -> list[dict]:
+    """The load module's own rows, plus our bytes over damo's: native against json_compressed."""
+    rows = list(result.get("headline") or [])
+    native, damo = result["formats"]["native"], result["formats"]["json_compressed"]
+    rows.append({"figure": f"Record file size, {result['nr_regions'] / 1e6:g} M regions: bytes per region "
+                           "(ours: native format; damo: json_compressed)",
+                 "ours": f"{native['bytes_per_region']:.3g} B", "damo 2.6.4": f"{damo['bytes_per_region']:.3g} B",
+                 "ours/damo 2.6.4": ratio(native["file_bytes"], damo["file_bytes"])})
+    return rows
+
+
+# Per-benchmark renderers and headline pickers; a picker here wins over the module's own rows.
+SECTIONS: dict[str, Callable[[dict], list[str]]] = {
+    "reports": reports_section,
+}
 HEADLINES: dict[str, Callable[[dict], list[dict]]] = {
-    "engine_scaling": engine_headline,
-    "accuracy": accuracy_headline,
+    "reports": reports_headline,
+    "load": load_headline,
 }
