@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", nargs="+", metavar="FILE", help="base records (repeated runs)")
     parser.add_argument("--new", nargs="+", metavar="FILE", help="new records (repeated runs)")
     parser.add_argument("--fail-if", dest="fail_if", action="append", default=[], metavar="EXPR",
-                        help=f"exit 1 when a change trips EXPR: {SYNTAX}")
+                        help="exit 1 when a change trips EXPR: " + SYNTAX.replace("%", "%%"))
     parser.add_argument("--noise-k", dest="noise_k", type=float, default=DEFAULT_NOISE_K, metavar="K",
                         help="with repeated runs, a gate trips only past its threshold by more than K "
                              "standard errors of the difference (default: %(default)s)")
@@ -47,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ana = parser.add_argument_group("analysis")
     ana.add_argument("--hot", type=diff.parse_rate, default=diff.parse_rate(diff.DEFAULT_HOT), metavar="RATE",
                      help="hot: access rate >= RATE, as N%% of 1/sampling interval or NHz "
-                          f"(default: {diff.DEFAULT_HOT})")
+                          "(default: %(default)s)")
     ana.add_argument("--cold", type=diff.parse_rate, default=diff.parse_rate(diff.DEFAULT_COLD),
-                     metavar="RATE", help=f"cold: access rate <= RATE (default: {diff.DEFAULT_COLD})")
+                     metavar="RATE", help="cold: access rate <= RATE (default: %(default)s)")
     ana.add_argument("--exclude_samples", type=int, default=diff.DEFAULT_EXCLUDE_SAMPLES, metavar="N",
                      help="skip the first N snapshots of each target, as report wss (default: %(default)s)")
     ana.add_argument("-t", "--acc_thres", type=int, default=1, metavar="N",

@@ -259,6 +259,7 @@ def _boundary(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from damo.report import add_input_argument
 
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_input_argument(parser)
     parser.add_argument("--aggr", type=int, nargs=2, default=list(DEFAULT_AGGR_US), metavar=("MIN", "MAX"),
                         help="valid aggregation intervals in us (default: %(default)s)")

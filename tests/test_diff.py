@@ -471,3 +471,9 @@ def test_loaders_keep_one_record_in_memory_and_give_the_same_result():
     calls.clear()
     compare([("a", loader("a"))], [("b", loader("b"))], Options(exclude_samples=0, time_rows=4))
     assert calls == ["a", "b", "a", "b"]           # heat grids read the records again
+
+
+def test_help():
+    done = run_cli("report", "diff", "--help")
+    assert done.returncode == 0 and "--fail-if EXPR" in done.stdout and "'wss.p50>+10%'" in done.stdout
+    assert "damo report diff --base A1 A2 A3 --new B1 B2 B3" in done.stdout

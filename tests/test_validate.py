@@ -209,3 +209,9 @@ def test_vectorised_on_a_million_regions():
                     np.full(n_snap * per, 25), np.zeros(n_snap * per, np.int64))
     got = {v.kind: v.count for v in validate_record(record).violations}
     assert got == {"nr_accesses": n_snap * per, "max_nr_accesses": n_snap * per}
+
+
+def test_help():
+    done = run_cli("validate", "--help")
+    assert done.returncode == 0 and "--nr_accesses MIN MAX" in done.stdout
+    assert "\n- regions are non-empty, sorted and non-overlapping within each snapshot;\n" in done.stdout
