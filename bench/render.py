@@ -90,6 +90,39 @@ def module_render(name: str) -> Callable[[dict], str] | None:
 HEADLINE_COLUMNS = ["figure", "ours", "damo 2.6.4", "damo 3.4.3", "ours/damo 2.6.4", "ours/damo 3.4.3"]
 
 
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def readme_section(results: dict) -> str:
+    """The README's Benchmarks section: the headline table and the machine it came from."""
+    m = results["machine"]
+    cores = f"{m['cores']} core{'s' if m['cores'] != 1 else ''}"
+    return "\n".join([
+        README_START,
+        "## Benchmarks",
+        "",
+        f"`python -m bench` measures us and damo 2.6.4 and 3.4.3 (from PyPI, in cached virtualenvs) "
+        f"side by side; `python -m bench --quick` (under 2 minutes, ours only) is part of the test suite. "
+        f"The headline of the last full run, on {m['cpu_model']}, {cores}, {size(m['memory_bytes'])} "
+        f"of memory, Linux {m['kernel_release']}, {m['python']}, numpy {m['numpy']}, on {m['date'][:10]} "
+        f"(commit {m['commit'] or 'unknown'}). Ratios are ours over damo's, measured in the same run: "
+        "below 1 is faster or smaller. Every figure and how it was taken: bench/results.md "
+        "(and bench/results.json).",
+        "",
+        *headline_table(results),
+        README_END,
+    ]) + "\n"
+
+
+def update_readme(readme: str, results: dict) -> str:
+    """``readme`` with its Benchmarks section replaced (or appended)."""
+    section = readme_section(results)
+    if README_START in readme and README_END in readme:
+        head, rest = readme.split(README_START, 1)
+        return head + section + rest.split(README_END, 1)[1].lstrip("\n")
+    return readme.rstrip("\n") + "\n\n" + section
+
+
 def headline_rows(results: dict) -> list[dict]:
     """The headline figures: each benchmark's own ``headline`` rows, else what HEADLINES picks."""
     rows = []

@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep the other benchmarks' entries of an existing DIR/results.json")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help=f"per benchmark (default: {QUICK_TIMEOUT_S:.0f} quick, {FULL_TIMEOUT_S:.0f} full)")
+    parser.add_argument("--readme", action="store_true",
+                        help="also put the headline table into README.md's Benchmarks section")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     return parser
@@ -205,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
                         progress=lambda line: print(line, file=sys.stderr, flush=True))
     json_path, md_path = write_results(results, out_dir)
     print(f"wrote {md_path} and {json_path}")
+    if args.readme:
+        from bench.render import update_readme
+
+        readme = REPO / "README.md"
+        readme.write_text(update_readme(readme.read_text(), results))
+        print(f"updated {readme}")
     failed = [n for n, e in results["benchmarks"].items() if e["status"] == "failed"]
     return 1 if failed else 0
 

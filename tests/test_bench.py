@@ -199,3 +199,14 @@ def test_cells_and_tables():
     assert render.cell("x", None) == "–"
     assert render.ratio(2.0, 8.0) == "0.25" and render.ratio(None, 1.0) == "–"
     assert render.table(["a", "b|c"], [[1, "x|y"]]) == ["| a | b\\|c |", "|---|---|", "| 1 | x\\|y |", ""]
+
+
+def test_readme_section_is_replaced_not_duplicated(fake_package):
+    results = suite.run_suite(["good"], quick=True, timeout=60, progress=lambda line: None, package=fake_package)
+    readme = "# damo\n\nIntro.\n"
+    once = render.update_readme(readme, results)
+    assert once.startswith("# damo\n\nIntro.\n\n<!-- bench:start -->\n## Benchmarks\n")
+    assert "| Load, 0.3 M regions | 0.25 s |\n\n<!-- bench:end -->\n" in once
+    assert f"on {results['machine']['cpu_model']}, {os.cpu_count()} core" in once
+    again = render.update_readme(once + "## Later section\n", results)
+    assert again == once + "## Later section\n"
