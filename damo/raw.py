@@ -84,11 +84,17 @@ def _decimal(values: np.ndarray, width: int) -> np.ndarray:
     """Right-aligned decimal digits of values that fit ``width`` (a '-' before negatives)."""
     values = values.astype(np.int64)
     magnitude = np.abs(values)
-    pows = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    chars = ((magnitude[:, None] // pows) % 10 + 48).astype(np.uint8)
+    chars = np.full((len(values), width), 32, dtype=np.uint8)
+    if not len(values):
+        return chars
+    # Only as many digit columns as the largest value needs; the rest stay blank.
+    nr_columns = len(str(int(magnitude.max())))
+    pows = 10 ** np.arange(nr_columns - 1, -1, -1, dtype=np.int64)
+    digits = ((magnitude[:, None] // pows) % 10 + 48).astype(np.uint8)
     leading = pows[None, :] > magnitude[:, None]
     leading[:, -1] = False
-    chars[leading] = 32
+    digits[leading] = 32
+    chars[:, width - nr_columns:] = digits
     negative = np.flatnonzero(values < 0)
     if len(negative):
         nr_digits = np.maximum((pows[None, :] <= magnitude[negative, None]).sum(axis=1), 1)
