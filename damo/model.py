@@ -211,6 +211,60 @@ def concat_columns(meta: RecordMeta, snaps, counts, cols) -> Record:
                   cat(2, NR_ACCESSES_DTYPE), cat(3, AGE_DTYPE))
 
 
+class RegionColumns:
+    """Region columns (start, end, nr_accesses, age) appended snapshot by snapshot, for readers.
+
+    A block holds 8 M regions per column, allocated untouched (only the filled part becomes
+    resident) and big enough to be its own memory mapping, so it goes back to the system when
+    freed. A record that fits one block is returned as views of it, without a copy; larger ones
+    are joined one column at a time, each block freed once copied. Thousands of small
+    per-snapshot arrays would instead linger in the heap next to the finished record.
+    """
+
+    DTYPES = (ADDR_DTYPE, ADDR_DTYPE, NR_ACCESSES_DTYPE, AGE_DTYPE)
+    BLOCK = 1 << 23
+
+    def __init__(self):
+        self.blocks: list[list[np.ndarray]] = []
+        self.fill = 0
+        self.counts: list[int] = []
+
+    def append(self, cols) -> None:
+        n = len(cols[0])
+        self.counts.append(n)
+        done = 0
+        while done < n:
+            if not self.blocks or self.fill == len(self.blocks[-1][0]):
+                self.blocks.append([np.empty(max(self.BLOCK, n - done), dtype=d) for d in self.DTYPES])
+                self.fill = 0
+            block = self.blocks[-1]
+            take = min(n - done, len(block[0]) - self.fill)
+            for i in range(4):
+                block[i][self.fill:self.fill + take] = cols[i][done:done + take]
+            self.fill += take
+            done += take
+
+    def build(self, region_order: np.ndarray | None) -> list[np.ndarray]:
+        """The four columns, regions reordered by ``region_order`` if given; the blocks go."""
+        if not self.blocks:
+            return [np.zeros(0, dtype=d) for d in self.DTYPES]
+        self.blocks[-1] = [c[:self.fill] for c in self.blocks[-1]]
+        columns = []
+        for i, dtype in enumerate(self.DTYPES):
+            if len(self.blocks) == 1:
+                out = self.blocks[0][i]
+            else:
+                out = np.empty(sum(len(b[i]) for b in self.blocks), dtype=dtype)
+                pos = 0
+                for block in self.blocks:
+                    out[pos:pos + len(block[i])] = block[i]
+                    pos += len(block[i])
+                    block[i] = None
+            columns.append(out if region_order is None else out[region_order])
+        self.blocks = []
+        return columns
+
+
 def empty_record(meta: RecordMeta | None = None) -> Record:
     return RecordBuilder(meta).build()
 

@@ -136,7 +136,7 @@ def test_json_streaming_across_small_pieces(tmp_path, monkeypatch):
     record = synth_record(12, 50, seed=3, nr_targets=2)
     path = tmp_path / "r"
     write_record(record, path, "json_compressed")
-    monkeypatch.setattr(damo_json._Columns, "BLOCK", 37)    # many column blocks, joined at the end
+    monkeypatch.setattr(damo_json.RegionColumns, "BLOCK", 37)    # many column blocks, joined at the end
     for size in (7, 1000, 4097):
         monkeypatch.setattr(damo_json, "FILL_BYTES", size)
         monkeypatch.setattr(damo_json, "READ_BYTES", size)

@@ -20,7 +20,7 @@ import numpy as np
 
 from damo.errors import RecordFileError
 from damo.formats import create_private
-from damo.model import ADDR_DTYPE, AGE_DTYPE, NR_ACCESSES_DTYPE, Record, RecordMeta, concat_columns
+from damo.model import ADDR_DTYPE, AGE_DTYPE, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta, RegionColumns
 
 MAGIC = b"\x89DAMOREC"
 VERSION = 1
@@ -272,7 +272,8 @@ def read(path, fmt: str = "native") -> Record:
     meta, pos = read_meta(path)
     with open(path, "rb") as f:
         data = f.read()
-    snaps, counts, cols = [], [], []
+    snaps, counts = [], []
+    columns = RegionColumns()
     while pos + CHUNK.size <= len(data):
         tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
         chunk_end = pos + CHUNK.size + packed_len
@@ -289,9 +290,14 @@ def read(path, fmt: str = "native") -> Record:
         chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
         snaps += chunk_snaps
         counts += chunk_counts
-        cols += chunk_cols
+        for cols in chunk_cols:
+            columns.append(cols)
         pos += CHUNK.size + packed_len
-    return concat_columns(meta, snaps, counts, cols)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])
+    return Record(meta, np.array([s[0] for s in snaps], dtype=np.uint64),
+                  np.array([s[1] for s in snaps], dtype=TIME_DTYPE), np.array([s[2] for s in snaps], dtype=TIME_DTYPE),
+                  offsets, *columns.build(None))
 
 
 class Writer:
