@@ -37,6 +37,19 @@ class RecordWriter(Protocol):
     def close(self) -> None: ...
 
 
+class WriterBase:
+    """What every writer shares: use as a context manager, closing on exit."""
+
+    def flush(self) -> None:
+        """Nothing to do for formats that cannot be appended to (damo's JSON): they are written on close."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def _module(fmt: str):
     if fmt not in FORMATS:
         raise DamoError(f"unknown record format '{fmt}' (choose from {', '.join(FORMATS)})")

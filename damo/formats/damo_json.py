@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from damo.errors import RecordFileError
-from damo.formats import create_private
+from damo.formats import WriterBase, create_private
 from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record,
                         RecordMeta, RegionColumns)
 
@@ -668,7 +668,7 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
     yield "\n]"
 
 
-class Writer:
+class Writer(WriterBase):
     """Collects snapshots and writes damo's JSON (zlib-compressed for json_compressed) on close."""
 
     def __init__(self, path, meta: RecordMeta, fmt: str = "json_compressed"):
@@ -681,9 +681,6 @@ class Writer:
 
     def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
         self._builder.add(target_id, start_ns, end_ns, start, end, nr_accesses, age)
-
-    def flush(self) -> None:
-        """Nothing to do: damo's JSON formats cannot be appended to, so they are written on close."""
 
     def close(self) -> None:
         if self._file.closed:
@@ -705,9 +702,3 @@ class Writer:
             self._file.write(compressor.compress(block) + compressor.flush() if compressor else block)
         finally:
             self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 
 from damo.errors import RecordFileError
-from damo.formats import create_private
+from damo.formats import WriterBase, create_private
 from damo.model import ADDR_DTYPE, AGE_DTYPE, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta, RegionColumns
 
 MAGIC = b"\x89DAMOREC"
@@ -300,7 +300,7 @@ def read(path, fmt: str = "native") -> Record:
                   offsets, *columns.build(None))
 
 
-class Writer:
+class Writer(WriterBase):
     """Streams snapshots into chunks; a chunk is flushed every few seconds or regions."""
 
     def __init__(self, path, meta: RecordMeta, fmt: str = "native", preset: int = 6):
@@ -352,9 +352,3 @@ class Writer:
             self.flush()
         finally:
             self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from damo.errors import DamoError, RecordFileError
-from damo.formats import create_private
+from damo.formats import WriterBase, create_private
 from damo.model import ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta
 
 EVENT = b"damon_aggregated:"
@@ -227,7 +227,7 @@ def _assemble(per_target, starts, ends, nrs, ages) -> Record:
 
 # --- writing ----------------------------------------------------------------------------------------
 
-class Writer:
+class Writer(WriterBase):
     """Writes damo-style perf script lines (``kdamond.x xxxx xxxx <sec>: damon:damon_aggregated: ...``).
 
     Only end times survive (start times come back as damo derives them), regions with an
@@ -285,9 +285,3 @@ class Writer:
                                       "0-0: -1 -1\n" % (fake_end / 1000000000.0, tid)).encode())
         finally:
             self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
