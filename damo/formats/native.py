@@ -303,7 +303,7 @@ def read(path, fmt: str = "native") -> Record:
 class Writer(WriterBase):
     """Streams snapshots into chunks; a chunk is flushed every few seconds or regions."""
 
-    def __init__(self, path, meta: RecordMeta, fmt: str = "native", preset: int = 6):
+    def __init__(self, path, meta: RecordMeta, fmt: str = "native", preset: int = 2):
         self.path = path
         self.preset = preset
         self._file = create_private(path)
