@@ -23,8 +23,8 @@ def markdown(results: dict) -> str:
         "# Benchmark results",
         "",
         f"Made by `python -m bench{' --quick' if results['mode'] == 'quick' else ''}` "
-        f"on {m['date']} in {results['elapsed_seconds']:.0f} s. Every ratio is ours over damo's, both "
-        "measured in the same run; below 1 means we are faster or smaller.",
+        f"on {m['date']} (each benchmark's own time and date: Runs, at the end). Every ratio is ours "
+        "over damo's, both measured in the same run; below 1 means we are faster or smaller.",
         "",
         "## Machine",
         "",
