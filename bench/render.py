@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import textwrap
 from typing import Callable, Iterable
 
 from bench import run as suite
@@ -101,13 +102,14 @@ def readme_section(results: dict) -> str:
         README_START,
         "## Benchmarks",
         "",
+        *textwrap.wrap(
         f"`python -m bench` measures us and damo 2.6.4 and 3.4.3 (from PyPI, in cached virtualenvs) "
         f"side by side; `python -m bench --quick` (under 2 minutes, ours only) is part of the test suite. "
         f"The headline of the last full run, on {m['cpu_model']}, {cores}, {size(m['memory_bytes'])} "
         f"of memory, Linux {m['kernel_release']}, {m['python']}, numpy {m['numpy']}, on {m['date'][:10]} "
         f"(commit {m['commit'] or 'unknown'}). Ratios are ours over damo's, measured in the same run: "
         "below 1 is faster or smaller. Every figure and how it was taken: bench/results.md "
-        "(and bench/results.json).",
+        "(and bench/results.json).", width=100, break_on_hyphens=False),
         "",
         *headline_table(results),
         README_END,

@@ -207,6 +207,6 @@ def test_readme_section_is_replaced_not_duplicated(fake_package):
     once = render.update_readme(readme, results)
     assert once.startswith("# damo\n\nIntro.\n\n<!-- bench:start -->\n## Benchmarks\n")
     assert "| Load, 0.3 M regions | 0.25 s |\n\n<!-- bench:end -->\n" in once
-    assert f"on {results['machine']['cpu_model']}, {os.cpu_count()} core" in once
+    assert f"on {results['machine']['cpu_model']}, {os.cpu_count()} core" in " ".join(once.split())
     again = render.update_readme(once + "## Later section\n", results)
     assert again == once + "## Later section\n"
