@@ -104,7 +104,8 @@ def readme_section(results: dict) -> str:
         "",
         *textwrap.wrap(
         f"`python -m bench` measures us and damo 2.6.4 and 3.4.3 (from PyPI, in cached virtualenvs) "
-        f"side by side; `python -m bench --quick` (under 2 minutes, ours only) is part of the test suite. "
+        f"side by side; `python -m bench --quick` (under 2 minutes: small records, no damo reports) is part of "
+        f"the test suite. "
         f"The headline of the last full run, on {m['cpu_model']}, {cores}, {size(m['memory_bytes'])} "
         f"of memory, Linux {m['kernel_release']}, {m['python']}, numpy {m['numpy']}, on {m['date'][:10]} "
         f"(commit {m['commit'] or 'unknown'}). Ratios are ours over damo's, measured in the same run: "
