@@ -37,6 +37,8 @@ COLORSETS = {
 }
 RESET = "\x1b[0m"
 MAX_DIGIT = 9
+SECONDS_PER_ROUND = 20e-6          # rough costs, only to choose between two exact methods
+SECONDS_PER_PYTHON_STEP = 0.3e-6
 CHUNK_REGIONS = 1 << 20   # bounds the working memory of one accumulation pass (~150 MB)
 
 
@@ -287,8 +289,21 @@ def _apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_
         return
     by_count = np.argsort(-counts, kind="stable")
     starts, counts, pixels = starts[by_count], counts[by_count], pixels[by_count]
+    # A round costs a few numpy calls whatever its size, so a handful of pixels with very many
+    # contributions (a tiny --resol) are cheaper one float at a time: pick how many deepest
+    # pixels go that way by a simple cost model.
+    python_cost = np.concatenate([[0], np.cumsum(counts)]) * SECONDS_PER_PYTHON_STEP
+    rounds_cost = np.append(counts, 0) * SECONDS_PER_ROUND
+    nr_python = int(np.argmin(python_cost + rounds_cost))
+    for p, first, count in zip(pixels[:nr_python].tolist(), starts[:nr_python].tolist(),
+                               counts[:nr_python].tolist()):
+        h = float(heat[p])
+        for v in value[first:first + count].tolist():
+            h = (v + h * pixel_sz) / pixel_sz
+        heat[p] = h
+    starts, counts, pixels = starts[nr_python:], counts[nr_python:], pixels[nr_python:]
     neg_counts = -counts
-    for r in range(int(counts[0])):
+    for r in range(int(counts[0]) if len(counts) else 0):
         m = int(np.searchsorted(neg_counts, -r, side="left"))   # pixels with more than r contributions
         p = pixels[:m]
         heat[p] = (value[starts[:m] + r] + heat[p] * pixel_sz) / pixel_sz
@@ -384,7 +399,8 @@ def _units(span: int, resolution: int, what: str) -> int:
         raise DamoError(f"--resol: the {what} resolution must be positive")
     unit = span // resolution
     if unit <= 0:
-        raise DamoError(f"the {what} range ({span}) is smaller than its resolution ({resolution})")
+        raise DamoError(f"the {what} range ({span}) is smaller than its resolution ({resolution}); "
+                        "give a smaller --resol")
     return unit
 
 
@@ -689,7 +705,8 @@ def report(args: argparse.Namespace, output: str, resolution, colorset: str, col
     if args.guide:
         gs = guides(record)
         text = json.dumps(guides_json(gs), indent=2) if args.json else format_guides(gs)
-        sys.stdout.write(text + "\n")
+        if text:
+            sys.stdout.write(text + "\n")
         return 0
     grid = compute_grid(record, args.tid, args.time_range, args.address_range, tuple(resolution), args.all)
     if args.json:

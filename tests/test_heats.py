@@ -68,6 +68,19 @@ def test_chunking_keeps_damos_order(monkeypatch):
     assert heats.heat_grid(*args).heats.tolist() == whole.tolist()
 
 
+@pytest.mark.parametrize("python_step, round_cost", [(1.0, 0.0), (0.0, 1.0)])
+def test_both_accumulation_methods_are_exact(monkeypatch, python_step, round_cost):
+    """Pixel by pixel in Python floats, or in vectorised rounds: the same floats as damo."""
+    monkeypatch.setattr(heats, "SECONDS_PER_PYTHON_STEP", python_step)
+    monkeypatch.setattr(heats, "SECONDS_PER_ROUND", round_cost)
+    rec = make_record(nr_snapshots=15, nr_regions=30, seed=9)
+    tmin, tmax = int(rec.end_ns[0]), int(rec.end_ns[-1])
+    amin, amax = int(rec.start.min()), int(rec.end.max())
+    for resol in [(2, 3), (9, 11)]:
+        grid = heats.heat_grid(rec, 0, (tmin, tmax), (amin, amax), resol)
+        assert grid.heats.tolist() == reference_heats(rec, tmin, tmax, amin, amax, *resol).tolist()
+
+
 def test_heat_is_mean_access_frequency():
     """A region accessed 10 times per aggregation over the whole map gives heat 10 everywhere."""
     b = RecordBuilder(RecordMeta(aggr_us=100000, sample_us=5000))
