@@ -185,3 +185,12 @@ def test_wss_plot(record_file, tmp_path, monkeypatch):
     assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 2
     bad = run_cli("report", "wss", "-i", str(record_file), "-p", str(tmp_path / "x.bmp"))
     assert bad.returncode == 2 and "unsupported image type" in bad.stderr
+
+
+def test_nr_regions_plot(record_file, tmp_path):
+    import matplotlib.image as mpimg
+
+    png = tmp_path / "nr.png"
+    out = run_cli("report", "nr_regions", "-i", str(record_file), "--plot", str(png))
+    assert out.returncode == 0, out.stderr
+    assert mpimg.imread(png).shape[:2] == (500, 800)
