@@ -39,7 +39,7 @@ RESET = "\x1b[0m"
 MAX_DIGIT = 9
 SECONDS_PER_ROUND = 20e-6          # rough costs, only to choose between two exact methods
 SECONDS_PER_PYTHON_STEP = 0.3e-6
-CHUNK_REGIONS = 1 << 20   # bounds the working memory of one accumulation pass (~150 MB)
+CHUNK_REGIONS = 1 << 19   # bounds the working memory of one accumulation pass (~80 MB)
 
 
 # --- the guide: time span and contiguous address areas of each target ------------------------
