@@ -1,7 +1,9 @@
 """Record with this machine's kernel DAMON: a command, a pid, or physical memory (``paddr``).
 
-Flow: check (read-only) that DAMON is free -> launch the workload -> open a private tracefs
-instance -> create, stage and start our own kdamond -> stream ``damon_aggregated`` snapshots
+Flow: check (read-only) that DAMON is free -> fork the workload, held before its exec -> open a
+private tracefs instance -> create, stage and start our own kdamond -> release the workload (so
+DAMON sees it from its first instruction, and it cannot exit before monitoring starts, however
+short it is) -> stream ``damon_aggregated`` snapshots
 (or, without the tracepoint, ``tried_regions`` snapshots of a ``stat`` scheme) into the record
 writer -> on exit, error or signal: our kdamond off, ``nr_kdamonds`` restored, the tracefs
 instance removed, the file completed.
@@ -81,6 +83,8 @@ def resolve_target(request: RecordRequest) -> Target:
         pid = int(words[0])
         if not Path(f"/proc/{pid}").exists():
             raise DamoError(f"no process with pid {pid}")
+        if not process_alive(pid):
+            raise DamoError(f"the target (pid {pid}) exited before monitoring started")
         return Target(ops, pid=pid, regions=regions, description=f"pid {pid}")
     if request.shell:
         argv = ["/bin/sh", "-c", " ".join(words)]
@@ -92,6 +96,87 @@ def resolve_target(request: RecordRequest) -> Target:
         if shutil.which(argv[0]) is None:
             raise DamoError(f"command not found: {argv[0]}")
     return Target(ops, argv=argv, regions=regions, description=shlex.join(words if len(words) > 1 else argv))
+
+
+def process_alive(pid: int) -> bool:
+    """Is ``pid`` a live process? A zombie (exited, not yet reaped) is not: it has no memory to monitor."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may itself hold ')'.
+    state = stat[stat.rfind(")") + 2:][:1]
+    return state not in ("Z", "X", "x", "")
+
+
+class HeldWorkload:
+    """A workload forked now and exec'd only on ``release``: monitoring can start on its pid first.
+
+    (subprocess.Popen cannot hold a child before its exec: it waits for the exec to happen.)
+    The child waits on a pipe; closing the pipe without releasing makes it exit with 126 and
+    run nothing. ``poll``, ``wait``, ``send_signal``, ``kill`` and ``returncode`` act as Popen's.
+    """
+
+    def __init__(self, argv: list[str]):
+        read_fd, self._release_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:                                        # the child: never returns
+            code = 126
+            try:
+                os.close(self._release_fd)
+                if os.read(read_fd, 1) == b"g":
+                    os.close(read_fd)
+                    # As Popen does: the signals Python ignores are back to the default for the workload.
+                    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                        signal.signal(sig, signal.SIG_DFL)
+                    code = 127
+                    os.execvp(argv[0], argv)
+            except OSError as err:
+                os.write(2, f"damo: cannot run {argv[0]}: {err.strerror}\n".encode())
+            except BaseException:
+                pass
+            os._exit(code)
+        os.close(read_fd)
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def release(self) -> None:
+        """Let the workload exec (once)."""
+        if self._release_fd is not None:
+            try:
+                os.write(self._release_fd, b"g")
+            finally:
+                self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self._release_fd is not None:
+            os.close(self._release_fd)
+            self._release_fd = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._close_pipe()                  # a workload never released exits now instead of waiting
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def preflight(sysfs: DamonSysfs) -> None:
@@ -110,7 +195,7 @@ class KernelRecorder:
         self.request = request
         self.sysfs = sysfs or DamonSysfs()
         self.tracefs_root = tracefs_root if tracefs_root is not None else find_tracefs()
-        self.proc: subprocess.Popen | None = None
+        self.proc: HeldWorkload | None = None
         self.sink = None
         self._last_end: dict[int, int] = {}
         self.parser = AggregatedParser()
@@ -128,15 +213,18 @@ class KernelRecorder:
         kdamond = OwnedKdamond(self.sysfs, setup)
         try:
             if target.argv:
-                self.proc = subprocess.Popen(target.argv)
+                self.proc = HeldWorkload(target.argv)
                 setup.pid = self.proc.pid
             if instance:
                 instance.open()
             with kdamond:
-                # A zombie child still has its pid, so the kernel would accept it: ask first.
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise DamoError(f"the target (pid {self.proc.pid}) exited before monitoring started")
+                # A zombie still has its pid, so the kernel would accept it: ask first. (Our own
+                # workload is held before its exec, so only a pid target can be gone here.)
+                if not self._target_alive():
+                    raise DamoError(f"the target (pid {setup.pid}) exited before monitoring started")
                 kdamond_pid = kdamond.start(target_alive=self._target_alive)
+                if self.proc is not None:
+                    self.proc.release()
                 meta = base_meta(request, target.ops, target.description)
                 meta.kernel_release = os.uname().release
                 meta.start_time = time.time()
@@ -227,8 +315,9 @@ class KernelRecorder:
     def _target_alive(self) -> bool:
         if self.proc is not None:
             return self.proc.poll() is None
-        pid = self.request.target[0]
-        return Path(f"/proc/{pid}").exists()
+        if self.request.target == ["paddr"] or self.request.ops == "paddr":
+            return True
+        return process_alive(int(self.request.target[0]))
 
     def _stop_workload(self) -> int | None:
         """Reap the workload we launched, ending it if the record stopped first; its exit status."""
