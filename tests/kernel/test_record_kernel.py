@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -22,10 +21,13 @@ pytestmark = pytest.mark.kernel
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 HOT_SIZE = 8 << 20
-# damon-tests accept 9-11 MB for a 10 MB working set (7-13 MB with THP always). Here the
-# interpreter's own pages add to the hot region, and the emulated guest is often starved of CPU
-# (p50 seen from 5.2 to 9 MiB with -s 20 ms), so the bounds are wider: 0.5x to 1.6x.
-WSS_BOUNDS = (0.5 * HOT_SIZE, 1.6 * HOT_SIZE)
+HOT_SECONDS = 12
+# After DAMON's regions first cover the new mappings (one ops update after they appear), its
+# adaptive regions take a few aggregations to split the 40 MiB span into hot and cold parts:
+# about 7 aggregations were seen, so the hot phase is counted from 8 aggregations after that.
+SETTLE_AGGREGATIONS = 8
+# damon-tests accept 9-11 MB for a 10 MB working set: 0.9x to 1.1x, for the workload's own mappings.
+HOT_BOUNDS = (0.9 * HOT_SIZE, 1.1 * HOT_SIZE)
 RUN_TIMEOUT = 240
 
 
@@ -56,13 +58,12 @@ def damo(*args: str) -> subprocess.CompletedProcess:
 
 
 def workload_argv(status: Path) -> list[str]:
-    """A numpy workload with masim's layout and status line (hot_workload.py).
+    """A stdlib workload with masim's layout and status line (hot_workload.py).
 
-    masim itself (``python -m masim CFG --status_out FILE``) showed only 2 MiB of its 8 MiB hot
-    region as accessed under the emulated VM, while this workload shows all of it: until that
-    is understood, the kernel tests use this one.
+    masim itself (``python -m masim CFG --status_out FILE``) is not used: it does not flush its
+    TLB, so under emulation its hot region reads as mostly idle (see hot_workload.py).
     """
-    return [sys.executable, str(HERE / "hot_workload.py"), str(status), "10"]
+    return [sys.executable, str(HERE / "hot_workload.py"), str(status), str(HOT_SECONDS)]
 
 
 def children(pid: int) -> list[int]:
@@ -88,9 +89,9 @@ def hot_record(tmp_path_factory):
     """One record of the hot-region workload, with the addresses it mapped and its /proc maps."""
     tmp = tmp_path_factory.mktemp("hot")
     out, status = tmp / "hot.data", tmp / "status.jsonl"
-    # -n 100: start from regions of a few MiB, so that DAMON finds the hot region within seconds
-    # even when the emulated VM gets little CPU (with 10 regions it sometimes did not converge).
-    # -s/-a 4x damo's: a starved emulated guest still gets its workload's touches into each sample.
+    # -n 100: start from regions of a few MiB, so that DAMON splits the new 40 MiB span quickly.
+    # -s/-a 4x damo's: 20 samples per aggregation, and a sampling period well above the
+    # emulated guest's scheduling hiccups.
     proc = subprocess.Popen(damo_cmd("record", "-s", "20000", "-a", "400000", "-n", "100", "-o", str(out), "--",
                                      *workload_argv(status)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -117,18 +118,29 @@ def mapping_of(maps: str, address: int) -> tuple[int, int]:
     raise AssertionError(f"{address:#x} is in no mapping of the workload")
 
 
-def accessed_coverage(record, lo: int, hi: int) -> np.ndarray:
-    """Per snapshot: the fraction of [lo, hi) covered by regions with nr_accesses > 0."""
+def coverage(record, lo: int, hi: int, accessed_only: bool = True) -> np.ndarray:
+    """Per snapshot: the fraction of [lo, hi) covered by regions (with nr_accesses > 0 if accessed_only)."""
     overlap = np.clip(np.minimum(record.end.astype(np.int64), hi) - np.maximum(record.start.astype(np.int64), lo),
                       0, None)
-    overlap = np.where(record.nr_accesses > 0, overlap, 0)
+    if accessed_only:
+        overlap = np.where(record.nr_accesses > 0, overlap, 0)
     per_snapshot = np.add.reduceat(overlap, record.offsets[:-1]) if len(overlap) else np.zeros(0)
     return per_snapshot / (hi - lo)
 
 
-@pytest.mark.xfail(strict=False, reason="KNOWN BROKEN: under a CPU-starved emulated VM the per-snapshot "
-                   "coverage of the hot region is often near 0 in the last seconds, though wss p50 and the "
-                   "heatmap band pass; under investigation")
+def hot_phase(record, regions: dict) -> tuple[int, int]:
+    """[first, last) snapshot indexes of the settled hot phase, found from the record alone.
+
+    It starts SETTLE_AGGREGATIONS after DAMON's regions first cover the workload's mappings, and
+    ends where they stop covering them (the workload exited; the record's last snapshot).
+    """
+    lo = min(r["address"] for r in regions.values())
+    hi = max(r["address"] + r["size"] for r in regions.values())
+    covered = np.flatnonzero(coverage(record, lo, hi, accessed_only=False) == 1.0)
+    assert len(covered), "DAMON never covered the workload's mappings"
+    return int(covered[0]) + SETTLE_AGGREGATIONS, int(covered[-1]) + 1
+
+
 def test_hot_region_shows_up_where_the_workload_mapped_it(hot_record):
     out, regions, maps, stderr = hot_record
     assert "workload exited with status 0" in stderr
@@ -139,24 +151,50 @@ def test_hot_region_shows_up_where_the_workload_mapped_it(hot_record):
     record = read_record(out)
     assert record.meta.target_kind == "vaddr" and record.meta.kernel_release == os.uname().release
     assert record.meta.extra["collector"] == "tracefs"
-    # The last 3 s are in the hot phase, well after the regions were mapped and seen by DAMON.
-    last = record.select(record.end_ns >= record.end_ns[-1] - 4_000_000_000)
-    assert last.nr_snapshots >= 5
-    hot_cov = accessed_coverage(last, lo, hi)
-    assert np.median(hot_cov) >= 0.6, hot_cov
+    first, last = hot_phase(record, regions)
+    index = np.arange(record.nr_snapshots)
+    phase = record.select((index >= first) & (index < last))
+    assert phase.nr_snapshots >= 8, (first, last)
+    # Every page of the hot region is written in every pass, so DAMON sees all of it accessed in
+    # every aggregation; the cold mappings are never touched after their creation.
+    hot_cov = coverage(phase, lo, hi)
+    assert hot_cov.min() >= 0.9, hot_cov
     for name in ("cold_a", "cold_b"):
         cold = regions[name]
-        cold_cov = accessed_coverage(last, cold["address"], cold["address"] + cold["size"])
-        assert cold_cov.mean() <= 0.25, (name, cold_cov)
+        cold_cov = coverage(phase, cold["address"], cold["address"] + cold["size"])
+        assert cold_cov.max() <= 0.1, (name, cold_cov)
+
+
+def accessed_bytes(record, lo: int = 0, hi: int = 2**63 - 1) -> np.ndarray:
+    """Per snapshot: the bytes of [lo, hi) in regions with nr_accesses > 0 (the working set there)."""
+    return coverage(record, lo, hi) * (hi - lo)
 
 
 def test_wss_p50_within_bounds(hot_record):
-    out = hot_record[0]
-    result = damo("report", "wss", "-i", str(out), "--raw_number", "--range", "50", "51", "1")
+    out, regions = hot_record[0], hot_record[1]
+    record = read_record(out)
+    first, last = hot_phase(record, regions)
+    assert last - first >= 8, (first, last)
+    index = np.arange(record.nr_snapshots)
+    phase = record.select((index >= first) & (index < last))
+    # The working set within the workload's mappings is its hot region, as damon-tests expect.
+    lo = min(r["address"] for r in regions.values())
+    hi = max(r["address"] + r["size"] for r in regions.values())
+    inside = accessed_bytes(phase, lo, hi)
+    assert HOT_BOUNDS[0] <= np.median(inside) <= HOT_BOUNDS[1], inside
+    # The whole process's working set adds what the interpreter itself keeps touching (its code,
+    # heap and stack: 0.1 to 7 MiB were seen, depending on DAMON's regions over the libraries).
+    interpreter = accessed_bytes(phase) - inside
+    # The CLI's p50 of the hot phase: the snapshots before it (interpreter start-up, mappings not
+    # yet covered, regions not yet split) are left out with damo's --exclude_samples.
+    result = damo("report", "wss", "-i", str(out), "--raw_number", "--range", "50", "51", "1",
+                  "--exclude_samples", str(first))
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if not line.startswith("#")]
     (p50,) = [int(float(row[1])) for row in rows if row and row[0] == "50"]
-    assert WSS_BOUNDS[0] <= p50 <= WSS_BOUNDS[1], (p50, result.stdout)
+    assert HOT_BOUNDS[0] <= p50 <= HOT_BOUNDS[1] + np.percentile(interpreter, 90), (p50, inside, interpreter)
+    print(f"hot phase: snapshots {first}-{last}, wss p50 {p50} B, within the mappings "
+          f"{np.median(inside):.0f} B, interpreter p90 {np.percentile(interpreter, 90):.0f} B")
 
 
 def test_heatmap_shows_the_hot_band(hot_record):
@@ -233,10 +271,25 @@ def test_nonexistent_pid():
     assert (result.returncode, result.stderr) == (2, "damo: error: no process with pid 999999\n")
 
 
-def test_workload_exiting_before_monitoring_starts(tmp_path):
+def test_a_workload_shorter_than_the_start_is_monitored(tmp_path):
+    """damo holds its workload before exec until the kdamond is on: even `true` is monitored, never lost."""
     result = damo("record", "-o", str(tmp_path / "t.data"), "--", "true")
-    assert result.returncode == 2
-    assert re.fullmatch(r"damo: error: the target \(pid \d+\) exited before monitoring started\n", result.stderr)
+    assert result.returncode == 0, result.stderr
+    assert "workload exited with status 0" in result.stderr
+    assert read_record(tmp_path / "t.data").meta.target_kind == "vaddr"
+
+
+def test_target_exited_before_monitoring_starts(tmp_path):
+    """A pid whose process has exited (a zombie, not reaped yet) is refused before anything is written."""
+    exited = subprocess.Popen(["true"])
+    try:
+        wait_for(lambda: Path(f"/proc/{exited.pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z"),
+                 what="the zombie")
+        result = damo("record", "-o", str(tmp_path / "t.data"), str(exited.pid))
+    finally:
+        exited.wait()
+    assert (result.returncode, result.stderr) == (
+        2, f"damo: error: the target (pid {exited.pid}) exited before monitoring started\n")
     assert not (tmp_path / "t.data").exists()
 
 
