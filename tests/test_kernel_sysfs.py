@@ -249,3 +249,23 @@ def test_recorder_refuses_before_launching_anything(tmp_path, monkeypatch):
         KernelRecorder(req, sysfs=DamonSysfs(fake.root, writer=fake.write), tracefs_root=None).run()
     assert not marker.exists() and not (tmp_path / "x.data").exists()
     assert fake.log == []
+
+
+def test_a_read_failing_with_ebusy_is_retried(tmp_path, monkeypatch):
+    """DAMON's sysfs try-locks: a read during a kdamond callback fails with EBUSY, and is retried."""
+    import errno as errno_mod
+    import pathlib
+
+    from damo.kernel.sysfs import DamonSysfs as Sysfs
+    (tmp_path / "kdamonds").mkdir()
+    (tmp_path / "kdamonds" / "nr_kdamonds").write_text("1\n")
+    real_read_text, failures = pathlib.Path.read_text, [2]
+
+    def busy_twice(self, *args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError(errno_mod.EBUSY, "Device or resource busy")
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", busy_twice)
+    assert Sysfs(tmp_path).nr_kdamonds() == 1 and failures == [0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,7 @@ DEFAULT_ROOT = Path("/sys/kernel/mm/damon/admin")
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
 STATE_POLL_SECONDS = 0.05
+EBUSY_RETRY_SECONDS = 2.0
 ALTERNATIVES = "Use --vm or the simulator (damo record masim/configs/...cfg)."
 
 
@@ -89,7 +91,16 @@ class DamonSysfs:
         return (self.kdamonds_dir / "nr_kdamonds").is_file()
 
     def read(self, rel: str | Path) -> str:
-        return (self.root / rel).read_text().strip()
+        # DAMON's sysfs handlers only try-lock their mutex and fail with EBUSY while a running
+        # kdamond's callback holds it (every aggregation): such a read is retried, not an error.
+        deadline = time.monotonic() + EBUSY_RETRY_SECONDS
+        while True:
+            try:
+                return (self.root / rel).read_text().strip()
+            except OSError as err:
+                if err.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(STATE_POLL_SECONDS / 5)
 
     def write(self, rel: str | Path, value: object, hint: str = "") -> None:
         path = self.root / rel
