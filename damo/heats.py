@@ -180,16 +180,9 @@ def _area_heats_one_by_one(rs, re, acc, area_s, area_e) -> list[int | None]:
     return out
 
 
-def split_targets(record: Record) -> list[tuple[int, Record]]:
-    ids = record.target_ids()
-    if len(ids) == 1:
-        return [(ids[0], record)]
-    return [(tid, record.for_target(tid)) for tid in ids]
-
-
 def guides(record: Record) -> list[Guide]:
     """The guide of every target, largest total space first (damo's order)."""
-    out = [guide_of(rec, tid) for tid, rec in split_targets(record) if rec.nr_snapshots]
+    out = [guide_of(rec, tid) for tid, rec in record.split_targets() if rec.nr_snapshots]
     return sorted(out, key=lambda g: g.total_space(), reverse=True)
 
 

@@ -134,6 +134,13 @@ class Record:
     def for_target(self, target_id: int) -> "Record":
         return self.select(self.target_id == np.uint64(target_id))
 
+    def split_targets(self) -> list[tuple[int, "Record"]]:
+        """``(target_id, record of that target)`` in order of first appearance."""
+        ids = self.target_ids()
+        if len(ids) == 1:
+            return [(ids[0], self)]
+        return [(tid, self.for_target(tid)) for tid in ids]
+
     def validate_shape(self) -> None:
         """Raise ValueError if the columns do not fit together."""
         n = self.nr_snapshots

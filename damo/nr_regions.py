@@ -14,7 +14,7 @@ import numpy as np
 from damo.errors import DamoError
 from damo.model import Record
 from damo.report import add_input_argument
-from damo.wss import DEFAULT_PERCENTILES, percentile_values, split_targets
+from damo.wss import DEFAULT_PERCENTILES, percentile_values
 
 SKIPPED_SNAPSHOTS = 20
 
@@ -23,7 +23,7 @@ def nr_regions_distributions(record: Record, sort: bool = True,
                              skip: int = SKIPPED_SNAPSHOTS) -> dict[int, np.ndarray]:
     """``{target_id: number of regions of each snapshot}``, after the first ``skip`` snapshots."""
     out = {}
-    for tid, rec in split_targets(record):
+    for tid, rec in record.split_targets():
         counts = rec.regions_per_snapshot()[skip:]
         out[tid] = np.sort(counts) if sort else counts
     return out

@@ -162,14 +162,6 @@ def target_wss(record: Record, acc_thres: int = 1, sz_thres: int = 1, exclude_sa
     return out
 
 
-def split_targets(record: Record) -> list[tuple[int, Record]]:
-    """``(target_id, record of that target)`` in order of first appearance."""
-    ids = record.target_ids()
-    if len(ids) == 1:
-        return [(ids[0], record)]
-    return [(tid, record.for_target(tid)) for tid in ids]
-
-
 def wss_distributions(record: Record, acc_thres: int = 1, sz_thres: int = 1, exclude_samples: int = 20,
                       work_time_us: int = 1, sort: bool = True,
                       collapse_targets: bool = True) -> dict[int, np.ndarray]:
@@ -179,7 +171,7 @@ def wss_distributions(record: Record, acc_thres: int = 1, sz_thres: int = 1, exc
     in time order.
     """
     dists: dict[int, np.ndarray] = {}
-    for tid, rec in split_targets(record):
+    for tid, rec in record.split_targets():
         dist = target_wss(rec, acc_thres, sz_thres, exclude_samples, work_time_us)
         dists[tid] = np.sort(dist) if sort else dist
     if not collapse_targets:
