@@ -110,7 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
     if use_vm:
         return "vm"
-    if request.ops == "sim" or (len(request.target) == 1 and request.target[0].endswith(".cfg")):
+    # A lone masim config is simulated; "masim X.cfg" (one quoted command line) runs masim for real.
+    lone = request.target[0] if len(request.target) == 1 else ""
+    if request.ops == "sim" or (lone.endswith(".cfg") and len(lone.split()) == 1):
         return "sim"
     return "kernel"
 

@@ -169,3 +169,16 @@ def test_record_heatmap_averages_by_overlap():
 def test_damo_percentiles_pick_like_damo():
     values = np.arange(100, 0, -1)
     assert damo_percentiles(values, (0, 50, 100), exclude=20) == {0: 1, 50: 41, 100: 80}
+
+
+def test_a_masim_command_line_is_not_simulated():
+    """`damo record "masim X.cfg"` runs masim for real under the kernel (or --vm); a lone X.cfg is simulated."""
+    from damo.model import MonitoringAttrs
+    from damo.record import RecordRequest, pick_source
+
+    def source(*target):
+        return pick_source(RecordRequest(target=list(target), attrs=MonitoringAttrs()), use_vm=False)
+
+    assert source("masim/configs/zigzag.cfg") == "sim"
+    assert source("masim masim/configs/zigzag.cfg") == "kernel"
+    assert source("masim", "masim/configs/zigzag.cfg") == "kernel"
