@@ -361,6 +361,23 @@ class _UnusualLayout(Exception):
     """The text is JSON but not laid out as damo writes it; parse it the general way."""
 
 
+
+def _parse_list_items(inp: "_Input", parse_item) -> None:
+    """Parse ``item, item, ... ]`` (the opening bracket already consumed) with ``parse_item``."""
+    if (m := inp.match(_LIST_CLOSE)):
+        inp.pos = m.end()
+        return
+    while True:
+        parse_item()
+        if (m := inp.match(_COMMA)):
+            inp.pos = m.end()
+            continue
+        m = inp.match(_LIST_CLOSE)
+        if not m:
+            raise _UnusualLayout
+        inp.pos = m.end()
+        return
+
 class _Reader:
     def __init__(self, path, fmt: str):
         self.path = path
@@ -397,19 +414,7 @@ class _Reader:
         if not (m := inp.match(_LIST_OPEN)):
             raise _UnusualLayout
         inp.pos = m.end()
-        if (m := inp.match(_LIST_CLOSE)):
-            inp.pos = m.end()
-        else:
-            while True:
-                self.parse_record(inp)
-                if (m := inp.match(_COMMA)):
-                    inp.pos = m.end()
-                    continue
-                m = inp.match(_LIST_CLOSE)
-                if not m:
-                    raise _UnusualLayout
-                inp.pos = m.end()
-                break
+        _parse_list_items(inp, lambda: self.parse_record(inp))
         # Only whitespace may follow; drop it as it comes so a long tail cannot pile up.
         while True:
             if not _TRAILER.match(inp.buf, inp.pos):
@@ -429,19 +434,7 @@ class _Reader:
             raise _UnusualLayout from None
         inp.pos = m.end()
         record_idx = self.add_record(fields)
-        if (m := inp.match(_LIST_CLOSE)):
-            inp.pos = m.end()
-        else:
-            while True:
-                self.parse_snapshot(inp, record_idx)
-                if (m := inp.match(_COMMA)):
-                    inp.pos = m.end()
-                    continue
-                m = inp.match(_LIST_CLOSE)
-                if not m:
-                    raise _UnusualLayout
-                inp.pos = m.end()
-                break
+        _parse_list_items(inp, lambda: self.parse_snapshot(inp, record_idx))
         if (m := inp.match(_OBJ_CLOSE)):
             inp.pos = m.end()
             return
