@@ -116,26 +116,19 @@ def _snapshot_checks(record: Record, limits: Limits) -> list[_Found]:
                 keep |= bad & mine
         return keep
 
-    if limits.aggr_us is not None:
-        lo, hi = limits.aggr_us
-        bad = tolerated((dur_us < lo) | (dur_us > hi))
-        idx = np.flatnonzero(bad)
+    def check_range(kind, label, values, bounds, show, unit=""):
+        lo, hi = bounds
+        idx = np.flatnonzero(tolerated((values < lo) | (values > hi)))
         if len(idx):
             found.append(_Found(
-                "aggr", f"aggregation interval out of [{lo}, {hi}] us in {len(idx)} of "
-                f"{record.nr_snapshots} snapshots (more than {limits.allow_error_percent:g}% of a target's)",
-                _Lines(idx, lambda i, lo=lo, hi=hi: f"{_where(record, i)}: aggregation interval "
-                                                    f"{dur_us[i]:g} us out of [{lo}, {hi}]")))
-    if limits.nr_regions is not None:
-        lo, hi = limits.nr_regions
-        bad = tolerated((nr_regions < lo) | (nr_regions > hi))
-        idx = np.flatnonzero(bad)
-        if len(idx):
-            found.append(_Found(
-                "nr_regions", f"nr_regions out of [{lo}, {hi}] in {len(idx)} of {record.nr_snapshots} "
+                kind, f"{label} out of [{lo}, {hi}]{unit} in {len(idx)} of {record.nr_snapshots} "
                 f"snapshots (more than {limits.allow_error_percent:g}% of a target's)",
-                _Lines(idx, lambda i, lo=lo, hi=hi: f"{_where(record, i)}: nr_regions "
-                                                    f"{int(nr_regions[i])} out of [{lo}, {hi}]")))
+                _Lines(idx, lambda i: f"{_where(record, i)}: {label} {show(values[i])}{unit} out of [{lo}, {hi}]")))
+
+    if limits.aggr_us is not None:
+        check_range("aggr", "aggregation interval", dur_us, limits.aggr_us, lambda v: f"{v:g}", " us")
+    if limits.nr_regions is not None:
+        check_range("nr_regions", "nr_regions", nr_regions, limits.nr_regions, lambda v: str(int(v)))
 
     idx = np.flatnonzero(record.start_ns > record.end_ns)
     if len(idx):
