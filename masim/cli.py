@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--status_out", metavar="FILE",
                         help="after start-up and after each phase, append one JSON line with "
                              "VmRSS, RssAnon, the regions' addresses and resident pages")
+    parser.add_argument("--flush_tlb", choices=("auto", "on", "off"), default="auto",
+                        help="flush the TLB every few thousand accesses, so that DAMON sees them "
+                             "under QEMU's software emulation, whose TLB never forgets by itself; "
+                             "auto (the default): only on an emulated (QEMU TCG) CPU")
     return parser
 
 
@@ -67,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         except locale.Error:
             pass
         # Imported late: a dry run needs no numpy.
-        from masim.runner import Workload
+        from masim.runner import Workload, cpu_is_emulated
 
-        workload = Workload(config, seed=args.seed)
+        flush_tlb = args.flush_tlb == "on" or (args.flush_tlb == "auto" and cpu_is_emulated())
+        workload = Workload(config, seed=args.seed, flush_tlb=flush_tlb)
         status_out = open(args.status_out, "a") if args.status_out else None
         try:
             workload.run(repeat=args.repeat, quiet=args.quiet, log_interval_ms=args.log_interval,

@@ -31,6 +31,11 @@ from masim.config import Config, ConfigError, Pattern, Phase, Region
 from masim.schedule import BATCH_ACCESSES, WeightedTurns, sequential_positions
 
 PAGE_SIZE = mmap.PAGESIZE
+# Accesses made between two TLB flushes, when flushing: a few hundred microseconds of work on a
+# real CPU, a millisecond or so under emulation, well inside DAMON's 5 ms sampling interval.
+FLUSH_CHUNK_ACCESSES = 8192
+# x86 flushes a range of more than 33 pages by flushing the whole TLB (tlb_single_page_flush_ceiling).
+FLUSH_PAGES = 64
 
 class RegionMemory:
     """One region's private anonymous mapping, untouched until a pattern touches it."""
@@ -71,22 +76,64 @@ class RegionMemory:
 _libc = None
 
 
+def _c_library() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        _libc.mincore.restype = ctypes.c_int
+        _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        _libc.mprotect.restype = ctypes.c_int
+    return _libc
+
+
 def mincore(address: int, length: int) -> np.ndarray:
     """Residency of the pages of [address, address+length) as a bool array, via mincore(2).
 
     For private anonymous memory that was never swapped, resident means touched
     (a read maps the shared zero page, which counts as resident too).
     """
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-        _libc.mincore.restype = ctypes.c_int
     vec = np.zeros(-(-length // PAGE_SIZE), dtype=np.uint8)
-    if _libc.mincore(address, length, vec.ctypes.data) != 0:
+    if _c_library().mincore(address, length, vec.ctypes.data) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mincore failed: {os.strerror(err)}")
     return (vec & 1).astype(bool)
+
+
+def cpu_is_emulated(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Does this CPU run under QEMU's software emulation (TCG)?"""
+    try:
+        with open(cpuinfo) as f:
+            return any(line.startswith("model name") and "QEMU TCG CPU" in line for line in f)
+    except OSError:
+        return False
+
+
+class TlbFlusher:
+    """Flushes this CPU's TLB, so that the next access to each page walks the page table again.
+
+    Why: DAMON clears a page's accessed bit without flushing the TLB, and the next access sets
+    the bit again only if it walks the page table. A real CPU's TLB forgets within microseconds,
+    but QEMU's software TLB keeps a translation until the guest flushes, so under emulation a
+    workload that keeps its vCPU looks idle to DAMON. An mprotect round trip over more pages than
+    x86 invalidates one by one makes the kernel flush the whole TLB.
+    """
+
+    def __init__(self):
+        self.length = FLUSH_PAGES * PAGE_SIZE
+        self.mapping = mmap.mmap(-1, self.length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                                 prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.mapping.write(b"\1" * self.length)          # present pages: mprotect changes their PTEs
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.mapping))
+        self.nr_flushes = 0
+
+    def flush(self) -> None:
+        libc = _c_library()
+        for prot in (mmap.PROT_READ, mmap.PROT_READ | mmap.PROT_WRITE):
+            if libc.mprotect(self.address, self.length, prot) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"mprotect for a TLB flush failed: {os.strerror(err)}")
+        self.nr_flushes += 1
 
 
 class Scratch:
@@ -110,8 +157,9 @@ class PatternRunner:
     """Makes one pattern's accesses, a batch at a time, remembering where a sweep is."""
 
     def __init__(self, pattern: Pattern, memory: RegionMemory, rng: np.random.Generator,
-                 scratch: Scratch | None = None):
+                 scratch: Scratch | None = None, flusher: TlbFlusher | None = None):
         self.pattern = pattern
+        self.flusher = flusher
         self.memory = memory
         self.rng = rng
         self.scratch = scratch or Scratch()
@@ -134,9 +182,19 @@ class PatternRunner:
             offsets = self.rng.integers(0, self.size, self.batch, dtype=np.int64)
         else:
             offsets = self._sequential_offsets()
+        if self.flusher is None:
+            self._access(offsets, self.scratch.read)
+        else:
+            # The same accesses in the same order, with a TLB flush after each chunk.
+            for lo in range(0, self.batch, FLUSH_CHUNK_ACCESSES):
+                hi = lo + FLUSH_CHUNK_ACCESSES
+                self._access(offsets[lo:hi], self.scratch.read[lo:hi])
+                self.flusher.flush()
+        return self.batch
+
+    def _access(self, offsets: np.ndarray, read: np.ndarray) -> None:
         array = self.memory.array
         mode = self.pattern.rw_mode
-        read = self.scratch.read
         if mode == "wo":
             array[offsets] = 1
         elif mode == "ro":
@@ -145,7 +203,6 @@ class PatternRunner:
             np.take(array, offsets, out=read)
             read += 1
             array[offsets] = read
-        return self.batch
 
 
 @dataclass
@@ -217,13 +274,15 @@ def read_status_kb(field: str) -> int:
 class Workload:
     """A config's regions, mapped, with one runner per pattern of each phase."""
 
-    def __init__(self, config: Config, seed: int = 0):
+    def __init__(self, config: Config, seed: int = 0, flush_tlb: bool = False):
         self.config = config
         self.memories = {r.name: RegionMemory(r, config.path) for r in config.regions}
         rng = np.random.default_rng(seed)
         scratch = Scratch()
+        self.flusher = TlbFlusher() if flush_tlb else None
         self.phase_runners = [
-            [PatternRunner(p, self.memories[p.region], rng, scratch) for p in phase.patterns]
+            [PatternRunner(p, self.memories[p.region], rng, scratch, self.flusher)
+             for p in phase.patterns]
             for phase in config.phases]
 
     def status(self, event: str, phase_index: int | None = None) -> dict:

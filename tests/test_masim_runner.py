@@ -15,8 +15,9 @@ import pytest
 from masim.cli import main
 from masim.config import bundled_configs_dir, load_config, parse_config
 from masim.model import AccessModel
-from masim.runner import (PatternRunner, PhaseResult, RegionMemory, Workload,
-                          interval_line, mincore, phase_line, run_phase)
+from masim.runner import (FLUSH_CHUNK_ACCESSES, PatternRunner, PhaseResult, RegionMemory,
+                          TlbFlusher, Workload, cpu_is_emulated, interval_line, mincore,
+                          phase_line, run_phase)
 from masim.schedule import BATCH_ACCESSES, WeightedTurns, sequential_positions, turn_cycle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +51,35 @@ def test_sequential_batch_writes_each_strided_offset():
     np.testing.assert_array_equal(memory.array, expected)     # (reading maps the other pages)
     # The sweep goes on where it stopped.
     assert runner.next_access == BATCH_ACCESSES
+
+
+@pytest.mark.parametrize("pattern", ["0, 4096, 1, wo", "0, 64, 1, rw", "1, 64, 1, ro"])
+def test_flushing_the_tlb_makes_the_same_accesses(pattern):
+    plain, plain_memory = one_pattern(300_000, pattern)
+    flushing, flushing_memory = one_pattern(300_000, pattern)
+    flushing.flusher = TlbFlusher()
+    for _ in range(3):
+        assert flushing.run_batch() == plain.run_batch() == BATCH_ACCESSES
+    # The bytes written are the same (rw counts differ: a batch's repeated offsets are
+    # incremented once in one numpy scatter, once per chunk when chunked).
+    np.testing.assert_array_equal(flushing_memory.array != 0, plain_memory.array != 0)
+    np.testing.assert_array_equal(flushing_memory.resident_pages(), plain_memory.resident_pages())
+    assert plain_memory.resident_pages().any()
+    assert flushing.flusher.nr_flushes == 3 * BATCH_ACCESSES // FLUSH_CHUNK_ACCESSES
+    # The flush leaves its own pages writable.
+    flushing.flusher.mapping[0] = 7
+
+
+def test_emulated_cpu_is_told_by_its_model_name(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+                       "model name\t: QEMU TCG CPU version 2.5+\nflags\t\t: fpu hypervisor\n")
+    assert cpu_is_emulated(str(cpuinfo))
+    # KVM guests (hardware MMU, accessed bits as on bare metal) and real CPUs are not.
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+                       "flags\t\t: fpu hypervisor\n")
+    assert not cpu_is_emulated(str(cpuinfo))
+    assert not cpu_is_emulated(str(tmp_path / "missing"))
 
 
 def test_read_write_and_read_only_modes():
@@ -179,11 +209,12 @@ g, 0, 12288, 2
 """
 
 
-def test_pages_the_runner_touches_are_the_pages_the_model_says(tmp_path):
+@pytest.mark.parametrize("flush_tlb", ["off", "on"])
+def test_pages_the_runner_touches_are_the_pages_the_model_says(tmp_path, flush_tlb):
     cfg = tmp_path / "mvr.cfg"
     cfg.write_text(MODEL_VS_RUNNER)
     status = tmp_path / "status.jsonl"
-    done = run_masim([str(cfg), "--status_out", str(status)], timeout=60)
+    done = run_masim([str(cfg), "--status_out", str(status), "--flush_tlb", flush_tlb], timeout=60)
     assert done.returncode == 0, done.stderr
     assert [line.split(":")[0] for line in done.stdout.splitlines()] == ["p0", "p1"]
     config = load_config(cfg)
