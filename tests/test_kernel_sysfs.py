@@ -102,7 +102,14 @@ def test_missing_sysfs_says_so(tmp_path):
         check_free(DamonSysfs(tmp_path / "nothing"))
 
 
-def test_ebusy_on_nr_kdamonds_is_one_line_and_changes_nothing(fake):
+@pytest.fixture
+def short_ebusy_retries(monkeypatch):
+    """A lasting EBUSY is raised after 0.1 s of retries instead of 2 s."""
+    import damo.kernel.sysfs as sysfs_mod
+    monkeypatch.setattr(sysfs_mod, "EBUSY_RETRY_SECONDS", 0.1)
+
+
+def test_ebusy_on_nr_kdamonds_is_one_line_and_changes_nothing(fake, short_ebusy_retries):
     fake.fail[("kdamonds/nr_kdamonds", "1")] = errno.EBUSY
     with pytest.raises(SysfsWriteError) as err:
         with OwnedKdamond(driver(fake), vaddr_setup()):
@@ -111,9 +118,26 @@ def test_ebusy_on_nr_kdamonds_is_one_line_and_changes_nothing(fake):
     assert str(err.value).startswith(f"writing '1' to {fake.root}/kdamonds/nr_kdamonds failed (EBUSY: ")
     assert "another DAMON user is active" in str(err.value)
     assert fake.get("kdamonds/nr_kdamonds") == "0"
+    assert fake.log.count(("kdamonds/nr_kdamonds", "1")) > 1        # retried before giving up
 
 
-def test_ebusy_on_start_restores_nr_kdamonds(fake):
+def test_a_write_failing_with_ebusy_for_a_moment_is_retried(fake):
+    """A write during a kdamond callback fails with EBUSY (try-locked mutex): it goes through on a retry."""
+    busy = [3]
+
+    def busy_three_times(path, value):
+        if value == "on" and busy[0]:
+            busy[0] -= 1
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        fake.write(path, value)
+
+    with OwnedKdamond(DamonSysfs(fake.root, writer=busy_three_times), vaddr_setup()) as kdamond:
+        kdamond.start()
+        assert fake.running() == [0] and busy == [0]
+    assert fake.running() == [] and fake.get("kdamonds/nr_kdamonds") == "0"
+
+
+def test_ebusy_on_start_restores_nr_kdamonds(fake, short_ebusy_retries):
     fake.fail[("kdamonds/0/state", "on")] = errno.EBUSY
     with pytest.raises(DamoError, match=r"^the kernel refused to start DAMON \(EBUSY\): another DAMON user"):
         with OwnedKdamond(driver(fake), vaddr_setup()) as kdamond:

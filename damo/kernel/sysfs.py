@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from damo.errors import DamoError
 from damo.model import MonitoringAttrs
@@ -27,6 +27,7 @@ U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
 STATE_POLL_SECONDS = 0.05
 EBUSY_RETRY_SECONDS = 2.0
+T = TypeVar("T")
 ALTERNATIVES = "Use --vm or the simulator (damo record masim/configs/...cfg)."
 
 
@@ -53,6 +54,23 @@ def write_file(path: Path, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
+
+
+def _retrying_ebusy(operation: Callable[[], T]) -> T:
+    """Run ``operation``, again while it fails with EBUSY, for up to EBUSY_RETRY_SECONDS.
+
+    DAMON's sysfs handlers only try-lock their mutex and fail with EBUSY while a running
+    kdamond's callback holds it (every aggregation): that is a retry, not an error. An EBUSY
+    that lasts (another DAMON user) is raised after the retries.
+    """
+    deadline = time.monotonic() + EBUSY_RETRY_SECONDS
+    while True:
+        try:
+            return operation()
+        except OSError as err:
+            if err.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(STATE_POLL_SECONDS / 5)
 
 
 @dataclass
@@ -91,23 +109,14 @@ class DamonSysfs:
         return (self.kdamonds_dir / "nr_kdamonds").is_file()
 
     def read(self, rel: str | Path) -> str:
-        # DAMON's sysfs handlers only try-lock their mutex and fail with EBUSY while a running
-        # kdamond's callback holds it (every aggregation): such a read is retried, not an error.
-        deadline = time.monotonic() + EBUSY_RETRY_SECONDS
-        while True:
-            try:
-                return (self.root / rel).read_text().strip()
-            except OSError as err:
-                if err.errno != errno.EBUSY or time.monotonic() >= deadline:
-                    raise
-            time.sleep(STATE_POLL_SECONDS / 5)
+        return _retrying_ebusy(lambda: (self.root / rel).read_text().strip())
 
     def write(self, rel: str | Path, value: object, hint: str = "") -> None:
         path = self.root / rel
         text = str(value)
         try:
             # Looked up at call time, so the test suite can guard the module's write_file.
-            (self._writer or write_file)(path, text)
+            _retrying_ebusy(lambda: (self._writer or write_file)(path, text))
         except OSError as err:
             if err.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
                 raise DamoError(f"writing {path} needs root privileges (run damo as root). {ALTERNATIVES}") from None
