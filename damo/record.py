@@ -25,6 +25,9 @@ SOURCES = {
     "kernel": "damo.sources.kernel",
     "vm": "damo.sources.vm",
 }
+# Set by `damo record --vm` for the record inside the VM: the -o path on the host, which is
+# what the messages should name (the guest writes to a temporary directory).
+HOST_OUT_ENV = "DAMO_HOST_OUT"
 
 
 @dataclass
@@ -174,6 +177,7 @@ def finish(sink: SnapshotSink, request: RecordRequest, interrupted: bool = False
     sink.progress.close()
     sink.writer.close()
     how = "interrupted; " if interrupted else ""
-    print(f"{how}wrote {sink.nr_snapshots} snapshots ({sink.nr_regions} regions) to {request.out}",
+    out = os.environ.get(HOST_OUT_ENV) or request.out
+    print(f"{how}wrote {sink.nr_snapshots} snapshots ({sink.nr_regions} regions) to {out}",
           file=sys.stderr)
-    print(f"view it with: damo report heatmap -i {request.out}", file=sys.stderr)
+    print(f"view it with: damo report heatmap -i {out}", file=sys.stderr)

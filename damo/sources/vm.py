@@ -21,7 +21,7 @@ import damo
 from damo import vm as vm_setup
 from damo.errors import DamoError
 from damo.formats import rotate_existing
-from damo.record import RecordRequest
+from damo.record import HOST_OUT_ENV, RecordRequest
 
 BOOT_ALLOWANCE_SECONDS = 300          # boot + start + shutdown under software emulation
 DEFAULT_RUN_SECONDS = 3600            # a workload without --timeout
@@ -54,7 +54,7 @@ def guest_script(request: RecordRequest, rwdir: Path) -> str:
     repo_root = str(Path(damo.__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": pythonpath,
-           STOP_FILE_ENV: str(rwdir / STOP_FILE), "NO_COLOR": "1"}
+           STOP_FILE_ENV: str(rwdir / STOP_FILE), HOST_OUT_ENV: request.out, "NO_COLOR": "1"}
     cmd = [sys.executable, "-m", "damo", "record", *guest_record_argv(request, str(rwdir / GUEST_OUT))]
     env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     status = shlex.quote(str(rwdir / STATUS_FILE))
