@@ -131,6 +131,17 @@ class Record:
                       self.start[region_mask], self.end[region_mask],
                       self.nr_accesses[region_mask], self.age[region_mask])
 
+    def clip(self, lo: int, hi: int) -> "Record":
+        """The same snapshots, their regions cut to the addresses [lo, hi); regions outside are dropped."""
+        start = np.maximum(self.start, np.uint64(lo))
+        end = np.minimum(self.end, np.uint64(hi))
+        keep = start < end
+        counts = np.bincount(self.snapshot_index()[keep], minlength=self.nr_snapshots)
+        offsets = np.zeros(self.nr_snapshots + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return Record(self.meta, self.target_id, self.start_ns, self.end_ns, offsets,
+                      start[keep], end[keep], self.nr_accesses[keep], self.age[keep])
+
     def for_target(self, target_id: int) -> "Record":
         return self.select(self.target_id == np.uint64(target_id))
 

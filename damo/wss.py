@@ -286,6 +286,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("START", "STOP", "STEP"), help="percentiles to print (default: 0 101 25)")
     parser.add_argument("--exclude_samples", type=int, default=20, metavar="N",
                         help="skip the first N snapshots of each target (default: 20)")
+    parser.add_argument("--address_range", type=int, nargs=2, metavar=("START", "END"),
+                        help="count only the addresses in [START, END), e.g. one mapping of the "
+                             "process (not in damo)")
     parser.add_argument("-t", "--acc_thres", type=int, default=1, metavar="NR",
                         help="minimum nr_accesses of a region in the working set (default: 1)")
     parser.add_argument("--sz_thres", type=int, default=1, metavar="BYTES",
@@ -316,6 +319,11 @@ def run(args: argparse.Namespace) -> int:
     percentiles = list(range(start, stop, step))
     sort = args.sortby != "time"
     record = read_record(args.input)
+    if args.address_range:
+        lo, hi = args.address_range
+        if not 0 <= lo < hi:
+            raise DamoError(f"--address_range: START ({lo}) must be below END ({hi}), both not negative")
+        record = record.clip(lo, hi)
     dists = wss_distributions(record, args.acc_thres, args.sz_thres, args.exclude_samples, args.work_time,
                               sort, args.collapse_targets)
     if args.plot:

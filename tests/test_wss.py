@@ -122,6 +122,38 @@ def test_wss_text_exact():
     assert format_wss({0: np.zeros(0, dtype=np.int64)}, [0]) == "# target_id\t0\n# <percentile> <wss>\n# no snapshot"
 
 
+def test_clip_cuts_regions_to_the_address_range():
+    b = RecordBuilder()
+    b.add(0, 0, 1, [0, 100, 300], [100, 200, 400], [1, 2, 3], [4, 5, 6])
+    b.add(0, 1, 2, [500], [600], [7])                       # wholly outside: left empty
+    b.add(0, 2, 3, [50, 150], [150, 350], [8, 9])
+    clipped = b.build().clip(80, 320)
+    assert clipped.offsets.tolist() == [0, 3, 3, 5]
+    assert clipped.start.tolist() == [80, 100, 300, 80, 150]
+    assert clipped.end.tolist() == [100, 200, 320, 150, 320]
+    assert clipped.nr_accesses.tolist() == [1, 2, 3, 8, 9]
+    assert clipped.age.tolist()[:3] == [4, 5, 6]
+    assert clipped.start_ns.tolist() == [0, 1, 2]
+
+
+def test_wss_of_an_address_range(tmp_path):
+    from damo.formats import write_record
+    b = RecordBuilder()
+    for t, (hot, cold) in enumerate([(1, 0), (2, 1), (0, 0), (3, 1)]):
+        b.add(0, t * 10**8, (t + 1) * 10**8, [0, 1 << 20, 3 << 20], [1 << 20, 3 << 20, 7 << 20], [hot, cold, 1])
+    write_record(b.build(), tmp_path / "r.data")
+    # [512 KiB, 4 MiB): half of the first region, the second, a quarter of the third.
+    out = run_cli("report", "wss", "-i", str(tmp_path / "r.data"), "--exclude_samples", "0", "--raw_number",
+                  "--nr_cols_bar", "0", "-r", "0", "101", "50", "--address_range", str(512 << 10), str(4 << 20))
+    assert out.returncode == 0, out.stderr
+    # Per snapshot: 1.5 MiB, 3.5 MiB, 1 MiB, 3.5 MiB.
+    assert out.stdout.splitlines()[2:] == [
+        "# avr:\t2490368", "  0         1048576", " 50         3670016", "100         3670016"]
+    out = run_cli("report", "wss", "-i", str(tmp_path / "r.data"), "--address_range", "10", "10")
+    assert (out.returncode, out.stderr) == (
+        2, "damo: error: --address_range: START (10) must be below END (10), both not negative\n")
+
+
 def test_nr_regions_text_exact():
     b = RecordBuilder()
     for t in range(25):
