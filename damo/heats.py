@@ -617,14 +617,14 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``heats`` and ``heatmap``."""
-    from damo.report import add_input_argument
+    from damo.report import add_input_argument, address
 
     add_input_argument(parser)
     parser.add_argument("--tid", type=int, metavar="ID", help="target id (default: the guide's first)")
     parser.add_argument("--time_range", type=int, nargs=2, metavar=("START", "END"),
                         help="absolute time range in ns (default: the whole record)")
-    parser.add_argument("--address_range", type=int, nargs=2, metavar=("START", "END"),
-                        help="address range (default: the hottest contiguous area)")
+    parser.add_argument("--address_range", type=address, nargs=2, metavar=("START", "END"),
+                        help="address range, decimal or 0x hex (default: the hottest contiguous area)")
     parser.add_argument("--abs_time", action="store_true", help="print absolute times")
     parser.add_argument("--abs_addr", action="store_true", help="print absolute addresses")
     parser.add_argument("--guide", action="store_true", help="print the time span and areas of each target")

@@ -19,7 +19,7 @@ import numpy as np
 from damo.errors import DamoError
 from damo.fmt import format_sz
 from damo.model import Record
-from damo.report import add_input_argument
+from damo.report import add_input_argument, address
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 
@@ -286,9 +286,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("START", "STOP", "STEP"), help="percentiles to print (default: 0 101 25)")
     parser.add_argument("--exclude_samples", type=int, default=20, metavar="N",
                         help="skip the first N snapshots of each target (default: 20)")
-    parser.add_argument("--address_range", type=int, nargs=2, metavar=("START", "END"),
-                        help="count only the addresses in [START, END), e.g. one mapping of the "
-                             "process (not in damo)")
+    parser.add_argument("--address_range", type=address, nargs=2, metavar=("START", "END"),
+                        help="count only the addresses in [START, END) (decimal or 0x hex), e.g. "
+                             "one mapping of the process (not in damo)")
     parser.add_argument("-t", "--acc_thres", type=int, default=1, metavar="NR",
                         help="minimum nr_accesses of a region in the working set (default: 1)")
     parser.add_argument("--sz_thres", type=int, default=1, metavar="BYTES",

@@ -149,6 +149,12 @@ def test_wss_of_an_address_range(tmp_path):
     # Per snapshot: 1.5 MiB, 3.5 MiB, 1 MiB, 3.5 MiB.
     assert out.stdout.splitlines()[2:] == [
         "# avr:\t2490368", "  0         1048576", " 50         3670016", "100         3670016"]
+    hexadecimal = run_cli("report", "wss", "-i", str(tmp_path / "r.data"), "--exclude_samples", "0", "--raw_number",
+                          "--nr_cols_bar", "0", "-r", "0", "101", "50", "--address_range", "0x80000", "0x400000")
+    assert hexadecimal.stdout == out.stdout
+    out = run_cli("report", "wss", "-i", str(tmp_path / "r.data"), "--address_range", "0x10", "zz")
+    assert (out.returncode, out.stderr.splitlines()[-1]) == (
+        2, "damo: error: damo report wss: argument --address_range: invalid address value: 'zz'")
     out = run_cli("report", "wss", "-i", str(tmp_path / "r.data"), "--address_range", "10", "10")
     assert (out.returncode, out.stderr) == (
         2, "damo: error: --address_range: START (10) must be below END (10), both not negative\n")
