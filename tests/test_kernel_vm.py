@@ -32,7 +32,7 @@ def test_kernel_tests_pass_inside_the_vm():
     with tempfile.TemporaryDirectory(prefix="damo-vm-test-") as rwdir:
         log = Path(rwdir) / "pytest.log"
         rc_file = Path(rwdir) / "rc"
-        pytest_cmd = [sys.executable, "-m", "pytest", "-m", "kernel", "tests/kernel", "-q", "-rs",
+        pytest_cmd = [sys.executable, "-m", "pytest", "-m", "kernel", "tests/kernel", "-q", "-rsP",
                       "-p", "no:cacheprovider", "--basetemp", "/tmp/damo-kernel-tests"]
         script = (f"cd {shlex.quote(str(REPO))} && env DAMO_TEST_IN_VM=1 PYTHONPATH={shlex.quote(str(REPO))} "
                   f"{shlex.join(pytest_cmd)} > {shlex.quote(str(log))} 2>&1; echo $? > {shlex.quote(str(rc_file))}")
