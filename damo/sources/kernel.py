@@ -1,15 +1,16 @@
 """Record with this machine's kernel DAMON: a command, a pid, or physical memory (``paddr``).
 
-Flow: check (read-only) that DAMON is free -> fork the workload, held before its exec -> open a
-private tracefs instance -> create, stage and start our own kdamond -> release the workload (so
-DAMON sees it from its first instruction, and it cannot exit before monitoring starts, however
-short it is) -> stream ``damon_aggregated`` snapshots
+Flow: check (read-only) that DAMON is free -> launch the workload, stopped right after its exec
+-> open a private tracefs instance -> create, stage and start our own kdamond -> release the
+workload (so DAMON sees its own address space from its first instruction, and it cannot exit
+before monitoring starts, however short it is) -> stream ``damon_aggregated`` snapshots
 (or, without the tracepoint, ``tried_regions`` snapshots of a ``stat`` scheme) into the record
 writer -> on exit, error or signal: our kdamond off, ``nr_kdamonds`` restored, the tracefs
 instance removed, the file completed.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -109,46 +110,121 @@ def process_alive(pid: int) -> bool:
     return state not in ("Z", "X", "x", "")
 
 
-class HeldWorkload:
-    """A workload forked now and exec'd only on ``release``: monitoring can start on its pid first.
+_PTRACE_TRACEME, _PTRACE_CONT, _PTRACE_DETACH = 0, 7, 17
 
-    (subprocess.Popen cannot hold a child before its exec: it waits for the exec to happen.)
-    The child waits on a pipe; closing the pipe without releasing makes it exit with 126 and
-    run nothing. ``poll``, ``wait``, ``send_signal``, ``kill`` and ``returncode`` act as Popen's.
+
+@functools.cache
+def _libc_ptrace():
+    import ctypes
+
+    function = ctypes.CDLL(None, use_errno=True).ptrace
+    function.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    function.restype = ctypes.c_long
+    return function
+
+
+def _ptrace(request: int, pid: int = 0, signal_number: int = 0) -> int:
+    """ptrace(2) through libc; returns 0 or the errno."""
+    import ctypes
+
+    if _libc_ptrace()(request, pid, None, signal_number or None) == -1:
+        return ctypes.get_errno()
+    return 0
+
+
+class HeldWorkload:
+    """A workload launched now and held until ``release``, so monitoring can start on its pid first.
+
+    The child asks to be traced and execs: the kernel stops it once the new program is loaded,
+    before its first instruction. DAMON then starts on the workload's own address space, not on
+    a forked copy of damo's (whose regions would fill the first snapshots until DAMON's next
+    regions update). ``release`` detaches, and the workload runs untraced. Where ptrace is not
+    allowed, the child is held before its exec instead. (subprocess.Popen cannot hold a child:
+    it waits for the exec to happen.) ``poll``, ``wait``, ``send_signal``, ``kill`` and
+    ``returncode`` act as Popen's; ``wait`` on a workload never released kills it first.
     """
 
     def __init__(self, argv: list[str]):
-        read_fd, self._release_fd = os.pipe()
+        self.argv = argv
+        status_read, status_write = os.pipe()        # child -> us: "t"raced or "h"eld, exec errors
+        hold_read, self._release_fd = os.pipe()      # us -> child: "g" releases a held child
+        _libc_ptrace()                               # looked up before the fork, not in the child
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
-        if pid == 0:                                        # the child: never returns
-            code = 126
-            try:
-                os.close(self._release_fd)
-                if os.read(read_fd, 1) == b"g":
-                    os.close(read_fd)
-                    # As Popen does: the signals Python ignores are back to the default for the workload.
-                    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-                        signal.signal(sig, signal.SIG_DFL)
-                    code = 127
-                    os.execvp(argv[0], argv)
-            except OSError as err:
-                os.write(2, f"damo: cannot run {argv[0]}: {err.strerror}\n".encode())
-            except BaseException:
-                pass
-            os._exit(code)
-        os.close(read_fd)
+        if pid == 0:                                 # the child: never returns
+            self._child(argv, status_write, hold_read)
+        os.close(status_write)
+        os.close(hold_read)
         self.pid = pid
         self.returncode: int | None = None
+        self._status_fd: int | None = status_read
+        self.traced = os.read(status_read, 1) == b"t"
+        if self.traced:
+            self._wait_for_exec()
+            self._read_exec_result()
+
+    def _wait_for_exec(self) -> None:
+        """Wait for the stop after a successful exec (SIGTRAP); raise if the exec failed."""
+        while True:
+            _, status = os.waitpid(self.pid, 0)
+            if not os.WIFSTOPPED(status):
+                self.returncode = os.waitstatus_to_exitcode(status)
+                self._read_exec_result()
+                raise DamoError(f"the workload (pid {self.pid}) ended before its exec")
+            if os.WSTOPSIG(status) == signal.SIGTRAP:
+                return
+            _ptrace(_PTRACE_CONT, self.pid, os.WSTOPSIG(status))   # a signal before the exec: deliver it
+
+    def _child(self, argv: list[str], status_fd: int, hold_fd: int) -> None:
+        code = 126
+        try:
+            os.close(self._release_fd)
+            # status_fd is close-on-exec (as os.pipe makes it): a successful exec means EOF for us.
+            traced = _ptrace(_PTRACE_TRACEME) == 0
+            os.write(status_fd, b"t" if traced else b"h")
+            if traced or os.read(hold_fd, 1) == b"g":
+                os.close(hold_fd)
+                # As Popen does: the signals Python ignores are back to the default for the workload.
+                for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                    signal.signal(sig, signal.SIG_DFL)
+                code = 127
+                try:
+                    os.execvp(argv[0], argv)
+                except OSError as err:
+                    os.write(status_fd, f"e{err.errno}".encode())
+        except BaseException:
+            pass
+        os._exit(code)
+
+    def _read_exec_result(self) -> None:
+        """Read the status pipe to its end (the exec or the child's exit); raise if the exec failed."""
+        if self._status_fd is None:
+            return
+        data = b""
+        while chunk := os.read(self._status_fd, 64):
+            data += chunk
+        os.close(self._status_fd)
+        self._status_fd = None
+        if data.startswith(b"e"):
+            self.wait()
+            raise DamoError(f"cannot run {self.argv[0]}: {os.strerror(int(data[1:]))}")
 
     def release(self) -> None:
-        """Let the workload exec (once)."""
-        if self._release_fd is not None:
-            try:
+        """Let the workload run (once); raise if its exec failed."""
+        if self._release_fd is None:
+            return
+        try:
+            if self.traced:
+                err = _ptrace(_PTRACE_DETACH, self.pid)
+                if err:
+                    raise DamoError(f"cannot release the workload (pid {self.pid}): {os.strerror(err)}")
+            else:
                 os.write(self._release_fd, b"g")
-            finally:
-                self._close_pipe()
+        finally:
+            self._close_pipe()
+        if not self.traced:
+            self._read_exec_result()
 
     def _close_pipe(self) -> None:
         if self._release_fd is not None:
@@ -158,17 +234,25 @@ class HeldWorkload:
     def poll(self) -> int | None:
         if self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid == self.pid:
+            if pid == self.pid and not os.WIFSTOPPED(status):
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        self._close_pipe()                  # a workload never released exits now instead of waiting
+        if self._release_fd is not None:
+            # Never released: a traced workload has not run an instruction yet, a held one
+            # exits with 126 once its pipe closes. Either way it runs nothing.
+            if self.traced and self.returncode is None:
+                os.kill(self.pid, signal.SIGKILL)
+            self._close_pipe()
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.poll() is None:
             if deadline is not None and time.monotonic() >= deadline:
                 raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
             time.sleep(0.02)
+        if self._status_fd is not None:
+            os.close(self._status_fd)
+            self._status_fd = None
         return self.returncode
 
     def send_signal(self, sig: int) -> None:

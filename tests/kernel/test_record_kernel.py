@@ -297,6 +297,31 @@ def test_a_workload_shorter_than_the_start_is_monitored(tmp_path):
     assert read_record(tmp_path / "t.data").meta.target_kind == "vaddr"
 
 
+def test_every_snapshot_is_of_the_workloads_own_address_space(tmp_path):
+    """Monitoring starts after the exec: no snapshot shows the forked copy of damo's address space."""
+    out = tmp_path / "own.data"
+    proc = subprocess.Popen(damo_cmd("record", "-o", str(out), "--", "sleep", "4"), cwd=REPO, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: children(proc.pid) or proc.poll() is not None, what="the workload")
+        (sleeper,) = children(proc.pid)
+        wait_for(lambda: os.readlink(f"/proc/{sleeper}/exe").endswith("sleep"), what="the exec")
+        spans = [[int(x, 16) for x in line.split()[0].split("-")]
+                 for line in Path(f"/proc/{sleeper}/maps").read_text().splitlines() if "[vsyscall]" not in line]
+        _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    record = read_record(out)
+    lowest, highest = min(s for s, _ in spans), max(e for _, e in spans)
+    firsts = record.start[record.offsets[:-1]]
+    lasts = record.end[record.offsets[1:] - 1]
+    assert record.nr_snapshots >= 10
+    assert firsts.tolist() == [lowest] * record.nr_snapshots
+    assert lasts.tolist() == [highest] * record.nr_snapshots
+
+
 def test_target_exited_before_monitoring_starts(tmp_path):
     """A pid whose process has exited (a zombie, not reaped yet) is refused before anything is written."""
     exited = subprocess.Popen(["true"])
