@@ -44,6 +44,21 @@ def test_the_workload_is_held_after_its_exec():
         workload.wait(10)
 
 
+def test_with_shell_the_monitored_pid_becomes_the_last_command():
+    """--shell: the shell runs the line's last command in its own place, so DAMON's pid is the workload's."""
+    workload = HeldWorkload([kernel.shell_path(), "-c", "cd / && sleep 30"])
+    try:
+        workload.release()
+        sleep = os.path.realpath(shutil.which("sleep"))
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{workload.pid}/exe") != sleep:
+            assert time.monotonic() < deadline, os.readlink(f"/proc/{workload.pid}/exe")
+            time.sleep(0.02)
+    finally:
+        workload.kill()
+        workload.wait(10)
+
+
 @pytest.mark.parametrize("traced", [True, False])
 def test_a_workload_never_released_runs_nothing(tmp_path, monkeypatch, traced):
     if not traced:

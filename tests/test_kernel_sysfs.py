@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 
 import pytest
 
@@ -226,7 +227,7 @@ def test_resolve_target():
     t = resolve_target(request(["sleep", "5"], regions=[(4096, 8192)]))
     assert (t.ops, t.argv, t.regions) == ("fvaddr", ["sleep", "5"], [(4096, 8192)])
     t = resolve_target(request(["echo hi | cat"], shell=True))
-    assert t.argv == ["/bin/sh", "-c", "echo hi | cat"]
+    assert t.argv == [shutil.which("bash") or "/bin/sh", "-c", "echo hi | cat"]
     t = resolve_target(request(["paddr"], regions=[(0, 1 << 20)]))
     assert (t.ops, t.regions) == ("paddr", [(0, 1 << 20)])
     assert resolve_target(request([str(os.getpid())])).pid == os.getpid()

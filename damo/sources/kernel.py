@@ -88,7 +88,7 @@ def resolve_target(request: RecordRequest) -> Target:
             raise DamoError(f"the target (pid {pid}) exited before monitoring started")
         return Target(ops, pid=pid, regions=regions, description=f"pid {pid}")
     if request.shell:
-        argv = ["/bin/sh", "-c", " ".join(words)]
+        argv = [shell_path(), "-c", " ".join(words)]
     else:
         # damo takes a command as one string ("sleep 5"); split it like a shell would, but run no shell.
         argv = shlex.split(words[0]) if len(words) == 1 else list(words)
@@ -97,6 +97,13 @@ def resolve_target(request: RecordRequest) -> Target:
         if shutil.which(argv[0]) is None:
             raise DamoError(f"command not found: {argv[0]}")
     return Target(ops, argv=argv, regions=regions, description=shlex.join(words if len(words) > 1 else argv))
+
+
+def shell_path() -> str:
+    """The shell for --shell: bash where there is one, since it runs the last command of its
+    command line in its own place (exec), so the pid that DAMON monitors becomes the workload's;
+    dash, Debian's /bin/sh, forks it, and DAMON would watch the idle shell."""
+    return shutil.which("bash") or "/bin/sh"
 
 
 def process_alive(pid: int) -> bool:
