@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from damo import vm
+from damo.kernel.emulation import cpu_is_emulated
 from damo.kernel.sysfs import DamonSysfs, foreign_kdamond_message
 from damo.kernel.tracefs import EVENT, find_tracefs, has_damon_event
 
@@ -51,7 +52,7 @@ def operations_sets(sysfs: DamonSysfs) -> tuple[list[str] | None, str]:
 
 
 def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = None,
-                   is_root: bool | None = None) -> list[Feature]:
+                   is_root: bool | None = None, cpuinfo: str = "/proc/cpuinfo") -> list[Feature]:
     """Every check, in the order shown to the user."""
     sysfs = sysfs or DamonSysfs()
     tracefs_root = tracefs_root if tracefs_root is not None else find_tracefs()
@@ -88,6 +89,11 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
                                 "" if event_ok else "none needed: damo falls back to tried_regions snapshots"))
     features.append(Feature("root", is_root, "yes" if is_root else f"running as uid {os.geteuid()}",
                              "" if is_root else "run damo as root (sudo) to use the kernel's DAMON"))
+    emulated = cpu_is_emulated(cpuinfo)
+    features.append(Feature("CPU", not emulated,
+                            "QEMU software emulation (TCG)" if emulated else "not emulated",
+                            "DAMON misses the accesses of a process that keeps its CPU unless it flushes its "
+                            "TLB (masim does: --flush_tlb auto); see damo.kernel.emulation" if emulated else ""))
     for p in vm.prerequisites():
         features.append(Feature(f"vm: {p.name}", p.found is not None, p.found or "missing", p.fix if not p.found else ""))
     return features

@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         except locale.Error:
             pass
         # Imported late: a dry run needs no numpy.
-        from masim.runner import Workload, cpu_is_emulated
+        from damo.kernel.emulation import cpu_is_emulated
+        from masim.runner import Workload
 
         flush_tlb = args.flush_tlb == "on" or (args.flush_tlb == "auto" and cpu_is_emulated())
         workload = Workload(config, seed=args.seed, flush_tlb=flush_tlb)

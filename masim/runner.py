@@ -100,23 +100,12 @@ def mincore(address: int, length: int) -> np.ndarray:
     return (vec & 1).astype(bool)
 
 
-def cpu_is_emulated(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Does this CPU run under QEMU's software emulation (TCG)?"""
-    try:
-        with open(cpuinfo) as f:
-            return any(line.startswith("model name") and "QEMU TCG CPU" in line for line in f)
-    except OSError:
-        return False
-
-
 class TlbFlusher:
     """Flushes this CPU's TLB, so that the next access to each page walks the page table again.
 
-    Why: DAMON clears a page's accessed bit without flushing the TLB, and the next access sets
-    the bit again only if it walks the page table. A real CPU's TLB forgets within microseconds,
-    but QEMU's software TLB keeps a translation until the guest flushes, so under emulation a
-    workload that keeps its vCPU looks idle to DAMON. An mprotect round trip over more pages than
-    x86 invalidates one by one makes the kernel flush the whole TLB.
+    Why: under QEMU's software emulation a process that keeps its CPU looks idle to DAMON
+    (damo.kernel.emulation says why). An mprotect round trip over more pages than x86
+    invalidates one by one makes the kernel flush the whole TLB.
     """
 
     def __init__(self):

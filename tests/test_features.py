@@ -27,6 +27,17 @@ def test_foreign_kdamond_and_paddr_only(tmp_path):
     assert fake.log == []
 
 
+def test_an_emulated_cpu_is_said(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    for model, ok, detail in [("QEMU TCG CPU version 2.5+", False, "QEMU software emulation (TCG)"),
+                              ("Intel(R) Xeon(R) Processor", True, "not emulated")]:
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: {model}\n")
+        f = by_name(check_features(DamonSysfs(tmp_path / "none"), tracefs_root=None, is_root=True,
+                                   cpuinfo=str(cpuinfo)))
+        assert (f["CPU"].ok, f["CPU"].detail) == (ok, detail)
+        assert ("masim does: --flush_tlb auto" in f["CPU"].fix) == (not ok)
+
+
 def test_nothing_there(tmp_path):
     f = by_name(check_features(DamonSysfs(tmp_path / "none"), tracefs_root=None, is_root=False))
     assert not f["DAMON sysfs"].ok and "CONFIG_DAMON_SYSFS" in f["DAMON sysfs"].fix

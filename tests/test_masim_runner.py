@@ -16,7 +16,7 @@ from masim.cli import main
 from masim.config import bundled_configs_dir, load_config, parse_config
 from masim.model import AccessModel
 from masim.runner import (FLUSH_CHUNK_ACCESSES, PatternRunner, PhaseResult, RegionMemory,
-                          TlbFlusher, Workload, cpu_is_emulated, interval_line, mincore,
+                          TlbFlusher, Workload, interval_line, mincore,
                           phase_line, run_phase)
 from masim.schedule import BATCH_ACCESSES, WeightedTurns, sequential_positions, turn_cycle
 
@@ -68,18 +68,6 @@ def test_flushing_the_tlb_makes_the_same_accesses(pattern):
     assert flushing.flusher.nr_flushes == 3 * BATCH_ACCESSES // FLUSH_CHUNK_ACCESSES
     # The flush leaves its own pages writable.
     flushing.flusher.mapping[0] = 7
-
-
-def test_emulated_cpu_is_told_by_its_model_name(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
-                       "model name\t: QEMU TCG CPU version 2.5+\nflags\t\t: fpu hypervisor\n")
-    assert cpu_is_emulated(str(cpuinfo))
-    # KVM guests (hardware MMU, accessed bits as on bare metal) and real CPUs are not.
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
-                       "flags\t\t: fpu hypervisor\n")
-    assert not cpu_is_emulated(str(cpuinfo))
-    assert not cpu_is_emulated(str(tmp_path / "missing"))
 
 
 def test_read_write_and_read_only_modes():

@@ -17,7 +17,7 @@ from damo.formats import read_record
 from damo.kernel.sysfs import DamonSysfs
 from damo.sources.kernel import largest_system_ram
 from masim.config import load_config
-from masim.runner import cpu_is_emulated
+from damo.kernel.emulation import cpu_is_emulated
 
 pytestmark = pytest.mark.kernel
 
