@@ -103,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim"],
                         help="operations set (default: deduced from TARGET)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulator engine")
-    parser.add_argument("--shell", action="store_true", help="run the command line through bash (else /bin/sh); DAMON monitors the "
+    parser.add_argument("--shell", action="store_true",
+                        help="run the command line through bash (else /bin/sh); DAMON monitors the "
                              "shell's pid, which bash gives to the line's last command")
     parser.add_argument("-r", "--regions", type=parse_regions, default=[], metavar="'S-E ...'",
                         help="monitoring regions (paddr, fvaddr)")

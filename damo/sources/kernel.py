@@ -310,7 +310,7 @@ class KernelRecorder:
                 instance.open()
             with kdamond:
                 # A zombie still has its pid, so the kernel would accept it: ask first. (Our own
-                # workload is held before its exec, so only a pid target can be gone here.)
+                # workload is held until released, so only a pid target can be gone here.)
                 if not self._target_alive():
                     raise DamoError(f"the target (pid {setup.pid}) exited before monitoring started")
                 kdamond_pid = kdamond.start(target_alive=self._target_alive)
