@@ -25,6 +25,12 @@ from damo.model import Record, RecordBuilder, RecordMeta
 
 SETTINGS = settings(max_examples=int(os.environ.get("PROP_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U64 = st.integers(0, 2**64 - 1)
+# Addresses over the whole 64-bit space, biased to the edges that break arithmetic: 0, 2^63
+# (sign of int64), kernel addresses, the last page and 2^64 - 1.
+EDGES = [0, 1, 4095, 2**32, 2**47, 2**63 - 4096, 2**63 - 1, 2**63, 2**63 + 1, 0xffff888000000000,
+         2**64 - 8192, 2**64 - 4096, 2**64 - 2, 2**64 - 1]
+ADDRESSES = st.one_of(st.integers(0, 2**48), U64, st.sampled_from(EDGES),
+                      st.sampled_from(EDGES).flatmap(lambda e: st.integers(max(0, e - 2**20), min(2**64 - 1, e + 2**20))))
 
 
 @st.composite
@@ -46,7 +52,7 @@ def records(draw, for_perf: bool = False) -> Record:
         n = draw(st.integers(1 if for_perf else 0, 8))
         sorted_regions = draw(st.booleans())
         if sorted_regions:
-            bounds = sorted(draw(st.lists(st.integers(0, 2**48), min_size=n + 1, max_size=n + 1, unique=True)))
+            bounds = sorted(draw(st.lists(ADDRESSES, min_size=n + 1, max_size=n + 1, unique=True)))
             start, end = bounds[:-1], bounds[1:]
         else:
             start = draw(st.lists(U64, min_size=n, max_size=n))

@@ -135,9 +135,9 @@ class _SnapshotCoder:
         # Position of each new boundary among P, and its offset from the element before it.
         pos = np.searchsorted(prev_bounds, new)
         base = np.where(pos > 0, prev_bounds[np.maximum(pos - 1, 0)], 0) if len(prev_bounds) else np.zeros_like(new)
-        offsets = (new - base.astype(np.uint64)).astype(np.int64) if len(new) else np.zeros(0, dtype=np.int64)
-        if len(new) and (new.max() >= np.uint64(1 << 63)):
-            raise OverflowError("address too large for delta coding")
+        # new >= base, so the unsigned difference is exact; stored as int64 bits (an offset of
+        # 2^63 or more reads back negative and decoding adds it back with the same wrap-around).
+        offsets = (new - base.astype(np.uint64)).view(np.int64) if len(new) else np.zeros(0, dtype=np.int64)
         nr_pred, age_pred = self._predict(prev, start)
         out["keep"].append(keep.astype(np.int64))
         out["n_new"].append(np.array([len(new)], dtype=np.int64))
@@ -166,7 +166,7 @@ class _SnapshotCoder:
         if n_new and (pos.min() < 0 or pos.max() > len(prev_bounds)):
             raise ValueError("boundary position out of range")
         base = np.where(pos > 0, prev_bounds[np.maximum(pos - 1, 0)], 0) if len(prev_bounds) else np.zeros(n_new, dtype=np.uint64)
-        new = base.astype(np.uint64) + take("new_off", n_new).astype(np.uint64)
+        new = base.astype(np.uint64) + take("new_off", n_new).view(np.uint64)
         bounds = np.sort(np.concatenate([prev_bounds[keep], new]))
         is_region = take("is_region", max(len(bounds) - 1, 0)).astype(bool)
         start = bounds[:-1][is_region]
