@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the damo command line; return the exit code."""
-    parser = build_parser()
     try:
+        parser = build_parser()      # imports every command: Ctrl-C may land here too
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
             parser.print_help()

@@ -7,6 +7,7 @@ DAMON engine on the simulator; ``--vm`` runs the kernel record inside a VM; anyt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -17,6 +18,7 @@ from damo import __version__
 from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, FORMATS, open_writer, rotate_existing
 from damo.model import MonitoringAttrs, RecordMeta
+from damo.output_path import check_output
 from damo.progress import RecordProgress
 
 # source name -> module with `record(request, sink) -> int`
@@ -147,6 +149,22 @@ def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMe
                       tool_version=__version__)
 
 
+@contextlib.contextmanager
+def deferred_signals():
+    """Hold SIGINT and SIGTERM until the block is done (then they are delivered)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -166,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
 def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = None,
               clock: str = "time") -> SnapshotSink:
     """Rotate an existing output to ``*.old`` and open the writer and progress display."""
+    check_output(request.out, "-o")
     rotate_existing(request.out)
     try:
         writer = open_writer(request.out, meta, request.output_type)
@@ -175,11 +194,18 @@ def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = N
 
 
 def finish(sink: SnapshotSink, request: RecordRequest, interrupted: bool = False) -> None:
-    """Close the writer and the progress display, then say where the record went."""
-    sink.progress.close()
-    sink.writer.close()
-    how = "interrupted; " if interrupted else ""
-    out = os.environ.get(HOST_OUT_ENV) or request.out
-    print(f"{how}wrote {sink.nr_snapshots} snapshots ({sink.nr_regions} regions) to {out}",
-          file=sys.stderr)
-    print(f"view it with: damo report heatmap -i {out}", file=sys.stderr)
+    """Close the writer and the progress display, then say where the record went.
+
+    SIGINT and SIGTERM wait until the record is closed: a second Ctrl-C during the final
+    write-out (or a JSON conversion) would otherwise lose it.
+    """
+    with deferred_signals():
+        sink.progress.close()
+        sink.writer.close()
+        how = "interrupted; " if interrupted else ""
+        out = os.environ.get(HOST_OUT_ENV) or request.out
+        # The writer's own counts: the sink's may miss a snapshot a signal interrupted mid-append.
+        nr_snapshots = getattr(sink.writer, "nr_snapshots", sink.nr_snapshots)
+        nr_regions = getattr(sink.writer, "nr_regions", sink.nr_regions)
+        print(f"{how}wrote {nr_snapshots} snapshots ({nr_regions} regions) to {out}", file=sys.stderr)
+        print(f"view it with: damo report heatmap -i {out}", file=sys.stderr)

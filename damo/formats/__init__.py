@@ -1,8 +1,9 @@
 """Record file formats: detection from content, reading, and (streaming) writing.
 
 Each format module provides ``sniff(head: bytes) -> bool``, ``read(path) -> Record`` and
-``Writer(path, meta)`` with ``append``/``flush``/``close``. Only the native format streams;
-damo's formats are written whole when the writer closes.
+``Writer(path, meta)`` with ``append``/``flush``/``close``. The native and perf_script writers
+stream into the file; damo's JSON formats stream into a native ``<path>.partial`` file and are
+converted when the writer closes (see damo/formats/damo_json.py).
 """
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import lzma
 import os
 import struct
 import zlib
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from damo.errors import DamoError, RecordFileError
 from damo.model import Record, RecordMeta
+from damo.output_path import PRIVATE, create, replace_atomically, rotate
 
 # Order matters for detection: the most specific sniffers come first.
 FORMATS: dict[str, str] = {
@@ -96,25 +97,27 @@ def open_writer(path: str | os.PathLike, meta: RecordMeta, fmt: str = DEFAULT_FO
 
 
 def write_record(record: Record, path: str | os.PathLike, fmt: str = DEFAULT_FORMAT) -> None:
-    """Write a whole record in one go."""
-    writer = open_writer(path, record.meta, fmt)
-    try:
-        for snap in record.snapshots():
-            writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end,
-                          snap.nr_accesses, snap.age)
-    finally:
-        writer.close()
+    """Write a whole record in one go: into a temporary file beside ``path``, renamed over it
+    when complete, so an existing ``path`` is never half overwritten."""
+    module = _module(fmt)
+    with replace_atomically(path) as tmp:
+        if hasattr(module, "write"):
+            module.write(record, tmp, fmt)
+            return
+        writer = module.Writer(tmp, record.meta, fmt)
+        try:
+            for snap in record.snapshots():
+                writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end,
+                              snap.nr_accesses, snap.age)
+        finally:
+            writer.close()
 
 
 def create_private(path: str | os.PathLike, binary: bool = True):
-    """Open ``path`` for writing, created (or truncated) with mode 0600."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "wb" if binary else "w")
+    """A new file at ``path`` with mode 0600 (never through a symlink or into a device)."""
+    return create(path, PRIVATE, binary)
 
 
 def rotate_existing(path: str | os.PathLike) -> None:
     """Rename an existing output file to ``*.old``, as damo does, so nothing is overwritten."""
-    p = Path(path)
-    if p.exists():
-        p.replace(p.with_name(p.name + ".old"))
+    rotate(path)

@@ -16,6 +16,7 @@ json module for that snapshot (or, if the record structure itself is unusual, fo
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import threading
@@ -27,6 +28,7 @@ import numpy as np
 
 from damo.errors import RecordFileError
 from damo.formats import WriterBase, create_private
+from damo.output_path import rotate
 from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record,
                         RecordMeta, RegionColumns)
 
@@ -661,37 +663,77 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
     yield "\n]"
 
 
+def partial_path(path) -> str:
+    """Where a JSON writer keeps the record (native) until it is converted on close."""
+    return f"{os.fspath(path)}.partial"
+
+
+def write(record: Record, path, fmt: str = "json_compressed") -> None:
+    """Write ``record`` as damo's JSON (zlib-compressed for json_compressed) to a new file."""
+    with create_private(path) as out:
+        compressor = zlib.compressobj() if fmt == "json_compressed" else None
+        pending: list[bytes] = []
+        size = 0
+        for piece in iter_text(record, raw=True):
+            data = piece.encode()
+            pending.append(data)
+            size += len(data)
+            if size >= 1 << 22:
+                block = b"".join(pending)
+                out.write(compressor.compress(block) if compressor else block)
+                pending, size = [], 0
+        block = b"".join(pending)
+        out.write(compressor.compress(block) + compressor.flush() if compressor else block)
+        out.flush()
+        os.fsync(out.fileno())
+
+
 class Writer(WriterBase):
-    """Collects snapshots and writes damo's JSON (zlib-compressed for json_compressed) on close."""
+    """Records into a native ``<path>.partial`` file, converted to damo's JSON on close.
+
+    damo's JSON groups snapshots per target and a zlib stream cannot be read before its end,
+    so neither can be appended to safely. The native file can: it is flushed every couple of
+    seconds and keeps everything up to its last flush when the recorder is killed. ``close``
+    writes the JSON beside ``path``, renames it into place, and only then removes the
+    partial file; an interrupted close leaves the partial file, which ``damo convert`` turns
+    into the JSON.
+    """
 
     def __init__(self, path, meta: RecordMeta, fmt: str = "json_compressed"):
-        from damo.model import RecordBuilder
+        from damo.formats import native
 
         self.path = path
         self.fmt = fmt
-        self._file = create_private(path)
-        self._builder = RecordBuilder(meta)
+        self.partial_path = partial_path(path)
+        rotate(self.partial_path)        # an earlier interrupted record's partial file is kept as .old
+        self._native = native.Writer(self.partial_path, meta)
+        self._closed = False
+
+    @property
+    def nr_snapshots(self) -> int:
+        return self._native.nr_snapshots
+
+    @property
+    def nr_regions(self) -> int:
+        return self._native.nr_regions
+
+    def set_clock(self, clock) -> None:
+        self._native.set_clock(clock)
 
     def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
-        self._builder.add(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+        self._native.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+
+    def flush(self) -> None:
+        self._native.flush()
 
     def close(self) -> None:
-        if self._file.closed:
+        from damo.formats import native
+        from damo.output_path import replace_atomically
+
+        if self._closed:
             return
-        try:
-            record = self._builder.build()
-            compressor = zlib.compressobj() if self.fmt == "json_compressed" else None
-            pending: list[bytes] = []
-            size = 0
-            for piece in iter_text(record, raw=True):
-                data = piece.encode()
-                pending.append(data)
-                size += len(data)
-                if size >= 1 << 22:
-                    block = b"".join(pending)
-                    self._file.write(compressor.compress(block) if compressor else block)
-                    pending, size = [], 0
-            block = b"".join(pending)
-            self._file.write(compressor.compress(block) + compressor.flush() if compressor else block)
-        finally:
-            self._file.close()
+        self._native.close()
+        with replace_atomically(self.path) as tmp:
+            write(native.read(self.partial_path), tmp, self.fmt)
+        os.unlink(self.partial_path)
+        self._closed = True

@@ -15,6 +15,7 @@ import os
 import struct
 import time
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,7 +31,11 @@ CHUNK_TAG = b"CHNK"
 CODING_PLAIN, CODING_DELTA = 0, 1
 FLUSH_SECONDS = 2.0
 FLUSH_REGIONS = 1 << 18
-MAX_CHUNK_BYTES = 1 << 31
+# The most a chunk may hold. The writer never exceeds them and the reader refuses chunk
+# headers that claim more, which bounds what one chunk can inflate to (see _max_raw_len).
+MAX_CHUNK_REGIONS = 1 << 20
+MAX_CHUNK_SNAPSHOTS = 1 << 18
+XZ_MEMLIMIT = 64 << 20
 
 
 def sniff(head: bytes, fmt: str) -> bool:
@@ -267,27 +272,72 @@ def read_meta(path) -> tuple[RecordMeta, int]:
     return meta, HEADER.size + meta_len
 
 
+def _max_raw_len(nr_snaps: int, nr_regions: int) -> int:
+    """The largest payload a chunk of this many snapshots and regions can have.
+
+    Per snapshot: a target id, a start gap, a duration and a count (8 bytes each, plus width
+    bytes). Per region, in the larger (delta) coding: at most two boundaries each for keep,
+    new_pos, new_off and is_region, one nr_delta and one age_delta, 8 bytes each at most.
+    """
+    return 64 + 40 * nr_snaps + 8 * (10 * nr_regions + nr_snaps) + 7 * 9
+
+
+def _valid_chunk_at(data: bytes, pos: int) -> bool:
+    if pos + CHUNK.size > len(data):
+        return False
+    tag, _, _, _, packed_len, crc = CHUNK.unpack_from(data, pos)
+    body = data[pos + CHUNK.size: pos + CHUNK.size + packed_len]
+    return tag == CHUNK_TAG and len(body) == packed_len and zlib.crc32(body) == crc
+
+
+def _later_chunk(data: bytes, pos: int) -> int | None:
+    """The offset of a complete, intact chunk after ``pos``, if there is one."""
+    found = data.find(CHUNK_TAG, pos + 1)
+    while found >= 0:
+        if _valid_chunk_at(data, found):
+            return found
+        found = data.find(CHUNK_TAG, found + 1)
+    return None
+
+
+def _inflate(body: bytes, raw_len: int) -> bytes:
+    """xz-decompress a chunk, never past ``raw_len`` (itself bounded by the chunk's counts)."""
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=XZ_MEMLIMIT)
+    raw = decompressor.decompress(body, max_length=raw_len + 1)
+    if len(raw) != raw_len or not decompressor.eof:
+        raise ValueError("chunk length mismatch")
+    return raw
+
+
 def read(path, fmt: str = "native") -> Record:
-    """Read every complete chunk; a torn or corrupt tail (an interrupted recorder) is ignored."""
+    """Read every complete chunk; a torn tail (an interrupted recorder) is ignored.
+
+    A bad chunk with an intact chunk after it is damage, not an interrupted write, and is an
+    error: the later chunks are not silently dropped.
+    """
     meta, pos = read_meta(path)
     with open(path, "rb") as f:
         data = f.read()
     snaps, counts = [], []
     columns = RegionColumns()
     while pos + CHUNK.size <= len(data):
-        tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
-        chunk_end = pos + CHUNK.size + packed_len
-        body = data[pos + CHUNK.size: chunk_end]
-        if tag != CHUNK_TAG or len(body) < packed_len or zlib.crc32(body) != crc:
-            if chunk_end >= len(data):
+        if not _valid_chunk_at(data, pos):
+            later = _later_chunk(data, pos)
+            if later is None:
                 break      # the last chunk was cut short: keep what came before it
-            # A bad chunk with data after it is not an interrupted write but damage.
-            raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos})")
-        # Bounded by the header's length, so a crafted chunk cannot inflate without limit.
-        raw = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(body, max_length=raw_len + 1)
-        if len(raw) != raw_len:
-            raise ValueError("chunk length mismatch")
+            raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos}, intact data follows "
+                                        f"at byte {later})")
+        tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
+        if nr_regions > MAX_CHUNK_REGIONS or nr_snaps > MAX_CHUNK_SNAPSHOTS:
+            raise RecordFileError(path, f"corrupt native record (a chunk at byte {pos} claims {nr_snaps} snapshots "
+                                        f"and {nr_regions} regions; at most {MAX_CHUNK_SNAPSHOTS} and "
+                                        f"{MAX_CHUNK_REGIONS})")
+        if raw_len > _max_raw_len(nr_snaps, nr_regions):
+            raise RecordFileError(path, f"corrupt native record (a chunk at byte {pos} claims {raw_len} bytes, "
+                                        f"more than {nr_regions} regions can take)")
+        raw = _inflate(data[pos + CHUNK.size: pos + CHUNK.size + packed_len], raw_len)
         chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
+        del raw
         snaps += chunk_snaps
         counts += chunk_counts
         for cols in chunk_cols:
@@ -300,19 +350,36 @@ def read(path, fmt: str = "native") -> Record:
                   offsets, *columns.build(None))
 
 
+class _WriterState(NamedTuple):
+    """What the writer has made durable and what it still holds, replaced as one value.
+
+    A signal (KeyboardInterrupt) can land between any two statements of the writer. Keeping
+    the file's committed length, the counts and the buffered snapshots in one immutable value
+    that is swapped in a single assignment means every interruption leaves either the old or
+    the new state, never a mix: no snapshot is counted twice, written twice or lost.
+    """
+
+    committed: int          # file length up to the end of the last complete chunk
+    nr_written: int         # snapshots in complete chunks
+    nr_written_regions: int
+    pending: tuple          # buffered (snapshot, columns) entries, not yet in a chunk
+
+
 class Writer(WriterBase):
-    """Streams snapshots into chunks; a chunk is flushed every few seconds or regions."""
+    """Streams snapshots into chunks; a chunk is flushed every few seconds or regions.
+
+    Safe against interruption at any statement: a chunk is written at the committed length
+    (after cutting off whatever an interrupted earlier attempt left there), and only once it
+    is on the disk does the state move past it.
+    """
 
     def __init__(self, path, meta: RecordMeta, fmt: str = "native", preset: int = 2):
         self.path = path
         self.preset = preset
         self._file = create_private(path)
         blob = json.dumps(meta.to_dict(), sort_keys=True).encode("utf-8")
-        self._file.write(HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
-        self._file.flush()
-        self._snaps: list = []
-        self._cols: list = []
-        self._nr_buffered = 0
+        _write_at(self._file.fileno(), 0, HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
+        self._state = _WriterState(HEADER.size + len(blob), 0, 0, ())
         self.set_clock(time.monotonic)
 
     def set_clock(self, clock) -> None:
@@ -321,29 +388,56 @@ class Writer(WriterBase):
         self.clock = clock
         self._last_flush = clock()
 
+    @property
+    def nr_snapshots(self) -> int:
+        """Snapshots appended so far (written or buffered)."""
+        state = self._state
+        return state.nr_written + len(state.pending)
+
+    @property
+    def nr_regions(self) -> int:
+        state = self._state
+        return state.nr_written_regions + sum(len(cols[0]) for _, cols in state.pending)
+
     def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
         start = np.asarray(start, dtype=ADDR_DTYPE)
+        if len(start) > MAX_CHUNK_REGIONS:
+            raise RecordFileError(self.path, f"a snapshot of {len(start)} regions is more than the native format "
+                                             f"holds ({MAX_CHUNK_REGIONS})")
         if age is None:
             age = np.full(len(start), -1, dtype=AGE_DTYPE)
-        self._snaps.append((int(target_id), int(start_ns), int(end_ns)))
-        self._cols.append((start, np.asarray(end, dtype=ADDR_DTYPE),
-                           np.asarray(nr_accesses, dtype=NR_ACCESSES_DTYPE), np.asarray(age, dtype=AGE_DTYPE)))
-        self._nr_buffered += len(start)
-        if self._nr_buffered >= FLUSH_REGIONS or self.clock() - self._last_flush >= FLUSH_SECONDS:
+        entry = ((int(target_id), int(start_ns), int(end_ns)),
+                 (start, np.asarray(end, dtype=ADDR_DTYPE), np.asarray(nr_accesses, dtype=NR_ACCESSES_DTYPE),
+                  np.asarray(age, dtype=AGE_DTYPE)))
+        state = self._state
+        nr_buffered = sum(len(cols[0]) for _, cols in state.pending)
+        if nr_buffered + len(start) > MAX_CHUNK_REGIONS or len(state.pending) >= MAX_CHUNK_SNAPSHOTS:
+            self.flush()
+            state = self._state
+            nr_buffered = 0
+        self._state = state._replace(pending=state.pending + (entry,))      # the one step that adds it
+        if nr_buffered + len(start) >= FLUSH_REGIONS or self.clock() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered snapshots as one chunk and push it to the disk."""
         self._last_flush = self.clock()
-        if not self._snaps:
+        state = self._state
+        if not state.pending:
             return
-        raw = _encode_chunk(self._snaps, self._cols)
+        snaps = [snap for snap, _ in state.pending]
+        cols = [c for _, c in state.pending]
+        nr_regions = sum(len(c[0]) for c in cols)
+        raw = _encode_chunk(snaps, cols)
         packed = lzma.compress(raw, format=lzma.FORMAT_XZ, preset=self.preset)
-        self._file.write(CHUNK.pack(CHUNK_TAG, len(self._snaps), self._nr_buffered, len(raw), len(packed),
-                                    zlib.crc32(packed)) + packed)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._snaps, self._cols, self._nr_buffered = [], [], 0
+        chunk = CHUNK.pack(CHUNK_TAG, len(snaps), nr_regions, len(raw), len(packed), zlib.crc32(packed)) + packed
+        fd = self._file.fileno()
+        # Whatever lies past the committed length is an interrupted attempt at this chunk.
+        os.ftruncate(fd, state.committed)
+        _write_at(fd, state.committed, chunk)
+        os.fsync(fd)
+        self._state = _WriterState(state.committed + len(chunk), state.nr_written + len(snaps),
+                                   state.nr_written_regions + nr_regions, ())
 
     def close(self) -> None:
         if self._file.closed:
@@ -352,3 +446,11 @@ class Writer(WriterBase):
             self.flush()
         finally:
             self._file.close()
+
+
+def _write_at(fd: int, offset: int, data: bytes) -> None:
+    """Write all of ``data`` at ``offset`` (pwrite may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done

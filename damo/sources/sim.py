@@ -86,4 +86,4 @@ def record(request: RecordRequest) -> int:
         interrupted = True
     finally:
         finish(sink, request, interrupted)
-    return 0
+    return 130 if interrupted else 0
