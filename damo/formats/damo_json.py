@@ -135,8 +135,32 @@ _DANGLING_MINUS = re.compile(rb"-(?!\d)")
 _INT64_MAX = np.iinfo(np.int64).max
 
 
+# The region list exactly as the fast path may read it: strict JSON (no stray tokens, no
+# leading zeros, signs only in front), damo's keys in damo's order, whitespace wherever JSON
+# allows it. Text that does not match goes to the json module, so the fast path never reads
+# what json.loads would reject or read differently. Possessive quantifiers and atomic groups
+# keep the match linear (about 100 MB/s).
+_INT = rb"-?+(?:0|[1-9]\d*+)"
+_DIGIT_STRING = rb'"-?+[\d,]++"'
+
+
+def _key(name: bytes) -> bytes:
+    return rb'\s*+"' + name + rb'"\s*+:\s*+'
+
+
+_REGION = (rb"\s*+\{" + _key(b"start") + _DIGIT_STRING + rb"\s*+," + _key(b"end") + _DIGIT_STRING + rb"\s*+,"
+           + _key(b"nr_accesses") + rb"\{" + _key(b"samples") + _INT + rb"\s*+," + _key(b"percent")
+           + rb"(?>" + _INT + rb"|null)\s*+\}\s*+," + _key(b"age") + rb"\{" + _key(b"usec") + rb"(?>" + _INT
+           + rb"|null)\s*+," + _key(b"aggr_intervals") + rb"(?>" + _DIGIT_STRING + rb"|" + _INT + rb"|null)\s*+\}"
+           + rb"(?:\s*+," + _key(b"sz_filter_passed") + rb'(?>"\d++ B"|' + _DIGIT_STRING + rb"|" + _INT
+           + rb"))?+\s*+\}\s*+")
+_REGION_LIST = re.compile(rb"\s*+(?:" + _REGION + rb"(?:," + _REGION + rb")*+)?+")
+
+
 def _fast_regions(text: bytes):
     """Columns of a region list in damo's layout, or None when the layout differs."""
+    if not _REGION_LIST.fullmatch(text):
+        return None
     compact = text.translate(None, _DROP_FOR_COMPACT)
     if not compact:
         return [np.zeros(0, ADDR_DTYPE), np.zeros(0, ADDR_DTYPE), np.zeros(0, NR_ACCESSES_DTYPE),
