@@ -35,6 +35,12 @@ from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, T
 FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
 READ_BYTES = 1 << 20          # compressed bytes read at a time
 MATCH_WINDOW = 1 << 20        # input a structural pattern may need
+# Bounds that keep a decompression bomb (or any huge file) from taking more than a few hundred
+# MiB: one snapshot's text (about 260,000 regions in damo's layout; DAMON's default maximum is
+# 1,000), and the whole text of a file that is not in damo's layout, which the json module
+# parses in one piece (its objects take about ten times the text).
+MAX_VALUE_BYTES = 128 << 20
+MAX_GENERAL_BYTES = 32 << 20
 EXTRA_KEY = "damo_records"    # meta.extra: per-target damo record fields, kept for writing back
 
 
@@ -330,11 +336,17 @@ class _Input:
             if m or len(self.buf) - self.pos >= MATCH_WINDOW or not self.fill():
                 return m
 
+    def _check_size(self) -> None:
+        if len(self.buf) - self.pos > MAX_VALUE_BYTES:
+            raise RecordFileError(self.path, f"a snapshot is larger than {MAX_VALUE_BYTES >> 20} MiB of JSON text "
+                                             f"(a decompression bomb, or more regions than damo records)")
+
     def find(self, needle: bytes) -> int:
         while True:
             idx = self.buf.find(needle, self.pos)
             if idx >= 0 or not self.fill():
                 return idx
+            self._check_size()
 
     def decode_value(self):
         """The JSON value at the current position, via the json module."""
@@ -343,6 +355,7 @@ class _Input:
             end = _value_end(self.buf, self.pos + start)
             if end is not None or not self.fill():
                 break
+            self._check_size()
         if end is None:
             raise ValueError("the value does not end")
         value = json.loads(self.buf[self.pos + start:end])
@@ -501,13 +514,23 @@ class _Reader:
 
     # The general parse, for JSON that is not laid out as damo writes it.
     def parse_whole(self) -> None:
+        too_big = RecordFileError(self.path, f"not in damo's JSON layout and larger than {MAX_GENERAL_BYTES >> 20} "
+                                             f"MiB of text, which is the most the general JSON parser takes")
         with open(self.path, "rb") as f:
-            data = f.read()
-        if self.fmt == "json_compressed":
-            try:
-                data = zlib.decompress(data)
-            except zlib.error as err:
-                raise self.corrupt(f"zlib: {err}") from None
+            data = f.read(MAX_GENERAL_BYTES + 1)
+            if self.fmt == "json_compressed":
+                inflater = zlib.decompressobj()
+                try:
+                    text = inflater.decompress(data + f.read(), MAX_GENERAL_BYTES + 1)
+                except zlib.error as err:
+                    raise self.corrupt(f"zlib: {err}") from None
+                if len(text) > MAX_GENERAL_BYTES:
+                    raise too_big
+                if not inflater.eof:
+                    raise self.corrupt("the zlib stream ends early")
+                data = text
+        if len(data) > MAX_GENERAL_BYTES:
+            raise too_big
         try:
             value = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as err:
@@ -757,7 +780,9 @@ class Writer(WriterBase):
         if self._closed:
             return
         self._native.close()
-        with replace_atomically(self.path) as tmp:
-            write(native.read(self.partial_path), tmp, self.fmt)
-        os.unlink(self.partial_path)
+        # Each step can be interrupted; calling close again redoes what is not yet done.
+        if os.path.exists(self.partial_path):
+            with replace_atomically(self.path) as tmp:
+                write(native.read(self.partial_path), tmp, self.fmt)
+            os.unlink(self.partial_path)
         self._closed = True

@@ -440,12 +440,12 @@ class Writer(WriterBase):
                                    state.nr_written_regions + nr_regions, ())
 
     def close(self) -> None:
+        """Flush and close. If the flush is interrupted, the file stays open so that calling
+        ``close`` again finishes the job."""
         if self._file.closed:
             return
-        try:
-            self.flush()
-        finally:
-            self._file.close()
+        self.flush()
+        self._file.close()
 
 
 def _write_at(fd: int, offset: int, data: bytes) -> None:
