@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        sys.stdout.flush()           # a full disk or /dev/full shows here, not at interpreter exit
+        return status
     except DamoError as err:
         print(f"damo: error: {err}", file=sys.stderr)
         return err.exit_code
@@ -59,4 +62,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader (e.g. `head`) went away; exit quietly like a Unix tool.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        _discard_stdout()
         return 0
+    except OSError as err:
+        # A write that failed where no code expected it (stdout on a full disk, ...): one line.
+        where = f"{err.filename}: " if err.filename else ("stdout: " if _stdout_failed() else "")
+        _discard_stdout()
+        print(f"damo: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+
+
+def _stdout_failed() -> bool:
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return False
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of what is left cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

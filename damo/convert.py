@@ -3,19 +3,27 @@ from __future__ import annotations
 
 import argparse
 
-from damo.formats import DEFAULT_FORMAT, FORMATS, read_record, write_record
+from damo.formats import DEFAULT_FORMAT, FORMATS, read_record, rotate_existing, write_record
+from damo.output_path import check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", default="damon.data", metavar="FILE", help="record file to read")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write; an existing one is kept as FILE.old")
     parser.add_argument("--format", choices=list(FORMATS), default=DEFAULT_FORMAT,
                         help=f"output format (default: {DEFAULT_FORMAT})")
 
 
 def convert(input_path: str, output_path: str, fmt: str = DEFAULT_FORMAT) -> None:
-    """Read ``input_path`` in whatever format it is and write it as ``fmt``."""
-    write_record(read_record(input_path), output_path, fmt)
+    """Read ``input_path`` in whatever format it is and write it as ``fmt``.
+
+    An existing output is kept as ``OUTPUT.old`` (as ``damo record`` does); the new file is
+    written beside it and renamed into place when complete.
+    """
+    check_output(output_path, "-o")
+    record = read_record(input_path)
+    rotate_existing(output_path)
+    write_record(record, output_path, fmt)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from damo import diff
 from damo.diff_gates import SYNTAX, evaluate_all, parse_gate
+from damo import output_path
 from damo.errors import DamoError
 
 DEFAULT_NOISE_K = 2.0
@@ -87,11 +88,16 @@ def sides_from_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def _write_to(path: str, text: str, append: bool) -> None:
-    try:
-        with open(path, "a" if append else "w") as f:
-            f.write(text)
-    except OSError as err:
-        raise DamoError(f"{path}: cannot write ({err.strerror})") from None
+    # 0600: the reports name the records' addresses. Markdown is appended (a CI step summary).
+    output_path.write_text(path, text, output_path.PRIVATE, append=append)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse a bad output path before any work or any other output is written."""
+    for option, path in (("--heatmap-diff", args.heatmap_diff), ("--json", args.json),
+                         ("--markdown", args.markdown)):
+        if path is not None and path != "-":
+            output_path.check_output(path, option)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise DamoError("report diff: --json and --markdown cannot both go to stdout; give one a FILE")
     if args.noise_k < 0 or args.time_rows < 1:
         raise DamoError("report diff: --noise-k must not be negative and --time-rows must be positive")
+    check_outputs(args)
     base_paths, new_paths = sides_from_args(args)
     options = diff.Options(exclude_samples=args.exclude_samples, acc_thres=args.acc_thres,
                            sz_thres=args.sz_thres, hot=args.hot, cold=args.cold, bins=args.bins, top=args.top,

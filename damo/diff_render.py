@@ -291,5 +291,6 @@ def plot_heatmap_diff(cmp: Comparison, path: str | os.PathLike) -> None:
     axes[0].set_ylabel("aligned address offset (MiB)")
     fig.suptitle("damo report diff: " + ", ".join(s.path for s in cmp.base) + " vs "
                  + ", ".join(s.path for s in cmp.new))
-    fig.savefig(path)
-    plt.close(fig)
+    from damo.plot import save
+
+    save(fig, path)

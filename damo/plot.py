@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from damo.errors import DamoError
+from damo.output_path import PUBLIC, check_output, replace_atomically
 
 IMAGE_TYPES = ("png", "svg", "pdf", "jpg", "jpeg")
 SIZE_UNITS = ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
@@ -46,8 +47,11 @@ def time_unit(max_ns: float) -> tuple[float, str]:
 
 def save(fig, path: str, dpi: int = 100) -> None:
     fmt = image_type(path)
+    check_output(path, "output")
     try:
-        fig.savefig(path, format=fmt, dpi=dpi)
+        # Written beside the path and renamed into place, mode 0644 whatever the umask.
+        with replace_atomically(path, PUBLIC) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
     except OSError as err:
         raise DamoError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:

@@ -6,6 +6,7 @@ option prints one ``masim: error: ...`` line and exits 2.
 from __future__ import annotations
 
 import argparse
+import os
 import locale
 import signal
 import sys
@@ -76,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
         flush_tlb = args.flush_tlb == "on" or (args.flush_tlb == "auto" and cpu_is_emulated())
         workload = Workload(config, seed=args.seed, flush_tlb=flush_tlb)
-        status_out = open(args.status_out, "a") if args.status_out else None
+        # 0600 whatever the umask: the status lines carry the mappings' addresses.
+        status_out = (os.fdopen(os.open(args.status_out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
+                      if args.status_out else None)
         try:
             workload.run(repeat=args.repeat, quiet=args.quiet, log_interval_ms=args.log_interval,
                          status_out=status_out)

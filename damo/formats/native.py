@@ -432,10 +432,14 @@ class Writer(WriterBase):
         packed = lzma.compress(raw, format=lzma.FORMAT_XZ, preset=self.preset)
         chunk = CHUNK.pack(CHUNK_TAG, len(snaps), nr_regions, len(raw), len(packed), zlib.crc32(packed)) + packed
         fd = self._file.fileno()
-        # Whatever lies past the committed length is an interrupted attempt at this chunk.
-        os.ftruncate(fd, state.committed)
-        _write_at(fd, state.committed, chunk)
-        os.fsync(fd)
+        try:
+            # Whatever lies past the committed length is an interrupted attempt at this chunk.
+            os.ftruncate(fd, state.committed)
+            _write_at(fd, state.committed, chunk)
+            os.fsync(fd)
+        except OSError as err:      # a full disk: the chunks before this one stay readable
+            raise RecordFileError(self.path, f"cannot write ({err.strerror or err}); the record holds the "
+                                             f"{state.nr_written} snapshots written before") from None
         self._state = _WriterState(state.committed + len(chunk), state.nr_written + len(snaps),
                                    state.nr_written_regions + nr_regions, ())
 
