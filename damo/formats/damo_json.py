@@ -36,10 +36,10 @@ FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
 READ_BYTES = 1 << 20          # compressed bytes read at a time
 MATCH_WINDOW = 1 << 20        # input a structural pattern may need
 # Bounds that keep a decompression bomb (or any huge file) from taking more than a few hundred
-# MiB: one snapshot's text (about 260,000 regions in damo's layout; DAMON's default maximum is
+# MiB: one snapshot's text (about 130,000 regions in damo's layout; DAMON's default maximum is
 # 1,000), and the whole text of a file that is not in damo's layout, which the json module
 # parses in one piece (its objects take about ten times the text).
-MAX_VALUE_BYTES = 128 << 20
+MAX_VALUE_BYTES = 64 << 20
 MAX_GENERAL_BYTES = 32 << 20
 EXTRA_KEY = "damo_records"    # meta.extra: per-target damo record fields, kept for writing back
 

@@ -122,7 +122,11 @@ def _parse_text(text: bytes) -> tuple[np.ndarray, ...]:
     if not rows:
         return None
     ts, tid, nr_regions, start, end, nr, age = zip(*rows)
-    ends_ns = (np.array(ts, dtype=np.float64) * 1000000000).astype(np.int64)
+    seconds = np.array(ts, dtype=np.float64)
+    # int64 nanoseconds reach 2^63 ns, about 292 years: a larger timestamp is damage, not a time.
+    if not np.all(np.isfinite(seconds) & (np.abs(seconds) < 9.2e9)):
+        raise ValueError("a timestamp is out of range (more than 292 years)")
+    ends_ns = (seconds * 1000000000).astype(np.int64)
     ages = [a or b"-1" for a in age]
     return (ends_ns, _ints(list(tid), ADDR_DTYPE), _ints(list(nr_regions), np.int64),
             _ints(list(start), ADDR_DTYPE), _ints(list(end), ADDR_DTYPE),
