@@ -335,8 +335,11 @@ def read(path, fmt: str = "native") -> Record:
         if raw_len > _max_raw_len(nr_snaps, nr_regions):
             raise RecordFileError(path, f"corrupt native record (a chunk at byte {pos} claims {raw_len} bytes, "
                                         f"more than {nr_regions} regions can take)")
-        raw = _inflate(data[pos + CHUNK.size: pos + CHUNK.size + packed_len], raw_len)
-        chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
+        try:
+            raw = _inflate(data[pos + CHUNK.size: pos + CHUNK.size + packed_len], raw_len)
+            chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
+        except (ValueError, IndexError, lzma.LZMAError, struct.error) as err:
+            raise RecordFileError(path, f"corrupt native record (chunk at byte {pos}: {err})") from None
         del raw
         snaps += chunk_snaps
         counts += chunk_counts

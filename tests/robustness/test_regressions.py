@@ -1,0 +1,92 @@
+"""Reproducers of issue 14's items 4, 5 and 14 and of issue 12's kernel-address convert."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from damo.cli import main
+from damo.errors import DamoError
+from damo.formats import native, read_record, write_record
+from damo.model import RecordBuilder, RecordMeta
+from tests.conftest import make_record
+
+
+def _chunked_native(tmp_path, monkeypatch):
+    monkeypatch.setattr(native, "FLUSH_REGIONS", 60)
+    record = make_record(nr_snapshots=30, nr_regions=10)
+    path = tmp_path / "r.data"
+    write_record(record, path)
+    data = bytearray(path.read_bytes())
+    meta, pos = native.read_meta(path)
+    chunks = []
+    while pos < len(data):
+        chunks.append(pos)
+        pos += native.CHUNK.size + native.CHUNK.unpack_from(data, pos)[4]
+    assert len(chunks) >= 3
+    return record, path, data, chunks
+
+
+@pytest.mark.parametrize("field", [1, 3, 4, 5])     # snapshots, raw length, packed length, CRC
+def test_damaged_middle_chunk_is_an_error_not_a_shorter_record(tmp_path, monkeypatch, field):
+    """Item 4: a damaged length of a middle chunk used to drop the rest of the file silently."""
+    record, path, data, chunks = _chunked_native(tmp_path, monkeypatch)
+    offset = chunks[1] + 4 + 4 * (field - 1)
+    data[offset:offset + 4] = (int.from_bytes(data[offset:offset + 4], "little") + 1000).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamoError, match=rf"{path}: corrupt native record .*at byte {chunks[1]}"):
+        read_record(path)
+
+
+def test_torn_last_chunk_still_reads_as_a_prefix(tmp_path, monkeypatch):
+    record, path, data, chunks = _chunked_native(tmp_path, monkeypatch)
+    path.write_bytes(bytes(data[:chunks[-1] + 30]))
+    back = read_record(path)
+    assert 0 < back.nr_snapshots < record.nr_snapshots
+    assert back.same_data(record.select(np.arange(record.nr_snapshots) < back.nr_snapshots))
+
+
+def test_json_stray_token_is_rejected_not_misread(tmp_path):
+    """Item 5: a stray 7 before a key turned an end address into a negative-size region, exit 0."""
+    record = make_record(nr_snapshots=2, nr_regions=3)
+    path = tmp_path / "r.json"
+    write_record(record, path, "json")
+    text = path.read_bytes()
+    assert read_record(path).same_data(record)
+    path.write_bytes(text.replace(b'"nr_accesses"', b'7"nr_accesses"', 1))
+    with pytest.raises(DamoError, match=str(path)):
+        read_record(path)
+    for bad in (b'"samples": 01', b'"samples": 1 2', b'"st art"'):
+        original = b'"samples": ' + text.split(b'"samples": ')[1].split(b",")[0] if bad.startswith(b'"samples"') \
+            else b'"start"'
+        path.write_bytes(text.replace(original, bad, 1))
+        with pytest.raises(DamoError):
+            read_record(path)
+
+
+def test_perf_script_huge_timestamp_is_one_clean_error(tmp_path, capsys):
+    """Item 14: a timestamp of 10^200 leaked a numpy RuntimeWarning before the error."""
+    path = tmp_path / "p.txt"
+    path.write_text("kdamond.0 123 [000] 1e200: damon:damon_aggregated: target_id=0 nr_regions=1 4096-8192: 1 0\n")
+    assert main(["validate", "-i", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "Warning" not in err
+
+
+@pytest.mark.parametrize("fmt", ["native", "json_compressed", "json", "perf_script"])
+def test_kernel_addresses_convert_exactly(tmp_path, fmt):
+    """Issue 12: a region at 0xffff888000000000 passed validate, then convert to native crashed."""
+    builder = RecordBuilder(RecordMeta(target_kind="paddr", sample_us=5000, aggr_us=100000, update_us=1000000))
+    edges = [(0xFFFF888000000000, 0xFFFF888000100000), (2**63 - 4096, 2**63 + 4096), (2**64 - 8192, 2**64 - 4096),
+             (2**64 - 4096, 2**64 - 1)]
+    for t in range(3):
+        builder.add(0, t * 10**8, (t + 1) * 10**8, [s for s, _ in edges], [e for _, e in edges], [1, 2, 3, t],
+                    [t, t, t, t])
+    record = builder.build()
+    src = tmp_path / "k.json"
+    write_record(record, src, "json")
+    assert b"18,446,744,073,709,551,615" in src.read_bytes()        # 2^64 - 1 in damo's JSON
+    out = tmp_path / f"k.{fmt}"
+    assert main(["convert", "-i", str(src), "-o", str(out), "--format", fmt]) == 0
+    back = read_record(out)
+    for col in ("start", "end", "nr_accesses"):
+        assert np.array_equal(getattr(back, col), getattr(record, col)), col
