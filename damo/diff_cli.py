@@ -20,6 +20,7 @@ from damo import diff
 from damo.diff_gates import SYNTAX, evaluate_all, parse_gate
 from damo import output_path
 from damo.errors import DamoError
+from damo.options import bounded_int
 
 DEFAULT_NOISE_K = 2.0
 DEFAULT_TIME_ROWS = 100
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="WSS counts regions with nr_accesses >= N (default: %(default)s)")
     ana.add_argument("--sz_thres", type=int, default=1, metavar="BYTES",
                      help="WSS counts regions of at least BYTES (default: %(default)s)")
-    ana.add_argument("--bins", type=int, default=diff.DEFAULT_BINS, metavar="N",
+    ana.add_argument("--bins", type=bounded_int(1, 100_000), default=diff.DEFAULT_BINS, metavar="N",
                      help="address bins over all mapped areas (default: %(default)s)")
     ana.add_argument("--top", type=int, default=diff.DEFAULT_TOP, metavar="N",
                      help="heat change ranges to show (default: %(default)s)")

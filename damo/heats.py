@@ -690,11 +690,28 @@ def compute_grid(record: Record, tid: int | None, time_range, address_range, res
     return heat_grid(rec, tid, trange, arange, resolution)
 
 
+MAX_RESOLUTION = 10_000
+MAX_CELLS = 4_000_000          # time x address cells of one heat grid (32 MB of floats)
+
+
+def check_ranges(args: argparse.Namespace, resolution) -> None:
+    """One-line errors for ranges and resolutions before any work."""
+    rows, cols = resolution
+    if not (0 < rows <= MAX_RESOLUTION and 0 < cols <= MAX_RESOLUTION) or rows * cols > MAX_CELLS:
+        raise DamoError(f"--resol: {rows} x {cols} is outside the limits (each 1..{MAX_RESOLUTION}, at most "
+                        f"{MAX_CELLS} cells)")
+    for option in ("time_range", "address_range"):
+        given = getattr(args, option, None)
+        if given and given[0] >= given[1]:
+            raise DamoError(f"--{option}: START ({given[0]}) must be below END ({given[1]})")
+
+
 def report(args: argparse.Namespace, output: str, resolution, colorset: str, color_example: bool) -> int:
     """Shared body of ``heats`` and ``heatmap``: output is 'stdout', 'raw' or an image path."""
-    from damo.formats import read_record
+    from damo.report import load_record
 
-    record = read_record(args.input)
+    check_ranges(args, resolution)
+    record = load_record(args.input)
     if args.guide:
         gs = guides(record)
         text = json.dumps(guides_json(gs), indent=2) if args.json else format_guides(gs)

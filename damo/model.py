@@ -133,8 +133,9 @@ class Record:
 
     def clip(self, lo: int, hi: int) -> "Record":
         """The same snapshots, their regions cut to the addresses [lo, hi); regions outside are dropped."""
+        # hi may be 2^64 (the end of the address space), which no uint64 holds: it clips nothing.
         start = np.maximum(self.start, np.uint64(lo))
-        end = np.minimum(self.end, np.uint64(hi))
+        end = self.end if hi >= 1 << 64 else np.minimum(self.end, np.uint64(hi))
         keep = start < end
         counts = np.bincount(self.snapshot_index()[keep], minlength=self.nr_snapshots)
         offsets = np.zeros(self.nr_snapshots + 1, dtype=np.int64)

@@ -13,7 +13,7 @@ import numpy as np
 
 from damo.errors import DamoError
 from damo.model import Record
-from damo.report import add_input_argument
+from damo.report import add_input_argument, load_record
 from damo.wss import DEFAULT_PERCENTILES, percentile_values
 
 SKIPPED_SNAPSHOTS = 20
@@ -65,7 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from damo.formats import read_record
 
     percentiles = list(DEFAULT_PERCENTILES)
     if args.range:
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             raise DamoError("--range: step must not be zero")
         percentiles = list(range(*args.range))
     sort = args.sortby != "time"
-    dists = nr_regions_distributions(read_record(args.input), sort)
+    dists = nr_regions_distributions(load_record(args.input), sort)
     if args.plot:
         from damo.plot import plot_distributions
 

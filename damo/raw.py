@@ -11,10 +11,9 @@ import numpy as np
 
 from damo import fmt
 from damo.errors import DamoError
-from damo.formats import read_record
 from damo.formats.perf_script import FIRST_START_KEY
 from damo.model import Record
-from damo.report import add_input_argument
+from damo.report import add_input_argument, load_record
 
 REGION_HEADER = "# %10s %12s  %12s  %11s %5s" % ("start_addr", "end_addr", "length", "nr_accesses", "age")
 LINE_WIDTH = 59                 # a region line when every field fits its printf width
@@ -236,7 +235,7 @@ def write_report(blocks: Iterator[bytes], out: BinaryIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    record = read_record(args.input)
+    record = load_record(args.input)
     if record.nr_snapshots == 0:
         raise DamoError(f"{args.input}: no monitoring result in the file")
     duration = tuple(args.duration) if args.duration else None

@@ -18,6 +18,7 @@ from damo import __version__
 from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, FORMATS, open_writer, rotate_existing
 from damo.model import MonitoringAttrs, RecordMeta
+from damo.options import bounded_float
 from damo.output_path import check_output
 from damo.progress import RecordProgress
 
@@ -30,6 +31,7 @@ SOURCES = {
 # Set by `damo record --vm` for the record inside the VM: the -o path on the host, which is
 # what the messages should name (the guest writes to a temporary directory).
 HOST_OUT_ENV = "DAMO_HOST_OUT"
+MAX_TIMEOUT_SECONDS = 1e7          # about 115 days
 
 
 @dataclass
@@ -101,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", default="damon.data", help="output file (default: damon.data)")
     parser.add_argument("--output_type", choices=list(FORMATS), default=DEFAULT_FORMAT,
                         help=f"output format (default: {DEFAULT_FORMAT})")
-    parser.add_argument("--timeout", type=float, metavar="SEC", help="stop recording after SEC seconds")
+    parser.add_argument("--timeout", type=bounded_float(0, MAX_TIMEOUT_SECONDS, lo_open=True), metavar="SEC",
+                        help=f"stop recording after SEC seconds (at most {MAX_TIMEOUT_SECONDS:.0e})")
     parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim"],
                         help="operations set (default: deduced from TARGET)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulator engine")

@@ -24,9 +24,25 @@ def add_input_argument(parser: argparse.ArgumentParser) -> None:
                         help="record file (default: damon.data)")
 
 
+def load_record(path: str):
+    """Read a record for a report; a record without a single region is one named error (exit 2)."""
+    from damo.errors import RecordFileError
+    from damo.formats import read_record
+
+    record = read_record(path)
+    if len(record.start) == 0:
+        what = "no snapshots" if record.nr_snapshots == 0 else f"{record.nr_snapshots} snapshots but no regions"
+        raise RecordFileError(path, f"the record holds {what}: nothing to report")
+    return record
+
+
 def address(text: str) -> int:
-    """An address on the command line: decimal, or 0x-prefixed hexadecimal (as /proc/PID/maps shows)."""
-    return int(text, 0)
+    """An address on the command line: decimal, or 0x-prefixed hexadecimal (as /proc/PID/maps shows),
+    in [0, 2^64] (an END may be 2^64, the end of the address space)."""
+    value = int(text, 0)          # a ValueError: argparse says "invalid address value"
+    if not 0 <= value <= 1 << 64:
+        raise argparse.ArgumentTypeError(f"{text} is outside the 64-bit address space (0..2^64)")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -271,19 +271,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from damo.formats import read_record
+    from damo.report import load_record
 
     for name in ("aggr", "nr_regions", "nr_accesses"):
         lo, hi = getattr(args, name)
         if lo > hi:
             raise DamoError(f"validate: --{name} MIN {lo} is larger than MAX {hi}")
-    if args.allow_error < 0:
-        raise DamoError("validate: --allow_error must not be negative")
+    if not 0 <= args.allow_error <= 100:       # also refuses nan
+        raise DamoError("validate: --allow_error must be a percentage from 0 to 100")
     if args.max_lines < 0:
         raise DamoError("validate: --max_lines must not be negative")
     limits = Limits(tuple(args.aggr), tuple(args.nr_regions), tuple(args.nr_accesses), args.allow_error,
                     list(args.regions_boundary))
-    record = read_record(args.input)
+    record = load_record(args.input)
     report = validate_record(record, limits, None if args.all else args.max_lines)
     for line in render(report, args.input):
         print(line)

@@ -19,7 +19,7 @@ import numpy as np
 from damo.errors import DamoError
 from damo.fmt import format_sz
 from damo.model import Record
-from damo.report import add_input_argument, address
+from damo.report import add_input_argument, address, load_record
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 
@@ -280,6 +280,10 @@ def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int]
 
 # --- command line ----------------------------------------------------------------------------
 
+MAX_PERCENTILES = 101
+MAX_COLS_BAR = 1000
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("-r", "--range", type=int, nargs=3, default=[0, 101, 25],
@@ -311,14 +315,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from damo.formats import read_record
 
     start, stop, step = args.range
     if step == 0:
         raise DamoError("--range: step must not be zero")
+    if not (0 <= start <= 100 and -1 <= stop <= 101) or abs((stop - start) // step) > MAX_PERCENTILES:
+        raise DamoError(f"--range: percentiles are 0..100, at most {MAX_PERCENTILES} of them")
+    if not 0 <= args.nr_cols_bar <= MAX_COLS_BAR:
+        raise DamoError(f"--nr_cols_bar: {args.nr_cols_bar} is outside 0..{MAX_COLS_BAR}")
     percentiles = list(range(start, stop, step))
     sort = args.sortby != "time"
-    record = read_record(args.input)
+    record = load_record(args.input)
     if args.address_range:
         lo, hi = args.address_range
         if not 0 <= lo < hi:

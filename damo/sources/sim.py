@@ -41,6 +41,21 @@ def record_duration_ns(model, timeout: float | None) -> int:
     return min(model.duration_ns, int(timeout * 1e9))
 
 
+MAX_SNAPSHOTS = 10_000_000          # aggregations one simulated record may take
+MAX_SAMPLES = 1_000_000_000         # sampling intervals one simulated record may take
+
+
+def check_work(model, request: RecordRequest) -> None:
+    """Refuse -s/-a values that would simulate without end (``-s 1 -a 1`` on a 70 s config)."""
+    duration_us = record_duration_ns(model, request.timeout) / 1000
+    snapshots = duration_us / request.attrs.aggr_us
+    samples = duration_us / request.attrs.sample_us
+    if snapshots > MAX_SNAPSHOTS or samples > MAX_SAMPLES:
+        raise DamoError(f"record: -s {request.attrs.sample_us} -a {request.attrs.aggr_us} over {duration_us / 1e6:g} s "
+                        f"would simulate {snapshots:.3g} aggregations and {samples:.3g} samples; the simulator takes "
+                        f"at most {MAX_SNAPSHOTS:.0e} and {MAX_SAMPLES:.0e} (raise -s/-a or give --timeout)")
+
+
 def sim_meta(request: RecordRequest, model) -> RecordMeta:
     meta = base_meta(request, "sim", request.target[0])
     meta.start_time = SIM_START_TIME
@@ -71,6 +86,7 @@ def record(request: RecordRequest) -> int:
     if len(request.target) != 1:
         raise DamoError("record: the simulator takes one masim config file as its TARGET")
     model = load_model(request.target[0], request.seed)
+    check_work(model, request)
     ctx = sim_context(model, request.attrs, request.seed)
     sink = open_sink(request, sim_meta(request, model), total_ns=record_duration_ns(model, request.timeout),
                      clock="virtual")

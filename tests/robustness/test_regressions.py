@@ -90,3 +90,57 @@ def test_kernel_addresses_convert_exactly(tmp_path, fmt):
     back = read_record(out)
     for col in ("start", "end", "nr_accesses"):
         assert np.array_equal(getattr(back, col), getattr(record, col)), col
+
+
+CONFIG = str(__import__("tests.conftest", fromlist=["REPO"]).REPO / "masim" / "configs" / "zigzag.cfg")
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "r.data"
+    write_record(make_record(nr_snapshots=5), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["record", CONFIG, "-s", "1", "-a", "1"], "-s 1 -a 1"),
+    (["report", "heats", "-i", "{r}", "--resol", "100000", "100000"], "--resol"),
+    (["report", "wss", "-i", "{r}", "-r", "0", "100000000", "1"], "--range"),
+    (["report", "wss", "-i", "{r}", "--nr_cols_bar", "1000000000"], "--nr_cols_bar"),
+    (["report", "diff", "{r}", "{r}", "--bins", "1000000000"], "--bins"),
+    (["record", CONFIG, "--timeout", "nan"], "--timeout"),
+    (["record", CONFIG, "--timeout", "inf"], "--timeout"),
+    (["record", CONFIG, "--timeout", "1e300"], "--timeout"),
+    (["report", "wss", "-i", "{r}", "--address_range", "-1", "100"], "--address_range"),
+    (["report", "heats", "-i", "{r}", "--address_range", "0", str(2**64 + 1)], "--address_range"),
+    (["report", "heats", "-i", "{r}", "--time_range", "5", "1"], "--time_range"),
+    (["validate", "-i", "{r}", "--allow_error", "nan"], "--allow_error"),
+])
+def test_runaway_option_values_are_one_line(small, tmp_path, capsys, argv, option):
+    """Item 10: each has a documented limit; one line naming the option, exit 2, no traceback."""
+    argv = [a.replace("{r}", small) for a in argv]
+    if argv[0] == "record":
+        argv += ["-o", str(tmp_path / "o.data")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option in err, err
+
+
+def test_the_end_of_the_address_space_is_a_valid_range_end(small, capsys):
+    assert main(["report", "wss", "-i", small, "--address_range", "0", str(2**64)]) == 0
+
+
+@pytest.mark.parametrize("report", ["raw", "heats", "heatmap", "wss", "nr_regions", "validate"])
+@pytest.mark.parametrize("snapshots", [0, 3])
+def test_a_record_without_regions_is_one_named_error(tmp_path, capsys, report, snapshots):
+    """Item 13: heats crashed, raw said 2, validate 1, wss and nr_regions invented a target 0."""
+    builder = RecordBuilder(RecordMeta(sample_us=5000, aggr_us=100000, update_us=1000000))
+    for t in range(snapshots):
+        builder.add(0, t * 10**8, (t + 1) * 10**8, [], [], [], [])
+    path = tmp_path / "empty.data"
+    write_record(builder.build(), path)
+    argv = ([report] if report == "validate" else ["report", report]) + ["-i", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"damo: error: {path}: the record holds " + (
+        "no snapshots" if snapshots == 0 else f"{snapshots} snapshots but no regions") + ": nothing to report\n"
