@@ -19,6 +19,7 @@ from pathlib import Path
 from damo import diff
 from damo.diff_gates import SYNTAX, evaluate_all, parse_gate
 from damo.errors import DamoError
+from damo.selection import add_exclude_samples_option
 
 DEFAULT_NOISE_K = 2.0
 DEFAULT_TIME_ROWS = 100
@@ -50,8 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(default: %(default)s)")
     ana.add_argument("--cold", type=diff.parse_rate, default=diff.parse_rate(diff.DEFAULT_COLD),
                      metavar="RATE", help="cold: access rate <= RATE (default: %(default)s)")
-    ana.add_argument("--exclude_samples", type=int, default=diff.DEFAULT_EXCLUDE_SAMPLES, metavar="N",
-                     help="skip the first N snapshots of each target, as report wss (default: %(default)s)")
+    add_exclude_samples_option(ana, diff.DEFAULT_EXCLUDE_SAMPLES)
     ana.add_argument("-t", "--acc_thres", type=int, default=1, metavar="N",
                      help="WSS counts regions with nr_accesses >= N (default: %(default)s)")
     ana.add_argument("--sz_thres", type=int, default=1, metavar="BYTES",

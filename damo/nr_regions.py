@@ -14,6 +14,7 @@ import numpy as np
 from damo.errors import DamoError
 from damo.model import Record
 from damo.report import add_input_argument
+from damo.selection import skip_first_mask
 from damo.wss import DEFAULT_PERCENTILES, percentile_values
 
 SKIPPED_SNAPSHOTS = 20
@@ -24,7 +25,7 @@ def nr_regions_distributions(record: Record, sort: bool = True,
     """``{target_id: number of regions of each snapshot}``, after the first ``skip`` snapshots."""
     out = {}
     for tid, rec in record.split_targets():
-        counts = rec.regions_per_snapshot()[skip:]
+        counts = rec.regions_per_snapshot()[skip_first_mask(rec, skip)]
         out[tid] = np.sort(counts) if sort else counts
     return out
 

@@ -8,62 +8,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import signal
-import sys
-from dataclasses import dataclass, field
 
-from damo import __version__
 from damo.errors import DamoError
-from damo.formats import DEFAULT_FORMAT, FORMATS, open_writer, rotate_existing
-from damo.model import MonitoringAttrs, RecordMeta
-from damo.progress import RecordProgress
+from damo.formats import DEFAULT_FORMAT, FORMATS
+from damo.model import MonitoringAttrs
+from damo.recording import RecordRequest
 
-# source name -> module with `record(request, sink) -> int`
+# source name -> module with `record(request: RecordRequest) -> int` (see damo.recording)
 SOURCES = {
     "sim": "damo.sources.sim",
     "kernel": "damo.sources.kernel",
     "vm": "damo.sources.vm",
 }
-# Set by `damo record --vm` for the record inside the VM: the -o path on the host, which is
-# what the messages should name (the guest writes to a temporary directory).
-HOST_OUT_ENV = "DAMO_HOST_OUT"
-
-
-@dataclass
-class RecordRequest:
-    """Everything a record source needs to know, parsed once from the command line."""
-
-    target: list[str]
-    attrs: MonitoringAttrs
-    ops: str | None = None
-    timeout: float | None = None
-    seed: int = 0
-    shell: bool = False
-    regions: list[tuple[int, int]] = field(default_factory=list)
-    vm_kernel: str | None = None
-    out: str = "damon.data"
-    output_type: str = DEFAULT_FORMAT
-    argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
-
-
-class SnapshotSink:
-    """Where a source puts snapshots: the record writer plus the progress display."""
-
-    def __init__(self, writer, progress: RecordProgress):
-        self.writer = writer
-        self.progress = progress
-        self.nr_snapshots = 0
-        self.nr_regions = 0
-
-    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
-        self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
-        self.nr_snapshots += 1
-        self.nr_regions += len(start)
-        self.progress.update(end_ns, self.nr_snapshots, len(start))
-
-    def flush(self) -> None:
-        self.writer.flush()
 
 
 def add_monitoring_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,13 +97,6 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
                          output_type=args.output_type)
 
 
-def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMeta:
-    a = request.attrs
-    return RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
-                      update_us=a.update_us, min_nr_regions=a.min_nr_regions, max_nr_regions=a.max_nr_regions,
-                      tool_version=__version__)
-
-
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -161,25 +111,3 @@ def run(args: argparse.Namespace) -> int:
         return source.record(request)
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = None,
-              clock: str = "time") -> SnapshotSink:
-    """Rotate an existing output to ``*.old`` and open the writer and progress display."""
-    rotate_existing(request.out)
-    try:
-        writer = open_writer(request.out, meta, request.output_type)
-    except OSError as err:
-        raise DamoError(f"{request.out}: cannot create ({err.strerror})") from None
-    return SnapshotSink(writer, RecordProgress(total_ns=total_ns, clock=clock))
-
-
-def finish(sink: SnapshotSink, request: RecordRequest, interrupted: bool = False) -> None:
-    """Close the writer and the progress display, then say where the record went."""
-    sink.progress.close()
-    sink.writer.close()
-    how = "interrupted; " if interrupted else ""
-    out = os.environ.get(HOST_OUT_ENV) or request.out
-    print(f"{how}wrote {sink.nr_snapshots} snapshots ({sink.nr_regions} regions) to {out}",
-          file=sys.stderr)
-    print(f"view it with: damo report heatmap -i {out}", file=sys.stderr)

@@ -24,11 +24,6 @@ def add_input_argument(parser: argparse.ArgumentParser) -> None:
                         help="record file (default: damon.data)")
 
 
-def address(text: str) -> int:
-    """An address on the command line: decimal, or 0x-prefixed hexadecimal (as /proc/PID/maps shows)."""
-    return int(text, 0)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from damo.cli import ArgumentParser
 

@@ -21,7 +21,7 @@ import damo
 from damo import vm as vm_setup
 from damo.errors import DamoError
 from damo.formats import rotate_existing
-from damo.record import HOST_OUT_ENV, RecordRequest
+from damo.recording import HOST_OUT_ENV, RecordRequest
 
 BOOT_ALLOWANCE_SECONDS = 300          # boot + start + shutdown under software emulation
 DEFAULT_RUN_SECONDS = 3600            # a workload without --timeout
