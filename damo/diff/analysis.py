@@ -1,8 +1,8 @@
 """Compare records: ``damo report diff BASE NEW`` for CI regression checks.
 
 Analysis only: pure functions from records to a ``Comparison``. Rendering lives in
-``damo.diff_render``, the gate language in ``damo.diff_gates``, the command line in
-``damo.diff_cli``. docs/ci.md documents the metrics, the alignment and the noise rule.
+``damo.diff.render``, the gate language in ``damo.diff.gates``, the command line in
+``damo.diff.command``. docs/ci.md documents the metrics, the alignment and the noise rule.
 
 Flow: per record, scalar metrics (WSS percentiles, hot/warm/cold bytes, nr_regions percentiles,
 duration) and its mapped areas (maximal runs of address space covered by regions); the areas of
