@@ -635,12 +635,28 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="colour the stdout heatmap: auto (terminal without NO_COLOR), always, never")
 
 
+DESCRIPTION = """\
+When which address ranges were how frequently accessed (damo 2.x's `report heats`). The
+heatmap is a grid: rows are time, columns are addresses, and a cell's heat is the access
+frequency averaged over its area. By default it covers the whole recorded time and the
+contiguous address area with the highest heat per byte (--guide lists them); --all shows every
+mapped area. Without --heatmap it prints every cell as a `time address heat` line;
+--heatmap stdout draws the cells as digits 0-9 (relative heat), --heatmap FILE as an image."""
+
+EXAMPLES = """\
+examples:
+  damo report heats --heatmap stdout --resol 40 80 -i stairs.data
+  damo report heats --guide
+  damo report heats --all --heatmap heat.png"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--resol", type=int, nargs=2, default=[500, 500], metavar=("TIME", "ADDR"),
                         help="rows (time) and columns (address) (default: 500 500)")
     parser.add_argument("--heatmap", metavar="FILE",
-                        help="draw the heatmap: 'stdout' for the terminal, or an image (.png .svg .pdf .jpg)")
+                        help="draw the heatmap: 'stdout' for the terminal, or an image (.png .svg .pdf .jpg) "
+                             "(default: print the time/address/heat lines)")
     parser.add_argument("--stdout_heatmap_color", choices=list(COLORSETS), help="stdout colours (default: gray)")
     parser.add_argument("--ascii_color", choices=list(COLORSETS), help=argparse.SUPPRESS)
     parser.add_argument("--plot_ascii", action="store_true", help="same as --heatmap stdout")

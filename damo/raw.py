@@ -23,6 +23,18 @@ BLOCK_BYTES = 1 << 20
 PAGER_LINES = 50                # damo prints one more newline when its text fits this many lines
 
 
+DESCRIPTION = """\
+Print the record's snapshots region by region, as the upstream damo 2.x's `report raw` does:
+per snapshot its start, end and duration, its target, and one line per region (start-end
+address, size, nr_accesses, age)."""
+
+EXAMPLES = """\
+examples:
+  damo report raw -i stairs.data | head -20
+  damo report raw --duration 1 2           # the snapshots of the second second
+  damo report raw --json > stairs.json     # damo's JSON form of the record"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     add_duration_option(parser)

@@ -25,12 +25,14 @@ SOURCES = {
 
 def add_monitoring_arguments(parser: argparse.ArgumentParser) -> None:
     """damo's monitoring attribute options, shared by every command that starts monitoring."""
-    parser.add_argument("-s", "--sample", type=int, default=5000, metavar="US", help="sampling interval (us)")
-    parser.add_argument("-a", "--aggr", type=int, default=100000, metavar="US", help="aggregation interval (us)")
+    parser.add_argument("-s", "--sample", type=int, default=5000, metavar="US",
+                        help="sampling interval in microseconds")
+    parser.add_argument("-a", "--aggr", type=int, default=100000, metavar="US",
+                        help="aggregation interval in microseconds")
     parser.add_argument("-u", "--updr", type=int, default=1000000, metavar="US",
-                        help="regions update interval (us)")
-    parser.add_argument("-n", "--minr", type=int, default=10, help="minimum number of regions")
-    parser.add_argument("-m", "--maxr", type=int, default=1000, help="maximum number of regions")
+                        help="regions update interval in microseconds")
+    parser.add_argument("-n", "--minr", type=int, default=10, help="minimum number of monitoring regions")
+    parser.add_argument("-m", "--maxr", type=int, default=1000, help="maximum number of monitoring regions")
 
 
 def parse_regions(text: str) -> list[tuple[int, int]]:
@@ -47,6 +49,26 @@ def parse_regions(text: str) -> list[tuple[int, int]]:
     return sorted(regions)
 
 
+DESCRIPTION = """\
+Record which memory a workload accesses into a record file (default: damon.data; an existing
+file is kept as damon.data.old). TARGET picks how:
+
+  FILE.cfg        a masim config: the user-space DAMON engine watches the simulated workload,
+                  with no kernel support needed (a 70 s config records in about a second)
+  COMMAND / PID   this machine's kernel DAMON watches that process (needs root)
+  paddr           this machine's kernel DAMON watches physical memory (needs root)
+  --vm            the same, inside a VM whose kernel has full DAMON (see `damo vm`)
+
+A kernel record stops when the workload exits, after --timeout, or on Ctrl-C."""
+
+EXAMPLES = """\
+examples:
+  damo record masim/configs/stairs.cfg -o stairs.data
+  sudo damo record -- ./my_workload --its-option
+  sudo damo record --timeout 10 paddr
+  damo record --vm -o stairs.data 'masim masim/configs/stairs_30secs.cfg'"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # nargs="*" (not REMAINDER) so options may follow TARGET, as in damo; a command line
     # with its own options goes after "--" or in one quoted string.
@@ -56,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", default="damon.data", help="output file (default: damon.data)")
     parser.add_argument("--output_type", choices=list(FORMATS), default=DEFAULT_FORMAT,
                         help=f"output format (default: {DEFAULT_FORMAT})")
-    parser.add_argument("--timeout", type=float, metavar="SEC", help="stop recording after SEC seconds")
+    parser.add_argument("--timeout", type=float, metavar="SEC", help="stop recording after SEC seconds (default: when the workload ends, or "
+                             "Ctrl-C; a masim config runs its whole length)")
     parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim"],
                         help="operations set (default: deduced from TARGET)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulator engine")
@@ -64,9 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the command line through bash (else /bin/sh); DAMON monitors the "
                              "shell's pid, which bash gives to the line's last command")
     parser.add_argument("-r", "--regions", type=parse_regions, default=[], metavar="'S-E ...'",
-                        help="monitoring regions (paddr, fvaddr)")
+                        help="monitoring regions, for paddr and fvaddr (default: paddr watches the largest "
+                             "System RAM range; fvaddr needs them)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
-    parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm")
+    parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm (default: the one `damo vm setup` fetched)")
 
 
 def pick_source(request: RecordRequest, use_vm: bool) -> str:

@@ -249,22 +249,42 @@ def _boundary(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+DESCRIPTION = """\
+Check that a record file is plausible DAMON output, with damo's limits by default:
+
+- every snapshot's aggregation interval (end - start) is within --aggr MIN MAX microseconds;
+- every snapshot's number of regions is within --nr_regions MIN MAX;
+  these two may be out of range in up to --allow_error percent of each target's snapshots;
+- every region's nr_accesses is within --nr_accesses MIN MAX, and no larger than the number of
+  sampling intervals that fit in its snapshot;
+- regions are non-empty, sorted and non-overlapping within each snapshot;
+- each target's snapshots are in time order;
+- with --regions_boundary, every region lies inside one of the given ranges.
+
+Prints each violation (up to --max_lines per kind unless --all) and exits 1 if there are any,
+0 otherwise; an unreadable file exits 2."""
+
+EXAMPLES = """\
+examples:
+  damo validate -i new/run1.data
+  damo validate --aggr 90000 110000 --allow_error 5 --regions_boundary 0x1000-0x200000"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from damo.report import add_input_argument
 
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_input_argument(parser)
     parser.add_argument("--aggr", type=int, nargs=2, default=list(DEFAULT_AGGR_US), metavar=("MIN", "MAX"),
-                        help="valid aggregation intervals in us (default: %(default)s)")
+                        help="valid aggregation intervals in microseconds")
     parser.add_argument("--nr_regions", type=int, nargs=2, default=list(DEFAULT_NR_REGIONS),
-                        metavar=("MIN", "MAX"), help="valid numbers of regions (default: %(default)s)")
+                        metavar=("MIN", "MAX"), help="valid numbers of regions")
     parser.add_argument("--nr_accesses", type=int, nargs=2, default=list(DEFAULT_NR_ACCESSES),
-                        metavar=("MIN", "MAX"), help="valid nr_accesses per region (default: %(default)s)")
+                        metavar=("MIN", "MAX"), help="valid nr_accesses per region")
     parser.add_argument("--allow_error", type=float, default=DEFAULT_ALLOW_ERROR_PERCENT, metavar="PERCENT",
                         help="percent of a target's snapshots that may break --aggr or --nr_regions "
                              "(default: %(default)s)")
     parser.add_argument("--regions_boundary", type=_boundary, nargs="+", default=[], metavar="START-END",
-                        help="ranges every region must lie in")
+                        help="ranges every region must lie in (default: anywhere)")
     parser.add_argument("--max_lines", type=int, default=DEFAULT_MAX_LINES, metavar="N",
                         help="print at most N lines per kind of violation (default: %(default)s)")
     parser.add_argument("--all", action="store_true", help="print every violation")

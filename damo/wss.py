@@ -281,6 +281,20 @@ def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int]
 
 # --- command line ----------------------------------------------------------------------------
 
+DESCRIPTION = """\
+The distribution of the working set size: per snapshot, the total size of the regions accessed
+at least --acc_thres times, printed as percentiles with a bar each, as damo 2.x does. The first
+--exclude_samples snapshots of each target are skipped while DAMON adapts its regions, and the
+targets are summed unless --per_target."""
+
+EXAMPLES = """\
+examples:
+  damo report wss -i stairs.data
+  damo report wss --raw_number -r 1 101 1        # every percentile, in bytes
+  damo report wss --address_range 0x7f0000000000 0x7f0010000000
+  damo report wss --plot wss.png"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("-r", "--range", type=int, nargs=3, default=[0, 101, 25],
@@ -296,7 +310,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-aggregate snapshots into ones at least this long (microseconds)")
     parser.add_argument("-s", "--sortby", choices=["time", "size"],
                         help="order of the sizes: by size (default) or in time order")
-    parser.add_argument("-p", "--plot", metavar="FILE", help="draw the distribution into an image file")
+    parser.add_argument("-p", "--plot", metavar="FILE",
+                        help="draw the distribution into an image file (default: print text)")
     parser.add_argument("--nr_cols_bar", type=int, default=59, metavar="NR",
                         help="width of the star bars (default: 59; 0 hides them)")
     parser.add_argument("--raw_number", action="store_true", help="print sizes as plain byte counts")

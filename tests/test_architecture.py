@@ -38,8 +38,7 @@ def report_modules() -> tuple[str, ...]:
     from damo.report import REPORTS
 
     names = {"damo.selection"}
-    for name in REPORTS.values():
-        module = name if isinstance(name, str) else name[0]
+    for module, _ in REPORTS.values():
         parent = module.rpartition(".")[0]
         names.add(parent if parent != "damo" else module)
     return tuple(sorted(names))

@@ -25,24 +25,39 @@ DEFAULT_NOISE_K = 2.0
 DEFAULT_TIME_ROWS = 100
 
 
+DESCRIPTION = """\
+Compare two records, or two sets of repeated records, for regression checks in CI: working set
+size percentiles, hot/warm/cold bytes, number of regions, duration, and the address ranges
+whose access rate changed most (mapped areas are matched by order and size, not by address).
+
+BASE and NEW are record files, or directories whose *.data files are repeated runs. A --fail-if
+gate exits 1 when a change passes its threshold by more than the noise of the repeated runs;
+otherwise the exit code is 0, and 2 for bad input. docs/ci.md describes the metrics and gates."""
+
+EXAMPLES = """\
+examples:
+  damo report diff base.data new.data
+  damo report diff baseline/ new/ --fail-if 'wss.p50>+10%' --markdown "$GITHUB_STEP_SUMMARY"
+  damo report diff --base a1.data a2.data --new b1.data b2.data --json diff.json"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("sides", nargs="*", metavar="BASE NEW",
                         help="base and new: record files, or directories of *.data records")
-    parser.add_argument("--base", nargs="+", metavar="FILE", help="base records (repeated runs)")
-    parser.add_argument("--new", nargs="+", metavar="FILE", help="new records (repeated runs)")
+    parser.add_argument("--base", nargs="+", metavar="FILE", help="base records (repeated runs) (default: BASE)")
+    parser.add_argument("--new", nargs="+", metavar="FILE", help="new records (repeated runs) (default: NEW)")
     parser.add_argument("--fail-if", dest="fail_if", action="append", default=[], metavar="EXPR",
-                        help="exit 1 when a change trips EXPR: " + SYNTAX.replace("%", "%%"))
+                        help="exit 1 when a change trips EXPR (default: no gate): " + SYNTAX.replace("%", "%%"))
     parser.add_argument("--noise-k", dest="noise_k", type=float, default=DEFAULT_NOISE_K, metavar="K",
                         help="with repeated runs, a gate trips only past its threshold by more than K "
                              "standard errors of the difference (default: %(default)s)")
     out = parser.add_argument_group("output")
     out.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                     help="JSON (docs/diff-schema.json) on stdout, or into FILE")
+                     help="JSON (docs/diff-schema.json) on stdout, or into FILE (default: no JSON)")
     out.add_argument("--markdown", nargs="?", const="-", metavar="FILE",
-                     help="markdown on stdout, or appended to FILE (e.g. $GITHUB_STEP_SUMMARY)")
+                     help="markdown on stdout, or appended to FILE, e.g. $GITHUB_STEP_SUMMARY (default: no markdown)")
     out.add_argument("--heatmap-diff", dest="heatmap_diff", metavar="FILE.png",
-                     help="draw base, new and their difference side by side")
+                     help="draw base, new and their difference side by side (default: no image)")
     out.add_argument("--time-rows", dest="time_rows", type=int, default=DEFAULT_TIME_ROWS, metavar="N",
                      help="time rows of --heatmap-diff (default: %(default)s)")
     ana = parser.add_argument_group("analysis")
