@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import signal
+from typing import TYPE_CHECKING
 
 from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, FORMATS
-from damo.model import MonitoringAttrs
-from damo.recording import RecordRequest
+
+if TYPE_CHECKING:       # loaded by run(), so that --help and option errors stay light
+    from damo.recording import RecordRequest
 
 # source name -> module with `record(request: RecordRequest) -> int` (see damo.recording)
 SOURCES = {
@@ -104,6 +106,10 @@ def pick_source(request: RecordRequest, use_vm: bool) -> str:
 
 
 def request_from_args(args: argparse.Namespace) -> RecordRequest:
+    """The request of ``damo record``'s options; bad values raise DamoError."""
+    from damo.model import MonitoringAttrs
+    from damo.recording import RecordRequest
+
     target = list(args.target)
     if target and target[0] == "--":
         target = target[1:]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from damo.cli import COMMANDS, LazySubcommands, build_parser, command_parser
 from damo.report import REPORTS
+
+from conftest import REPO
 
 DEVELOPER_MARKUP = ("``", "add_arguments", "run(args", "numpy", "docstring")
 
@@ -74,3 +79,38 @@ def test_defaults_are_appended_in_plain_words():
                  "(default: 1000000)", "(default: 10)", "(default: 1000)"):
         assert line in " ".join(text.split()), line
     assert "(default: 80000 120000)" in " ".join(command_parser(["validate"]).format_help().split())
+
+
+# Runs the command line and lists the modules loaded by then (-X importtime misses importlib's).
+LOADED_MODULES = """\
+import sys
+from damo.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("MODULES", *sorted(sys.modules), file=sys.stderr)
+"""
+
+
+def loaded_modules(args: list[str]) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", LOADED_MODULES, *args], cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("MODULES ")]
+    return set(line.split()[1:])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["report", "--help"], ["nosuch"], ["report", "nosuch"], ["report"],
+                                  ["record", "--help"], ["record", "--nosuch"], ["convert", "--help"]],
+                         ids=" ".join)
+def test_help_and_argument_errors_import_no_numpy_rich_or_matplotlib(args):
+    """The registry imports a command's module only when it is chosen (bench/startup.py times it)."""
+    loaded = loaded_modules(args)
+    assert "damo.cli" in loaded
+    assert loaded & {"numpy", "rich", "matplotlib"} == set()
+
+
+def test_a_chosen_report_is_the_only_one_loaded():
+    loaded = loaded_modules(["report", "nr_regions", "--help"])
+    assert {"damo.report", "damo.nr_regions"} <= loaded
+    assert loaded & {"damo.heats", "damo.raw", "damo.diff.command", "damo.record", "matplotlib"} == set()
