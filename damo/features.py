@@ -119,7 +119,7 @@ by someone else, and what `damo record --vm` needs. It only reads; it changes no
 EXAMPLES = """\
 examples:
   damo features
-  sudo damo features        # as root, it can read what DAMON's sysfs files hold"""
+  sudo damo features        # as root, as a kernel record runs"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
