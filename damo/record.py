@@ -1,8 +1,10 @@
-"""Record data accesses into a record file.
+"""The ``record`` command: options into a ``RecordRequest``, pick a source, run it.
 
 TARGET picks the source: a masim config (``*.cfg``, or ``--ops sim``) runs the user-space
 DAMON engine on the simulator; ``--vm`` runs the kernel record inside a VM; anything else
-(a command, a pid, ``paddr``) uses this machine's kernel DAMON.
+(a command, a pid, ``paddr``) uses this machine's kernel DAMON. What the sources share (the
+request, the sink, the metadata, finishing) is the recording core, damo.recording; sources
+never import this module.
 """
 from __future__ import annotations
 
