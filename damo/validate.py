@@ -280,10 +280,33 @@ def _boundary(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+DESCRIPTION = """\
+Check that a record file is plausible DAMON output. The limits are damo's defaults, or, where the
+record says what it asked for, limits derived from that: an aggregation interval of 0.8x to 2x
+the asked one (a slow or emulated machine stretches every interval by the time its access checks
+take), and up to 1.2x the asked max_nr_regions and aggr/sample. Options given explicitly win.
+
+- every snapshot's aggregation interval (end - start) is within --aggr MIN MAX microseconds;
+- every snapshot's number of regions is within --nr_regions MIN MAX;
+  these two may be out of range in up to --allow_error percent of each target's snapshots;
+- every region's nr_accesses is within --nr_accesses MIN MAX, and no larger than the number of
+  sampling intervals that fit in its snapshot;
+- regions are non-empty, sorted and non-overlapping within each snapshot;
+- each target's snapshots are in time order;
+- with --regions_boundary, every region lies inside one of the given ranges.
+
+Prints each violation (up to --max_lines per kind unless --all) and exits 1 if there are any,
+0 otherwise; an unreadable file exits 2."""
+
+EXAMPLES = """\
+examples:
+  damo validate -i new/run1.data
+  damo validate --aggr 90000 110000 --allow_error 5 --regions_boundary 0x1000-0x200000"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from damo.report import add_input_argument
 
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_input_argument(parser)
     parser.add_argument("--aggr", type=int, nargs=2, metavar=("MIN", "MAX"),
                         help="valid aggregation intervals in us (default: 0.8x to 2x the interval the record "
@@ -298,7 +321,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="percent of a target's snapshots that may break --aggr or --nr_regions "
                              "(default: %(default)s)")
     parser.add_argument("--regions_boundary", type=_boundary, nargs="+", default=[], metavar="START-END",
-                        help="ranges every region must lie in")
+                        help="ranges every region must lie in (default: anywhere)")
     parser.add_argument("--max_lines", type=int, default=DEFAULT_MAX_LINES, metavar="N",
                         help="print at most N lines per kind of violation (default: %(default)s)")
     parser.add_argument("--all", action="store_true", help="print every violation")

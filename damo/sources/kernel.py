@@ -27,7 +27,7 @@ from damo.errors import DamoError
 from damo.kernel import sysfs as sysfs_mod
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
-from damo.record import RecordRequest, base_meta, finish, open_sink
+from damo.recording import RecordRequest, base_meta, finish, open_sink
 
 POLL_SECONDS = 0.2
 STATE_CHECK_SECONDS = 0.5

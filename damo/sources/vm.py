@@ -26,7 +26,7 @@ import damo
 from damo import vm as vm_setup
 from damo.errors import DamoError
 from damo.formats import rotate_existing
-from damo.record import HOST_OUT_ENV, RecordRequest
+from damo.recording import HOST_OUT_ENV, RecordRequest
 
 # Boot + start + shutdown under software emulation: about 20 s on a quiet 2-core machine, 4x that at
 # load 4; the rest is slack for a slower machine.
