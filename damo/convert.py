@@ -7,6 +7,17 @@ from damo.formats import DEFAULT_FORMAT, FORMATS, read_record, rotate_existing, 
 from damo.output_path import check_output
 
 
+DESCRIPTION = """\
+Convert a record file to another format: native (this tool's own, the smallest and fastest),
+the upstream damo tool's json_compressed and json, or perf_script text. The input format is
+recognised by content."""
+
+EXAMPLES = """\
+examples:
+  damo convert -i stairs.data -o stairs.json_compressed --format json_compressed
+  damo convert -i damo_record.data -o stairs.data"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", default="damon.data", metavar="FILE", help="record file to read")
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write; an existing one is kept as FILE.old")
