@@ -424,18 +424,17 @@ def storms(nr_runs: int, seed: int, directory: Path, max_delay: float = 4.0) -> 
 
 def _fuzz_in_child(nr_cases: int, seed: int) -> Tally:
     """fuzz_readers in a child process, so its peak memory is its own."""
-    code = ("import json, sys, tempfile; from pathlib import Path; from bench.robustness import fuzz_readers\n"
+    code = ("import json, os, sys, tempfile; from pathlib import Path\n"
+            "from bench.robustness import _hwm_mib, fuzz_readers\n"
             f"with tempfile.TemporaryDirectory() as d: t = fuzz_readers({nr_cases}, {seed}, Path(d))\n"
+            "t.peak_mib = _hwm_mib(os.getpid())\n"
             "print(json.dumps(t.__dict__))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=_env(), cwd=REPO, text=True)
     out, err = proc.communicate(timeout=HANG_SECONDS * 10)
-    usage_peak = 0.0
     if proc.returncode != 0:
         return Tally(runs=nr_cases, tracebacks=[f"fuzz worker seed {seed}: {err.strip().splitlines()[-1:]}"])
-    tally = Tally(**json.loads(out.strip().splitlines()[-1]))
-    tally.peak_mib = max(tally.peak_mib, usage_peak)
-    return tally
+    return Tally(**json.loads(out.strip().splitlines()[-1]))
 
 
 def long_run(minutes: float, seed: int, directory: Path) -> dict[str, Tally]:
