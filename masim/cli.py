@@ -12,7 +12,7 @@ import signal
 import sys
 
 from damo.errors import DamoError
-from masim.config import (DEFAULT_RW_MODE, RW_MODES, bundled_configs, format_config, load_config,
+from masim.config import (DEFAULT_RW_MODE, RW_MODES, bundled_configs, check_memory, format_config, load_config,
                           resolve_config_path)
 
 
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(resolve_config_path(args.config), args.default_rw_mode)
         if args.pr_config and not args.quiet:
             print(format_config(config), end="", flush=True)
+        check_memory(config)      # a dry run refuses what the real run could not map
         if args.dry_run:
             return 0
         try:

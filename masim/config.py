@@ -118,7 +118,13 @@ def _split_fields(line: str) -> list[str]:
     return [f.strip() for f in line.split(",")]
 
 
-def _parse_int(path: str, number: int, text: str, what: str, minimum: int) -> int:
+# What a run can take: a region (and a stride) below the 47-bit user address space of x86-64,
+# and weights small enough that a phase's turn cycle (sum of weights / gcd) stays a short list.
+MAX_REGION_SIZE = 1 << 46
+MAX_WEIGHT = 10_000
+
+
+def _parse_int(path: str, number: int, text: str, what: str, minimum: int, maximum: int | None = None) -> int:
     # Only plain decimal digits: masim's atoi() would quietly turn "10MB" into 10
     # and "ten" into 0, which is never what the author meant.
     if not text or not (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
@@ -126,6 +132,8 @@ def _parse_int(path: str, number: int, text: str, what: str, minimum: int) -> in
     value = int(text)
     if value < minimum:
         raise ConfigError(path, number, f"{what} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(path, number, f"{what} must be at most {maximum}, not {value}")
     return value
 
 
@@ -138,7 +146,7 @@ def _parse_region(path: str, number: int, line: str) -> Region:
     name = fields[0]
     if not name:
         raise ConfigError(path, number, "region name is empty")
-    size = _parse_int(path, number, fields[1], f"size of region {name!r}", 1)
+    size = _parse_int(path, number, fields[1], f"size of region {name!r}", 1, MAX_REGION_SIZE)
     init_file = None
     if len(fields) == 3:
         if not fields[2]:
@@ -164,8 +172,8 @@ def _parse_pattern(path: str, number: int, line: str, region_index: dict[str, in
                           f"randomness must be 0 (sequential) or 1 (random), not {fields[1]!r}")
     random = fields[1] == "1"
     # A sequential pattern with stride 0 would touch one byte forever; random ones ignore it.
-    stride = _parse_int(path, number, fields[2], "stride", 0 if random else 1)
-    weight = _parse_int(path, number, fields[3], "weight", 1)
+    stride = _parse_int(path, number, fields[2], "stride", 0 if random else 1, MAX_REGION_SIZE)
+    weight = _parse_int(path, number, fields[3], "weight", 1, MAX_WEIGHT)
     rw_mode = default_rw_mode
     if len(fields) == 5:
         rw_mode = fields[4]
@@ -270,3 +278,25 @@ def resolve_config_path(name: str) -> str:
         if os.path.isfile(bundled):
             return bundled
     return name
+
+
+def check_memory(config) -> None:
+    """Refuse, before mapping anything, regions larger in total than this machine's memory
+    (MemTotal plus swap): touching them would end in the OOM killer, not in a record."""
+    total = sum(r.size for r in config.regions)
+    available = (read_meminfo_kb("MemTotal") + read_meminfo_kb("SwapTotal")) * 1024
+    if available and total > available:
+        raise ConfigError(config.path, None, f"its regions take {total} bytes, more than this machine's memory and swap "
+                        f"({available} bytes)")
+
+
+def read_meminfo_kb(field: str) -> int:
+    """A /proc/meminfo field in KiB (0 if absent)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

@@ -27,7 +27,7 @@ from typing import Callable, TextIO
 import numpy as np
 
 from damo.errors import DamoError
-from masim.config import Config, ConfigError, Pattern, Phase, Region
+from masim.config import Config, ConfigError, Pattern, Phase, Region, check_memory
 from masim.schedule import BATCH_ACCESSES, WeightedTurns, sequential_positions
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -265,6 +265,7 @@ class Workload:
 
     def __init__(self, config: Config, seed: int = 0, flush_tlb: bool = False):
         self.config = config
+        check_memory(config)      # before anything is mapped
         self.memories = {r.name: RegionMemory(r, config.path) for r in config.regions}
         rng = np.random.default_rng(seed)
         scratch = Scratch()

@@ -144,3 +144,21 @@ def test_a_record_without_regions_is_one_named_error(tmp_path, capsys, report, s
     err = capsys.readouterr().err
     assert err == f"damo: error: {path}: the record holds " + (
         "no snapshots" if snapshots == 0 else f"{snapshots} snapshots but no regions") + ": nothing to report\n"
+
+
+@pytest.mark.parametrize("region, pattern, problem", [
+    ("r, 4096", "r, 0, 4096, 100000000", "weight must be at most 10000"),
+    ("r, 18446744073709551616", "r, 0, 4096, 1", "must be at most 70368744177664"),
+    ("r, 4096", "r, 0, 100000000000000000000, 1", "stride must be at most"),
+    ("r, 70368744177664", "r, 0, 4096, 1", "more than this machine's memory"),
+])
+def test_masim_dry_run_rejects_what_masim_cannot_run(tmp_path, capsys, region, pattern, problem):
+    """Item 11: a weight of 10^8 built a 4 GiB list; 1 TB or 2^64 regions and 10^20 strides passed
+    `masim -d` and then crashed the real run."""
+    from masim.cli import main as masim_main
+
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(f"{region}\n\np\n1000\n{pattern}\n")
+    assert masim_main(["-d", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and problem in err and str(cfg) in err
