@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("damo.report", "analyse a record file"),
     "convert": ("damo.convert", "convert a record file to another format"),
     "validate": ("damo.validate", "check that a record file is plausible DAMON output"),
+    "status": ("damo.damon_report", "what the kernel's DAMON is doing now (same as damo report damon)"),
     "features": ("damo.features", "say what DAMON features this machine has"),
     "vm": ("damo.vm", "set up the VM that runs `damo record --vm`"),
 }

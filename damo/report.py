@@ -16,6 +16,7 @@ REPORTS: dict[str, tuple[str, str]] = {
     "wss": ("damo.wss", "distribution of the working set size"),
     "nr_regions": ("damo.nr_regions", "distribution of the number of monitoring regions"),
     "diff": ("damo.diff_cli", "compare records (repeated runs) for CI regression gates"),
+    "damon": ("damo.damon_report", "what the kernel's DAMON is doing now (read-only; alias: damo status)"),
 }
 
 
