@@ -1,8 +1,11 @@
 """Record data accesses into a record file.
 
 TARGET picks the source: a masim config (``*.cfg``, or ``--ops sim``) runs the user-space
-DAMON engine on the simulator; ``--vm`` runs the kernel record inside a VM; anything else
-(a command, a pid, ``paddr``) uses this machine's kernel DAMON.
+DAMON engine on the simulator; ``--vm`` runs the kernel record inside a VM; ``ongoing``
+records the snapshots of kdamonds that are already running (someone else's too), without
+touching them; anything else (a command, a pid, ``paddr``) uses this machine's kernel DAMON.
+
+Example: damo record ongoing --kdamond 0 --timeout 60 -o host.data
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ SOURCES = {
     "sim": "damo.sources.sim",
     "kernel": "damo.sources.kernel",
     "vm": "damo.sources.vm",
+    "ongoing": "damo.sources.ongoing",
 }
 # Set by `damo record --vm` for the record inside the VM: the -o path on the host, which is
 # what the messages should name (the guest writes to a temporary directory).
@@ -45,6 +49,7 @@ class RecordRequest:
     out: str = "damon.data"
     output_type: str = DEFAULT_FORMAT
     argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
+    kdamonds: list[str] = field(default_factory=list)   # record ongoing: kdamond indexes, or "stat"
 
 
 class SnapshotSink:
@@ -94,7 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # nargs="*" (not REMAINDER) so options may follow TARGET, as in damo; a command line
     # with its own options goes after "--" or in one quoted string.
     parser.add_argument("target", nargs="*", metavar="TARGET",
-                        help="masim config (.cfg), command line, pid, or 'paddr'")
+                        help="masim config (.cfg), command line, pid, 'paddr', or 'ongoing' (the snapshots "
+                             "of kdamonds already running, read-only)")
     add_monitoring_arguments(parser)
     parser.add_argument("-o", "--out", default="damon.data", help="output file (default: damon.data)")
     parser.add_argument("--output_type", choices=list(FORMATS), default=DEFAULT_FORMAT,
@@ -108,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "shell's pid, which bash gives to the line's last command")
     parser.add_argument("-r", "--regions", type=parse_regions, default=[], metavar="'S-E ...'",
                         help="monitoring regions (paddr, fvaddr)")
+    parser.add_argument("--kdamond", action="append", default=[], metavar="N",
+                        help="with 'ongoing': a kdamond index to follow, or 'stat' for DAMON_STAT's; "
+                             "repeatable (default: every running kdamond)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
     parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm")
 
@@ -115,6 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
     if use_vm:
         return "vm"
+    if request.target == ["ongoing"]:
+        return "ongoing"
     # A lone masim config is simulated; "masim X.cfg" (one quoted command line) runs masim for real.
     lone = request.target[0] if len(request.target) == 1 else ""
     if request.ops == "sim" or (lone.endswith(".cfg") and len(lone.split()) == 1):
@@ -137,7 +148,7 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
         raise DamoError("--timeout must be positive")
     return RecordRequest(target=target, attrs=attrs, ops=args.ops, timeout=args.timeout, seed=args.seed,
                          shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
-                         output_type=args.output_type)
+                         output_type=args.output_type, kdamonds=list(args.kdamond))
 
 
 def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMeta:
@@ -153,6 +164,8 @@ def _raise_keyboard_interrupt(signum, frame):
 
 def run(args: argparse.Namespace) -> int:
     request = request_from_args(args)
+    if request.kdamonds and request.target != ["ongoing"]:
+        raise DamoError("--kdamond goes with 'damo record ongoing'")
     source_name = pick_source(request, args.vm)
     source = importlib.import_module(SOURCES[source_name])
     # SIGTERM stops a record like Ctrl-C does: sources clean up in their finally blocks.

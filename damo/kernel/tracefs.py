@@ -42,6 +42,43 @@ def has_damon_event(root: Path | None) -> bool:
     return root is not None and (root / "events" / EVENT).is_dir()
 
 
+def tracefs_supported(filesystems: str = "/proc/filesystems") -> bool:
+    """Does this kernel have tracefs (mounted or not)?"""
+    try:
+        with open(filesystems) as f:
+            return any(line.split()[-1:] == ["tracefs"] for line in f)
+    except OSError:
+        return False
+
+
+_CLONE_NEWNS = 0x00020000
+_MS_REC, _MS_PRIVATE = 0x4000, 0x40000
+
+
+def mount_private_tracefs(mount_point: Path = TRACEFS_CANDIDATES[0]) -> Path:
+    """Mount tracefs at ``mount_point`` in a mount namespace of this process's own.
+
+    The calling thread leaves the machine's mount namespace (unshare), every mount is made
+    private there first, so that nothing propagates back, and only then is tracefs mounted.
+    The mount disappears with the process; the machine's namespace never sees it.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            err = ctypes.get_errno()
+            raise DamoError(f"cannot mount tracefs privately: {what} failed ({os.strerror(err)}); "
+                            f"damo report damon still works")
+
+    check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
+    check(libc.mount(b"nodev", str(mount_point).encode(), b"tracefs", 0, None), f"mounting it at {mount_point}")
+    return mount_point
+
+
 # The fields of one event line (tracefs or perf script spelling) for the slow path: pid (absent in
 # perf's spelling), seconds, fraction, target_id, nr_regions, start, end, nr_accesses, [age].
 _SLOW_LINE = re.compile(rb"^[^\n]*?(?:-(\d+))?[ \t]+\[\d+\][^\n]*?[ \t](\d+)\.(\d+):[ \t]+(?:damon:)?"
@@ -220,9 +257,10 @@ class AggregatedParser:
 class TraceInstance:
     """A private tracefs instance with ``damon_aggregated`` enabled; read with ``read``."""
 
-    def __init__(self, root: Path, name: str):
+    def __init__(self, root: Path, name: str, event_filter: str | None = None):
         self.root = root
         self.dir = root / "instances" / name
+        self.event_filter = event_filter      # e.g. "common_pid == 77", in the instance's own filter file
         self._fd: int | None = None
 
     def open(self) -> None:
@@ -233,6 +271,8 @@ class TraceInstance:
         except OSError as err:
             raise DamoError(f"cannot create tracefs instance {self.dir} ({err.strerror})") from None
         try:
+            if self.event_filter:
+                (self.dir / "events" / EVENT / "filter").write_text(self.event_filter)
             (self.dir / "events" / EVENT / "enable").write_text("1")
             self._fd = os.open(self.dir / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
         except OSError as err:
