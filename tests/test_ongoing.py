@@ -304,3 +304,14 @@ def test_ctrl_c_keeps_the_record_and_removes_the_instance(tmp_path, monkeypatch)
     recorder, request = _recorder(tmp_path, sysfs, monkeypatch, lambda inst: setattr(inst, "on_empty", interrupt))
     assert recorder.run() == 130
     assert read_record(request.out).nr_snapshots == 4 and FakeInstance.opened[0].closed
+
+
+def test_report_damon_without_permission_is_one_line(tmp_path, monkeypatch):
+    sysfs = fake_admin(tmp_path)
+
+    def refused():
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(sysfs, "nr_kdamonds", refused)
+    with pytest.raises(DamoError, match=rf"^reading {sysfs.kdamonds_dir} needs root privileges \(run damo as root\)\.$"):
+        read_status(sysfs, modules_dir=tmp_path)

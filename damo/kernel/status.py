@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from damo.errors import DamoError
-from damo.kernel.sysfs import DamonSysfs
+from damo.kernel.sysfs import DamonSysfs, read_checked
 
 MODULES_DIR = Path("/sys/module")
 DAMON_STAT = "damon_stat"
@@ -158,16 +157,7 @@ def kdamond_status(index: int, tree: Tree) -> dict:
 def read_kdamonds(sysfs: DamonSysfs | None = None) -> list[dict]:
     """Every kdamond of DAMON's sysfs interface; raises DamoError naming what cannot be read."""
     sysfs = sysfs or DamonSysfs()
-    if not sysfs.present():
-        raise DamoError(f"DAMON's sysfs interface is not at {sysfs.kdamonds_dir} (this kernel lacks "
-                        f"CONFIG_DAMON_SYSFS, or DAMON)")
-    try:
-        nr_kdamonds = sysfs.nr_kdamonds()
-    except PermissionError:
-        raise DamoError(f"reading {sysfs.kdamonds_dir}/nr_kdamonds needs root privileges here "
-                        f"(run damo as root)") from None
-    except OSError as err:
-        raise DamoError(f"reading {sysfs.kdamonds_dir}/nr_kdamonds failed ({os.strerror(err.errno or 0)})") from None
+    nr_kdamonds = read_checked(sysfs, sysfs.nr_kdamonds)
     return [kdamond_status(i, read_tree(sysfs.kdamonds_dir / str(i))) for i in range(nr_kdamonds)]
 
 
