@@ -315,3 +315,13 @@ def test_report_damon_without_permission_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(sysfs, "nr_kdamonds", refused)
     with pytest.raises(DamoError, match=rf"^reading {sysfs.kdamonds_dir} needs root privileges \(run damo as root\)\.$"):
         read_status(sysfs, modules_dir=tmp_path)
+
+
+def test_instances_of_killed_records_are_removed_and_live_ones_kept(tmp_path):
+    instances = tmp_path / "instances"
+    dead, alive, other = (instances / f"damo-ongoing-{2**22 + 12345}", instances / f"damo-ongoing-{os.getpid()}",
+                          instances / "someone-elses")
+    for path in (dead, alive, other):
+        path.mkdir(parents=True)
+    assert ongoing.remove_stale_instances(tmp_path) == [dead.name]
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -74,10 +74,21 @@ def tracefs_mounts(pid: str = "self") -> list[str]:
     return [line for line in Path(f"/proc/{pid}/mounts").read_text().splitlines() if " tracefs " in line]
 
 
-def ongoing_instances() -> list[str]:
-    """Trace instances of any ``record ongoing``, seen from a private mount of tracefs."""
+def instances_of(pids: set[int]) -> list[str]:
+    """The trace instances that ``record ongoing`` processes ``pids`` would have made, seen from a
+    private mount of tracefs."""
     out = subprocess.run(["unshare", "-m", "sh", "-c", PRIVATE_TRACEFS], capture_output=True, text=True, check=True)
-    return [name for name in out.stdout.split() if name.startswith("damo-ongoing-")]
+    return [name for name in out.stdout.split() if name in {f"damo-ongoing-{pid}" for pid in pids}]
+
+
+def record_pids(recording) -> set[int]:
+    """Pids of the two damo processes (record A runs under strace, which logs its pid)."""
+    pids = {recording.b_pid}
+    if recording.strace.exists():
+        pids |= {int(line.split()[0]) for line in recording.strace.read_text().splitlines() if line[:1].isdigit()}
+    else:
+        pids.add(recording.a_pid)
+    return pids
 
 
 def strace_prefix(log: Path) -> list[str]:
@@ -137,6 +148,7 @@ def recording(tmp_path_factory):
     return SimpleNamespace(kdamond=kdamond, before=before, after=after, duration=duration,
                            a=(a.returncode, a_out, a_err), b=(b.returncode, b_out, b_err),
                            a_path=out / "a.data", b_path=out / "b.data", strace=out / "strace.txt", pages=pages,
+                           a_pid=a.pid, b_pid=b.pid,
                            mounts=(mounts_before, tracefs_mounts()),
                            machine_mounts=(machine_mounts_before, tracefs_mounts("1")))
 
@@ -189,7 +201,9 @@ def test_the_same_record_succeeds_with_damon_sysfs_read_only(recording):
 
 
 def test_no_trace_instance_of_ours_is_left(recording):
-    assert ongoing_instances() == []
+    pids = record_pids(recording)
+    assert len(pids) >= 2
+    assert instances_of(pids) == []
 
 
 def test_tracefs_is_not_mounted_for_the_machine_afterwards(recording):

@@ -150,6 +150,22 @@ def open_tracefs(tracefs_root: Path | None) -> Path:
     return root
 
 
+INSTANCE_PREFIX = "damo-ongoing-"
+
+
+def remove_stale_instances(root: Path) -> list[str]:
+    """Remove the trace instances of ``record ongoing`` runs that were killed (SIGKILL leaves no
+    chance to clean up): those whose pid is gone. Returns their names."""
+    removed = []
+    for path in sorted((root / "instances").glob(INSTANCE_PREFIX + "*")):
+        pid = path.name[len(INSTANCE_PREFIX):]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            TraceInstance(root, path.name).close()
+            if not path.exists():
+                removed.append(path.name)
+    return removed
+
+
 class OngoingRecorder:
     """One ``record ongoing``, from choosing the kdamonds to a complete file.
 
@@ -178,8 +194,10 @@ class OngoingRecorder:
         status = status_mod.read_status(self.sysfs, self.modules_dir)
         self.followed = choose_kdamonds(status, self.selectors)
         root = open_tracefs(self.tracefs_root)
+        for name in remove_stale_instances(root):
+            print(f"removed the trace instance {name} of a record ongoing that was killed", file=sys.stderr)
         pids = " || ".join(f"common_pid == {f.pid}" for f in self.followed)
-        instance = TraceInstance(root, f"damo-ongoing-{os.getpid()}", event_filter=pids)
+        instance = TraceInstance(root, f"{INSTANCE_PREFIX}{os.getpid()}", event_filter=pids)
         interrupted = False
         try:
             instance.open()
