@@ -4,9 +4,7 @@ Reads /sys/kernel/mm/damon and /sys/module/damon_* and writes nothing, so it is 
 machine whose DAMON belongs to someone else. Scheme statistics and tried regions are shown as
 the kernel last updated them (damo does not ask for an update, which would be a write).
 
-Example:
-  damo report damon            # also: damo status
-  damo report damon --json
+Examples: `damo report damon` (same as `damo status`); `damo report damon --json`.
 """
 from __future__ import annotations
 
