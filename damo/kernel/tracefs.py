@@ -98,6 +98,22 @@ def _last_before(data: np.ndarray, byte: int, positions: np.ndarray) -> np.ndarr
     return np.where(index >= 0, found[np.maximum(index, 0)], -1)
 
 
+def _context_columns(data: np.ndarray, line_starts: np.ndarray, stamp_ends: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Where each line's ``[cpu]`` column and pid start.
+
+    tracefs prints ``%16s-%-7d [%03d]`` (command, pid, cpu), so for a command of up to 16
+    characters, as ``kdamond.N`` is, the pid starts 17 bytes into the line and the cpu column
+    8 bytes later: checked, and searched for instead where a line differs.
+    """
+    pid_starts = line_starts + 17
+    brackets = pid_starts + 8
+    if brackets[-1] < len(data) and np.all(data[brackets] == ord("[")) and np.all(data[pid_starts - 1] == ord("-")):
+        return brackets, pid_starts
+    brackets = _last_before(data, ord("["), stamp_ends)
+    return brackets, _last_before(data, ord("-"), brackets) + 1
+
+
 def _word_starts(data: np.ndarray, ends: np.ndarray, longest: int = 24) -> np.ndarray:
     """Where the words ending at ``ends`` start (after a space), looking back at most ``longest``
     bytes; -1 where no space is that near. (Cheaper than finding every space of the buffer.)"""
@@ -131,8 +147,7 @@ def parse_event_lines(text: bytes) -> dict[str, np.ndarray] | None:
     if len(stamp_ends) != nr_lines:
         return None
     line_starts = np.concatenate([[0], newlines[:-1] + 1])
-    brackets = _last_before(data, ord("["), stamp_ends)
-    pid_starts = _last_before(data, ord("-"), brackets) + 1
+    brackets, pid_starts = _context_columns(data, line_starts, stamp_ends)
     stamp_starts = _word_starts(data, stamp_ends)
     if not (np.all(pid_starts > line_starts) and np.all(data[pid_starts - 1] == ord("-")) and np.all(brackets > pid_starts)
             and np.all(stamp_starts > brackets) and np.all(stamp_ends < newlines)
@@ -192,8 +207,12 @@ class AggregatedParser:
         self.nr_lines = 0
 
     def feed(self, data: bytes) -> list[AggregatedSnapshot]:
-        data = self._partial + data
+        if self._partial:
+            data = self._partial + data
         cut = data.rfind(b"\n") + 1
+        if cut == len(data):                 # the usual case: whole lines, no copies
+            self._partial = b""
+            return self._parse(data) if cut else []
         self._partial = data[cut:]
         return self._parse(data[:cut]) if cut else []
 
