@@ -247,6 +247,9 @@ class FakeInstance:
         self.on_empty()
         return b""
 
+    def disable(self):
+        pass
+
     def close(self):
         self.closed = True
 

@@ -329,13 +329,17 @@ class TraceInstance:
                 break
         return b"".join(chunks)
 
-    def close(self) -> None:
-        """Disable the event, close the pipe and remove the instance (idempotent)."""
+    def disable(self) -> None:
+        """Stop new events (what the buffer holds can still be read)."""
         try:
             if self.dir.is_dir():
                 (self.dir / "events" / EVENT / "enable").write_text("0")
         except OSError:
             pass
+
+    def close(self) -> None:
+        """Disable the event, close the pipe and remove the instance (idempotent)."""
+        self.disable()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -209,6 +209,7 @@ class OngoingRecorder:
                 self._collect(instance)
             except KeyboardInterrupt:
                 interrupted = True
+            instance.disable()                   # so that the last drain ends
             self._drain(instance, final=True)
         except KeyboardInterrupt:
             interrupted = True
