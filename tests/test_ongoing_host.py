@@ -30,9 +30,10 @@ from hot_buffer import HotBuffer, access_means
 ADMIN = Path("/sys/kernel/mm/damon/admin")
 RECORD_SECONDS = 22
 HOT_BYTES = 1 << 30
-# Over 6 runs on this machine (bench/ongoing.py, bench/results.md, load 10-15 on 2 cores) the hot
-# buffer's mean nr_accesses was 7.7-9.3 of 10 and the rest's 0.25-0.60: hot/rest 12.9-37, with
-# 97.7-98.8 % of the buffer in regions seen accessed. The thresholds sit well below the worst run
+# Over 12 runs on this machine (two runs of bench/ongoing.py; the last is in bench/results.md;
+# load 10-15 on 2 cores) the hot buffer's mean nr_accesses was 7.7-9.6 of 10 and the rest's
+# 0.25-0.68: hot/rest 11.8-37, with 97.7-99.0 % of the buffer in regions seen accessed. The
+# thresholds sit well below the worst run
 # and far above what the same buffer gives when left idle after its first pass (one run: mean
 # 0.16 against the rest's 0.44, 8.6 % of it in regions seen accessed).
 MIN_HOT_OVER_REST = 4.0
