@@ -1,10 +1,7 @@
-"""Show what the kernel's DAMON is doing now: kdamonds, their contexts, targets and schemes.
+"""``damo report damon`` (alias ``damo status``): what the kernel's DAMON is doing now.
 
-Reads /sys/kernel/mm/damon and /sys/module/damon_* and writes nothing, so it is safe on a
-machine whose DAMON belongs to someone else. Scheme statistics and tried regions are shown as
-the kernel last updated them (damo does not ask for an update, which would be a write).
-
-Examples: `damo report damon` (same as `damo status`); `damo report damon --json`.
+Reads DAMON's sysfs and module parameters through damo.kernel.status (never writing) and prints
+them in damo 3.4.3's ``report damon`` layout, or as JSON.
 """
 from __future__ import annotations
 
@@ -13,6 +10,21 @@ import json
 
 from damo import fmt
 from damo.kernel.status import read_status
+
+DESCRIPTION = """\
+Show what the kernel's DAMON is doing now: every kdamond, its contexts (operations set,
+intervals and their goal, nr_regions range, targets), its schemes (action, access pattern,
+quotas and goals, watermarks, filters, statistics, tried regions), DAMON_RECLAIM/LRU_SORT and
+DAMON_STAT. Only reads /sys/kernel/mm/damon and /sys/module/damon_*, so it is safe on a machine
+whose DAMON belongs to someone else; scheme statistics and tried regions are shown as the kernel
+last updated them (asking for an update would be a write). Works without root where those
+files are readable."""
+
+EXAMPLES = """\
+examples:
+  damo report damon                    # or: damo status
+  damo report damon --json             # the same as JSON
+  damo status --omit_damos_tried_regions"""
 
 AGE_UNIT = "aggr_intervals"
 

@@ -44,7 +44,7 @@ def test_check_free_names_the_running_kdamond_read_only():
 def test_record_refuses_and_leaves_damon_unchanged(tmp_path):
     info = foreign_running()
     before = tree_contents()
-    result = run_cli("record", "./anything", "-o", str(tmp_path / "x.data"))
+    result = run_cli("record", "true", "-o", str(tmp_path / "x.data"))   # a command that exists
     after = tree_contents()
     assert result.returncode == 2
     assert result.stderr == (f"damo: error: kdamond {info.index} (pid {info.pid}) is already running and belongs to "

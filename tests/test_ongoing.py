@@ -265,7 +265,7 @@ def _recorder(tmp_path, sysfs, monkeypatch, setup):
     monkeypatch.setattr(ongoing, "TraceInstance", make)
     monkeypatch.setattr(ongoing, "open_tracefs", lambda root: tmp_path)
     monkeypatch.setattr(ongoing, "STATE_CHECK_SECONDS", 0.0)
-    from damo.record import RecordRequest, finish, open_sink
+    from damo.recording import RecordRequest, finish, open_sink
     from damo.model import MonitoringAttrs
 
     request = RecordRequest(target=["ongoing"], attrs=MonitoringAttrs(), out=str(tmp_path / "o.data"))

@@ -281,7 +281,7 @@ class OngoingRecorder:
 def record(request) -> int:
     """``damo record ongoing`` for a RecordRequest (its ``kdamonds``, ``timeout`` and output)."""
     from damo import __version__
-    from damo.record import finish, open_sink
+    from damo.recording import finish, open_sink
 
     preflight()
     recorder = OngoingRecorder(
