@@ -1,0 +1,928 @@
+"""Show the access pattern of each snapshot: ``damo report access`` (damo 3.x).
+
+The text is damo 3.4.3's for every ``--style``: a per-snapshot heatmap line, the snapshot's
+intervals, one line per region, the memory bandwidth estimate and total size, or histograms and
+percentiles of temperature and idle time. ``--format set|append PART TEMPLATE`` rewrites any of
+the five parts (record_head, snapshot_head, region, snapshot_tail, record_tail) with
+``<keyword>`` templates; ``damo report access --ls_keywords`` lists them. The access-pattern
+filters (``--sz_region``, ``--access_rate``, ``--age``, ``--address``, ``--temperature`` ...)
+choose the regions and snapshots shown.
+
+Example: damo report access -i damon.data --style temperature-percentiles --access_rate 1 max
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from damo import fmt as dfmt
+from damo.errors import DamoError
+from damo.heats import COLORSETS, color_code, use_color
+from damo.model import Record
+from damo.report import add_input_argument
+from damo.selection import (DEFAULT_TEMPERATURE_WEIGHTS, access_percent, add_filter_arguments, age_us,
+                            apply_access_filter, filter_from_args, temperatures)
+
+STYLES = ("detailed", "simple-boxes", "temperature-sz-hist", "recency-sz-hist", "cold-memory-tail",
+          "recency-percentiles", "idle-time-percentiles", "temperature-percentiles", "cold", "hot")
+PARTS = ("record_head", "snapshot_head", "region", "snapshot_tail", "record_tail")
+SORT_KEYS = ("address", "access_rate", "age", "size", "temperature")
+MAX_COLOR_LEVEL = 9
+DEFAULT_MIN_CHARS = (("<index>", 3), ("<start address>", 12), ("<end address>", 11), ("<size>", 11),
+                     ("<access rate>", 5), ("<access hz>", 6), ("<age>", 13), ("<filters passed type>", 10))
+
+RECORD_KEYWORDS = ("<kdamond index>", "<context index>", "<scheme index>", "<target id>",
+                   "<abs start time>", "<duration>", "<intervals>", "<intervals goal>", "<data source>",
+                   "<format strings>")
+SNAPSHOT_KEYWORDS = ("<total bytes>", "<duration>", "<start time>", "<end time>", "<abs start time>",
+                     "<abs end time>", "<number of regions>", "<region box colors>",
+                     "<region box description>", "<temperature-sz histogram>",
+                     "<temperature-df-passed-sz histogram>", "<recency-sz histogram>",
+                     "<recency-df-passed-sz histogram>", "<recency percentiles>",
+                     "<df-passed recency percentiles>", "<temperature percentiles>",
+                     "<df-passed temperature percentiles>", "<heatmap>", "<filters passed heatmap>",
+                     "<filters passed type>", "<filters passed bytes>", "<positive access samples ratio>",
+                     "<estimated memory bandwidth>", "<filters passed estimated memory bandwidth>",
+                     "<intervals tuning status>", "<damos stats>", "<snapshot intervals>")
+REGION_KEYWORDS = ("<index>", "<start address>", "<end address>", "<size>", "<access rate>", "<access hz>",
+                   "<age>", "<temperature>", "<probe hits>", "<filters passed bytes>", "<box>")
+KEYWORDS_OF_PART = {"record_head": RECORD_KEYWORDS, "record_tail": RECORD_KEYWORDS,
+                    "snapshot_head": SNAPSHOT_KEYWORDS, "snapshot_tail": SNAPSHOT_KEYWORDS,
+                    "region": REGION_KEYWORDS}
+
+
+@dataclass
+class AccessFormat:
+    """Every knob of the text; defaults are damo 3.4.3's."""
+
+    record_head: str | None = None
+    snapshot_head: str | None = None
+    region: str | None = None
+    snapshot_tail: str | None = None
+    record_tail: str | None = None
+    sort_regions_by: list[str] = field(default_factory=lambda: ["address"])
+    sort_regions_dsc: list[str] | None = None
+    temperature_weights: tuple[int, int, int] = DEFAULT_TEMPERATURE_WEIGHTS
+    hist_logscale: bool = False
+    hist_cumulate: bool = False
+    hist_ranges: list[str] | None = None
+    percentiles_range: list[int] | None = None
+    heatmap_width: int = 80
+    heatmap_colorset: str = "gray"
+    heatmap_static: bool = False
+    box_values: tuple[str | None, str | None, str | None] = ("age", "access_rate", "size")
+    box_min_max_length: tuple[int, int] = (1, 30)
+    box_min_max_height: tuple[int, int] = (1, 5)
+    box_colorset: str = "gray"
+    box_scales: tuple[str, str, str] = ("log", "linear", "log")
+    box_align: str = "left"
+    min_chars: tuple = DEFAULT_MIN_CHARS
+    raw_number: bool = False
+    color: bool = False
+    total_sz_only: bool = False
+
+    def min_chars_of(self, keyword: str) -> int | None:
+        for name, nr in self.min_chars:
+            if name == keyword:
+                return int(nr)
+        return None
+
+
+# --- one target's record, with the derived columns --------------------------------------------
+
+class TargetRecord:
+    """One target's snapshots (damo 3.x's 'record') and its per-region quantities."""
+
+    def __init__(self, target_id: int, record: Record, fmt: AccessFormat):
+        meta = record.meta
+        if not meta.sample_us or not meta.aggr_us:
+            raise DamoError("the record lacks the monitoring intervals (sampling and aggregation), "
+                            "so access rates and ages cannot be computed")
+        self.target_id = target_id
+        self.record = record
+        self.sample_us, self.aggr_us = int(meta.sample_us), int(meta.aggr_us)
+        self.size = (record.end - record.start).astype(np.int64)
+        self.samples = record.nr_accesses
+        self.percent = access_percent(record.nr_accesses, self.sample_us, self.aggr_us)
+        self.age_us = age_us(record.age, self.aggr_us)
+        self.temperature = temperatures(self.size, self.percent, self.age_us, fmt.temperature_weights)
+        self.first_start_ns = int(record.start_ns[0]) if record.nr_snapshots else 0
+
+    def span(self, i: int) -> slice:
+        return slice(int(self.record.offsets[i]), int(self.record.offsets[i + 1]))
+
+
+# --- helpers: rescaling, colours, histograms ------------------------------------------------
+
+def colored(text: str, colorset: str, level: int, color: bool) -> str:
+    if not color:
+        return text
+    return color_code(colorset, level) + text + "\x1b[0m"
+
+
+def color_samples(colorset: str, color: bool) -> str:
+    if not color:
+        return "".join(str(level) for level in range(MAX_COLOR_LEVEL + 1))
+    return "".join(color_code(colorset, level) + str(level) for level in range(MAX_COLOR_LEVEL + 1)) + "\x1b[0m"
+
+
+def rescale(val, old_min_max, new_min_max, logscale: bool) -> float:
+    """damo's rescale: linear or log2 mapping of ``val`` from one range to another."""
+    if logscale:
+        val = math.log(val, 2) if val > 0 else 0
+        old_min_max = [math.log(v, 2) if v > 0 else 0 for v in old_min_max]
+    old_len = old_min_max[1] - old_min_max[0]
+    new_len = new_min_max[1] - new_min_max[0]
+    ratio = new_len / old_len if old_len > 0 else 1
+    return (val - old_min_max[0]) * ratio + new_min_max[0]
+
+
+def format_hz(hz: float, raw: bool, no_suffix: bool = False) -> str:
+    if raw:
+        return "%f" % hz
+    suffix = "" if no_suffix else " hz"
+    if hz < 10 and hz != 0:
+        return "%.3f%s" % (hz, suffix)
+    return dfmt.format_nr(hz) + suffix
+
+
+def format_time_ns(time_ns, raw: bool) -> str:
+    if raw:
+        return "%d" % time_ns
+    if time_ns < 0:
+        return "-" + dfmt.format_time_ns(-time_ns)
+    return dfmt.format_time_ns(time_ns)
+
+
+def format_time_us(time_us, raw: bool) -> str:
+    return "%d" % time_us if raw else format_time_ns(time_us * 1000, False)
+
+
+def _cached(fn):
+    """A formatter over a column: each distinct value formatted once."""
+    def many(values: np.ndarray, *args) -> list[str]:
+        values = np.asarray(values)
+        if values.dtype == object or len(values) < 64:
+            return [fn(v, *args) for v in values.tolist()]
+        uniq, inverse = np.unique(values, return_inverse=True)
+        texts = np.array([fn(v, *args) for v in uniq.tolist()], dtype=object)
+        return texts[inverse.ravel()].tolist()
+    return many
+
+
+format_sz_many = _cached(dfmt.format_sz)
+format_nr_many = _cached(dfmt.format_nr)
+format_hz_many = _cached(format_hz)
+format_time_us_many = _cached(format_time_us)
+format_percent_many = _cached(dfmt.format_percent)
+
+
+# --- the per-snapshot heatmap line ------------------------------------------------------------
+
+def _pixel_runs(starts: np.ndarray, ends: np.ndarray, unit: float):
+    """damo's walk over a snapshot in steps of ``unit`` bytes, jumping over unmonitored gaps.
+
+    Returns pixel starts and ends (floats, in damo's float arithmetic), whether each is void,
+    and for the non-void ones the first and one-past-last intersecting region.
+    """
+    p_start, p_end, p_void = [], [], []
+    last_end = int(ends[-1])
+    pos = float(int(starts[0]))
+    fstarts, fends = starts.astype(np.float64), ends.astype(np.float64)
+    while pos < last_end:
+        count = int((last_end - pos) / unit) + 2
+        while True:
+            steps = np.full(count + 1, unit)
+            steps[0] = pos
+            bounds = np.cumsum(steps)            # sequential: bound[k+1] = bound[k] + unit, as damo adds
+            if bounds[-2] >= last_end:
+                break
+            count *= 2
+        n = int(np.searchsorted(bounds[:-1], last_end, side="left"))   # pixels starting before last_end
+        lo = np.searchsorted(fends, bounds[:n], side="right")
+        hi = np.searchsorted(fstarts, bounds[1:n + 1], side="left")
+        void = hi <= lo
+        first_void = int(np.argmax(void)) if void.any() else n
+        p_start.append(bounds[:first_void])
+        p_end.append(bounds[1:first_void + 1])
+        p_void.append(np.zeros(first_void, dtype=bool))
+        if first_void == n:
+            break
+        s, e = float(bounds[first_void]), float(bounds[first_void + 1])
+        nxt = int(np.searchsorted(fstarts, e, side="right"))
+        if nxt == len(starts):
+            p_start.append(np.array([s]))
+            p_end.append(np.array([e]))
+            p_void.append(np.array([True]))
+            break
+        pos = int(starts[nxt]) // unit * unit
+        p_start.append(np.array([s]))
+        p_end.append(np.array([pos]))
+        p_void.append(np.array([True]))
+    return np.concatenate(p_start), np.concatenate(p_end), np.concatenate(p_void)
+
+
+def _pixel_temperatures(starts, ends, percent, age, weights, ps, pe):
+    """Size-weighted temperature of each (non-void) pixel, summed in damo's order and number types."""
+    fstarts, fends = starts.astype(np.float64), ends.astype(np.float64)
+    lo = np.searchsorted(fends, ps, side="right")
+    hi = np.searchsorted(fstarts, pe, side="left")
+    counts = hi - lo
+    pix = np.repeat(np.arange(len(ps)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    rank = np.arange(len(pix)) - first
+    reg = lo[pix] + rank
+    s, e = ps[pix], pe[pix]
+    whole = (s <= fstarts[reg]) & (fends[reg] <= e)
+    # partial fragments: floats, as damo's clipped region copies
+    fsize = np.minimum(fends[reg], e) - np.maximum(fstarts[reg], s)
+    ftemp = temperatures(fsize, percent[reg], age[reg], weights)
+    fheat = ftemp * fsize
+    # whole regions: exact integers, as Python ints in damo
+    isize = (ends[reg] - starts[reg]).astype(np.int64)
+    itemp = temperatures(isize, percent[reg], age[reg], weights)
+    bound = int(np.max(np.abs(itemp), initial=0)) * int(np.max(isize, initial=0)) if len(itemp) else 0
+    iheat = itemp * isize if itemp.dtype != object and bound < 2**62 else itemp.astype(object) * isize.astype(object)
+    last = rank == counts[pix] - 1
+    first_partial = np.zeros(len(ps), dtype=bool)
+    first_partial[pix[(rank == 0) & ~whole]] = True
+    total = np.zeros(len(ps), dtype=np.float64)
+    # pixels opening with a whole region: exact integer sum, then one float addition for a partial tail
+    int_part = whole & ~first_partial[pix]
+    if int_part.any():
+        if iheat.dtype == object:
+            sums = np.zeros(len(ps), dtype=object)
+            np.add.at(sums, pix[int_part], iheat[int_part])
+            total = np.array([float(v) for v in sums], dtype=np.float64)
+        else:
+            total = np.bincount(pix[int_part], weights=None, minlength=len(ps)).astype(np.float64) * 0
+            sums = np.zeros(len(ps), dtype=np.int64)
+            np.add.at(sums, pix[int_part], iheat[int_part])
+            total = sums.astype(np.float64)
+    tail = ~whole & last & ~first_partial[pix] & (rank > 0)
+    total[pix[tail]] += fheat[tail]
+    # pixels opening with a partial region: sequential float sum, one round per rank
+    seq = first_partial[pix]
+    if seq.any():
+        contrib = np.where(whole, np.asarray([float(v) for v in iheat] if iheat.dtype == object else iheat,
+                                             dtype=np.float64), fheat)
+        sel = np.flatnonzero(seq)
+        order = sel[np.argsort(rank[sel], kind="stable")]
+        ranks = rank[order]
+        cuts = np.flatnonzero(np.diff(ranks)) + 1
+        for chunk in np.split(order, cuts):
+            total[pix[chunk]] += contrib[chunk]
+    return total / (pe - ps)
+
+
+def heatmap_text(starts: np.ndarray, ends: np.ndarray, percent: np.ndarray, age: np.ndarray,
+                 fmt: AccessFormat) -> str:
+    """damo 3.4.3's one-line heatmap of a snapshot and its '# min/max temperatures' comment."""
+    if len(starts) == 0:
+        return "n/a (no region)"
+    if fmt.heatmap_static:
+        total = int(ends[-1]) - int(starts[0])
+    else:
+        total = int((ends - starts).astype(np.int64).sum())
+    unit = total / fmt.heatmap_width
+    ps, pe, void = _pixel_runs(starts, ends, unit)
+    temps = np.zeros(len(ps))
+    real = ~void
+    temps[real] = _pixel_temperatures(starts, ends, percent, age, fmt.temperature_weights, ps[real], pe[real])
+    tmin, tmax = float(temps[real].min()), float(temps[real].max())
+    tunit = (tmax - tmin) / MAX_COLOR_LEVEL
+    if tunit == 0:
+        tunit = tmax / MAX_COLOR_LEVEL
+    if tunit == 0:
+        tunit = 1
+    dots = []
+    for is_void, t, s, e in zip(void.tolist(), temps.tolist(), ps.tolist(), pe.tolist()):
+        if is_void:
+            nr_dots = (e - s) / unit
+            dots.append("[...]" if not fmt.heatmap_static and nr_dots > 4 else "." * int(nr_dots))
+            continue
+        level = int((t - tmin) / tunit)
+        dots.append(colored("%d" % level, fmt.heatmap_colorset, level, fmt.color))
+    raw = fmt.raw_number
+    return "%s\n# min/max temperatures: %s, %s, column size: %s" % (
+        "".join(dots), dfmt.format_nr(tmin, raw), dfmt.format_nr(tmax, raw), dfmt.format_sz(unit, raw))
+
+
+# --- histograms and percentiles ---------------------------------------------------------------
+
+def hist_ranges(minv, maxv, nr_ranges: int, logscale: bool, cumulate: bool) -> list[list]:
+    if logscale:
+        ranges = [[minv, minv + max(int((maxv - minv) / 2**nr_ranges), 1)]]
+        while ranges[-1][-1] < maxv:
+            width = ranges[-1][1] - ranges[-1][0]
+            ranges.append([minv if cumulate else ranges[-1][-1], ranges[-1][-1] + width * 2])
+        return ranges
+    interval = max(math.ceil((maxv + 1 - minv) / nr_ranges), 1)
+    return [[minv if cumulate else minv + interval * i, minv + interval * (i + 1)] for i in range(nr_ranges)]
+
+
+def histogram_text(rows: list[tuple[str, str, int]]) -> str:
+    yvals = [r[2] for r in rows]
+    ymin, ymax = min(yvals), max(yvals)
+    xwidth = max(len(r[0]) for r in rows)
+    ywidth = max(len(r[1]) for r in rows)
+    per_dot = max(int((ymax - ymin) / 20), 1)
+    lines = []
+    for xtext, ytext, y in rows:
+        dots = min(math.ceil((y - ymin) / per_dot), 20)
+        lines.append("%s %s |%s%s|" % (xtext.ljust(xwidth), ytext.ljust(ywidth), "*" * dots, " " * (20 - dots)))
+    return "\n".join(lines)
+
+
+def size_histogram(metric: np.ndarray, size: np.ndarray, fmt: AccessFormat, format_x, parse_x) -> str:
+    if len(metric) == 0:
+        return "no region in snapshot"
+    uniq, inverse = np.unique(metric, return_inverse=True)
+    sums = np.zeros(len(uniq), dtype=np.int64)
+    np.add.at(sums, inverse.ravel(), size)
+    if fmt.hist_ranges is not None:
+        ranges = [[parse_x(fmt.hist_ranges[i]), parse_x(fmt.hist_ranges[i + 1])]
+                  for i in range(0, len(fmt.hist_ranges) - 1, 2)]
+    else:
+        ranges = hist_ranges(int(uniq[0]), int(uniq[-1]), 10, fmt.hist_logscale, fmt.hist_cumulate)
+    csum = np.concatenate([[0], np.cumsum(sums)])
+    raw = fmt.raw_number
+    rows = []
+    for low, high in ranges:
+        a, b = np.searchsorted(uniq, low, "left"), np.searchsorted(uniq, high, "left")
+        y = int(csum[max(b, a)] - csum[a])
+        rows.append(("[%s, %s)" % (format_x(low, raw), format_x(high, raw)), dfmt.format_sz(y, raw), y))
+    return histogram_text(rows)
+
+
+def percentiles_to_show(fmt: AccessFormat) -> list[int]:
+    pr = fmt.percentiles_range
+    if pr is None:
+        return [0, 1, 25, 50, 75, 99, 100]
+    return list(range(*pr)) if len(pr) <= 3 else sorted(pr)
+
+
+def percentile_values(metric: np.ndarray, size: np.ndarray, wanted: list[int]) -> list[tuple[int, object]]:
+    """damo's size-weighted percentiles: the metric of the region where the cumulative percent reaches p."""
+    order = np.argsort(metric, kind="stable")
+    metric, size = metric[order], size[order]
+    total = int(size.sum())
+    cum = np.cumsum(size * 100 / total)
+    stop = int(np.searchsorted(cum, 100.0, side="left"))
+    stop = min(stop, len(cum) - 1)
+    out, pos = [], 0
+    remaining = list(wanted)
+    while remaining:
+        idx = max(pos, int(np.searchsorted(cum, remaining[0], side="left")))
+        if idx > stop:
+            break
+        out.append((remaining.pop(0), metric[idx].item()))
+        pos = idx
+    if 100 in remaining:
+        out.append((100, metric[stop].item()))
+    return out
+
+
+def percentiles_text(values, fmt: AccessFormat, kind: str) -> str:
+    if kind == "recency":
+        head = "<percentile> <idle time (us)>" if fmt.raw_number else "<percentile> <idle time>"
+        fmt_value = format_time_us
+    else:
+        head = "<percentile> <temperature (weights: %s)>" % list(fmt.temperature_weights)
+        fmt_value = dfmt.format_nr
+    ptexts = ["%d" % p for p, _ in values]
+    vtexts = [fmt_value(v, fmt.raw_number) for _, v in values]
+    pw, vw = max(len(t) for t in ptexts), max(len(t) for t in vtexts)
+    vmin, vmax = values[0][1], values[-1][1]
+    per_dot = (vmax - vmin) / 20 if vmax != vmin else 1
+    lines = [head]
+    for (p, v), pt, vt in zip(values, ptexts, vtexts):
+        bar = int((v - vmin) / per_dot)
+        lines.append("%s  %s  |%s%s|" % (pt.rjust(pw), vt.rjust(vw), "*" * bar, " " * (20 - bar)))
+    return "\n".join(lines)
+
+
+def idle_times(rec: TargetRecord, sl: slice) -> np.ndarray:
+    """Idle time (us): 0 for an accessed region, else its age plus one aggregation interval."""
+    return np.where(rec.percent[sl] > 0, 0, rec.age_us[sl] + rec.aggr_us)
+
+
+def sizeless_temperatures(rec: TargetRecord, sl: slice, fmt: AccessFormat) -> np.ndarray:
+    w = fmt.temperature_weights
+    return temperatures(rec.size[sl], rec.percent[sl], rec.age_us[sl], (0, w[1], w[2]))
+
+
+# --- region boxes -----------------------------------------------------------------------------
+
+class RegionBox:
+    """The ``<box>`` of a region: length, colour and height from age, access rate and size."""
+
+    def __init__(self, recs: list[TargetRecord], fmt: AccessFormat):
+        self.fmt = fmt
+        self.bounds = {}
+        columns = {"size": [r.size for r in recs], "access_rate": [r.percent for r in recs],
+                   "age": [r.age_us for r in recs]}
+        for name, cols in columns.items():
+            allv = np.concatenate(cols) if cols else np.zeros(0)
+            self.bounds[name] = [allv.min().item(), allv.max().item()] if len(allv) else [0, 0]
+
+    def value(self, rec: TargetRecord, sl: slice, name: str | None):
+        if name == "size":
+            return rec.size[sl]
+        if name == "access_rate":
+            return rec.percent[sl]
+        if name == "age":
+            return rec.age_us[sl]
+        return None
+
+    def texts(self, rec: TargetRecord, sl: slice) -> list[str]:
+        fmt = self.fmt
+        lname, cname, hname = fmt.box_values
+        llog, clog, hlog = (s == "log" for s in fmt.box_scales)
+        lvals = self.value(rec, sl, lname)
+        cvals = self.value(rec, sl, cname)
+        hvals = self.value(rec, sl, hname)
+        n = sl.stop - sl.start
+        cache: dict = {}
+
+        def scaled(v, name, display, log):
+            key = (v, name, tuple(display), log)
+            if key not in cache:
+                cache[key] = int(rescale(v, self.bounds[name], display, log))
+            return cache[key]
+
+        out = []
+        max_len = fmt.box_min_max_length[1]
+        for i in range(n):
+            length = scaled(lvals[i].item(), lname, fmt.box_min_max_length, llog)
+            height = scaled(hvals[i].item(), hname, fmt.box_min_max_height, hlog) if hvals is not None else 1
+            if cvals is None:
+                row = "-" * length
+            else:
+                level = scaled(cvals[i].item(), cname, (0, 9), clog)
+                row = colored(("%d" % level) * length, fmt.box_colorset, level, fmt.color)
+            row = "|%s|" % row
+            if fmt.box_align == "right":
+                row = " " * (max_len - length) + row
+            box = "\n".join([row] * height)
+            if fmt.box_min_max_height[1] > 1:
+                box += "\n"
+            out.append(box)
+        return out
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+def pad(fmt: AccessFormat, keyword: str, text: str) -> str:
+    width = fmt.min_chars_of(keyword)
+    return text if width is None or len(text) >= width else text + " " * (width - len(text))
+
+
+def fill(template: str | None, keywords, value_of, fmt: AccessFormat) -> str | None:
+    """damo's format_output: each keyword present is replaced, in the keyword list's order."""
+    if not template:
+        return None
+    for keyword in keywords:
+        if keyword in template:
+            template = template.replace(keyword, pad(fmt, keyword, value_of(keyword)))
+    return template.replace("\\n", "\n")
+
+
+def record_value(rec: TargetRecord, fmt: AccessFormat, keyword: str) -> str:
+    raw, r = fmt.raw_number, rec.record
+    if keyword in ("<kdamond index>", "<context index>"):
+        return "0"
+    if keyword == "<scheme index>":
+        return "None"
+    if keyword == "<target id>":
+        return "%s" % rec.target_id
+    if keyword == "<abs start time>":
+        return format_time_ns(rec.first_start_ns, raw) if r.nr_snapshots else "n/a"
+    if keyword == "<duration>":
+        return format_time_ns(int(r.end_ns[-1]) - rec.first_start_ns, raw) if r.nr_snapshots else "n/a"
+    if keyword == "<intervals>":
+        return "sample %s, aggr %s" % (format_time_us(rec.sample_us, raw), format_time_us(rec.aggr_us, raw))
+    if keyword == "<intervals goal>":
+        return "disabled"
+    if keyword == "<data source>":
+        return "unknown"
+    if keyword == "<format strings>":
+        return "\n".join(['record head: "%s"' % fmt.record_head, 'snapshot head: "%s"' % fmt.snapshot_head,
+                          'region: "%s"' % fmt.region, 'snapshot tail: "%s"' % fmt.snapshot_tail,
+                          'record tail: "%s"' % fmt.record_tail])
+    raise KeyError(keyword)
+
+
+def snapshot_value(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox, keyword: str) -> str:
+    raw, r, sl = fmt.raw_number, rec.record, rec.span(i)
+    start_ns, end_ns = int(r.start_ns[i]), int(r.end_ns[i])
+    size = rec.size[sl]
+    aggr_sec = rec.aggr_us / 1000000
+    if keyword == "<total bytes>":
+        return dfmt.format_sz(int(size.sum()), raw)
+    if keyword == "<duration>":
+        return format_time_ns(end_ns - start_ns, raw)
+    if keyword == "<start time>":
+        return format_time_ns(start_ns - rec.first_start_ns, raw)
+    if keyword == "<end time>":
+        return format_time_ns(end_ns - rec.first_start_ns, raw)
+    if keyword == "<abs start time>":
+        return format_time_ns(start_ns, raw)
+    if keyword == "<abs end time>":
+        return format_time_ns(end_ns, raw)
+    if keyword == "<number of regions>":
+        return dfmt.format_nr(len(size), raw)
+    if keyword == "<region box colors>":
+        return color_samples(fmt.box_colorset, fmt.color)
+    if keyword == "<region box description>":
+        return box_description(box, fmt)
+    if keyword in ("<temperature-sz histogram>", "<temperature-df-passed-sz histogram>"):
+        return size_histogram(sizeless_temperatures(rec, sl, fmt), size, fmt, dfmt.format_nr, _text_to_nr)
+    if keyword in ("<recency-sz histogram>", "<recency-df-passed-sz histogram>"):
+        return size_histogram(idle_times(rec, sl), size, fmt, format_time_us, _text_to_us)
+    if keyword in ("<recency percentiles>", "<df-passed recency percentiles>",
+                   "<temperature percentiles>", "<df-passed temperature percentiles>"):
+        if len(size) == 0:
+            return "no region in snapshot"
+        kind = "recency" if "recency" in keyword else "temperature"
+        metric = idle_times(rec, sl) if kind == "recency" else sizeless_temperatures(rec, sl, fmt)
+        return percentiles_text(percentile_values(metric, size, percentiles_to_show(fmt)), fmt, kind)
+    if keyword in ("<heatmap>", "<filters passed heatmap>"):
+        return heatmap_text(r.start[sl], r.end[sl], rec.percent[sl], rec.age_us[sl], fmt)
+    if keyword == "<filters passed type>":
+        return "n/a"
+    if keyword == "<filters passed bytes>":
+        return "N/A"
+    if keyword == "<positive access samples ratio>":
+        max_samples = rec.aggr_us / rec.sample_us * len(size)
+        return dfmt.format_percent(int(rec.samples[sl].sum()) * 100 / max_samples if max_samples else 0, raw)
+    if keyword in ("<estimated memory bandwidth>", "<filters passed estimated memory bandwidth>"):
+        access_bytes = sum(int(v) for v in (size.astype(object) * rec.samples[sl].astype(object)).tolist()) \
+            if len(size) and int(size.max()) * int(rec.samples[sl].max(initial=0)) * len(size) >= 2**62 \
+            else int((size * rec.samples[sl]).sum())
+        return "%s per second" % dfmt.format_sz(access_bytes / aggr_sec, raw)
+    if keyword == "<intervals tuning status>":
+        max_per_region = rec.aggr_us / rec.sample_us
+        max_obs = sum((max_per_region * s for s in size.tolist()), 0)
+        obs = int((size * rec.samples[sl]).sum())
+        return "%s (%s / %s) %s %s" % (
+            dfmt.format_percent(obs * 100 / max(max_obs, 1), raw), dfmt.format_sz(obs, raw),
+            dfmt.format_sz(max_obs, raw), format_time_us(rec.sample_us, raw), format_time_us(rec.aggr_us, raw))
+    if keyword == "<damos stats>":
+        return "none"
+    if keyword == "<snapshot intervals>":
+        ratio = rec.aggr_us / rec.sample_us
+        return "sample %s aggr %s (max access hz %s)" % (
+            format_time_us(rec.aggr_us / ratio, raw), format_time_us(rec.aggr_us, raw),
+            format_hz(ratio / aggr_sec, raw, no_suffix=True))
+    raise KeyError(keyword)
+
+
+def _text_to_nr(text: str):
+    from damo.selection import _number
+    return _number(text)
+
+
+def _text_to_us(text: str):
+    from damo.selection import parse_time_ns
+    return parse_time_ns(text) / 1000
+
+
+def box_description(box: RegionBox, fmt: AccessFormat) -> str:
+    raw = fmt.raw_number
+
+    def min_max(name):
+        lo, hi = box.bounds[name]
+        if name == "size":
+            return "[%s, %s]" % (dfmt.format_sz(lo, raw), dfmt.format_sz(hi, raw))
+        if name == "age":
+            return "[%s, %s] " % (format_time_us(lo, raw), format_time_us(hi, raw))
+        return "[%s, %s]" % (dfmt.format_percent(lo, raw), dfmt.format_percent(hi, raw))
+
+    (lname, cname, hname), scales = fmt.box_values, [("logscale" if s == "log" else "linearscale")
+                                                     for s in fmt.box_scales]
+    return "\n".join([
+        "# length: %s (represents %s with [%d, %d] columns in %s)" % (
+            lname, min_max(lname), fmt.box_min_max_length[0], fmt.box_min_max_length[1], scales[0]),
+        "# color: %s (represents %s with [%d, %d] number and color (%s) in %s)" % (
+            cname, min_max(cname), 0, 9, color_samples(fmt.box_colorset, fmt.color), scales[1]),
+        "# height: %s (represents %s with [%d, %d] rows in %s)" % (
+            hname, min_max(hname), fmt.box_min_max_height[0], fmt.box_min_max_height[1], scales[2])])
+
+
+def region_order(rec: TargetRecord, sl: slice, fmt: AccessFormat) -> np.ndarray:
+    """Python's successive stable sorts of damo, by each --sort_regions_by key in turn."""
+    n = sl.stop - sl.start
+    order = np.arange(n)
+    dsc_keys = fmt.sort_regions_dsc or []
+    for key in fmt.sort_regions_by:
+        if key == "address":
+            values = rec.record.start[sl].astype(np.int64)
+        elif key == "access_rate":
+            values = rec.percent[sl]
+        elif key == "age":
+            values = rec.age_us[sl]
+        elif key == "size":
+            values = rec.size[sl]
+        else:
+            values = rec.temperature[sl]
+        values = values[order]
+        if values.dtype == object:
+            values = values.astype(np.float64)
+        if "all" in dsc_keys or key in dsc_keys:
+            # reverse=True keeps equal keys in their previous order
+            idx = np.lexsort((np.arange(n), -values.astype(np.float64))) if values.dtype.kind == "f" \
+                else np.argsort(-values, kind="stable")
+        else:
+            idx = np.argsort(values, kind="stable")
+        order = order[idx]
+    return order
+
+
+def region_lines(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox) -> list[str]:
+    template = fmt.region
+    if not template:
+        return []
+    sl = rec.span(i)
+    n = sl.stop - sl.start
+    if n == 0:
+        return []
+    order = region_order(rec, sl, fmt)
+    raw = fmt.raw_number
+    r = rec.record
+    present = [k for k in REGION_KEYWORDS if k in template]
+    columns = {}
+    for keyword in present:
+        if keyword == "<index>":
+            texts = [dfmt.format_nr(j, raw) for j in range(n)]
+        elif keyword == "<start address>":
+            texts = format_sz_many(r.start[sl][order], raw)
+        elif keyword == "<end address>":
+            texts = format_sz_many(r.end[sl][order], raw)
+        elif keyword == "<size>":
+            texts = format_sz_many(rec.size[sl][order], raw)
+        elif keyword == "<access rate>":
+            texts = format_percent_many(rec.percent[sl][order], raw)
+        elif keyword == "<access hz>":
+            texts = format_hz_many(rec.samples[sl][order] / (rec.aggr_us / 1000000), raw)
+        elif keyword == "<age>":
+            texts = format_time_us_many(rec.age_us[sl][order], raw)
+        elif keyword == "<temperature>":
+            texts = format_nr_many(rec.temperature[sl][order], raw)
+        elif keyword == "<probe hits>":
+            texts = [""] * n
+        elif keyword == "<filters passed bytes>":
+            texts = ["N/A"] * n
+        else:
+            box_texts = box.texts(rec, sl)
+            texts = [box_texts[j] for j in order.tolist()]
+        width = fmt.min_chars_of(keyword)
+        if width:
+            texts = [t.ljust(width) for t in texts]
+        columns[keyword] = texts
+    # split the template at the keywords (no keyword contains another), then zip the columns
+    pieces, slots = [template], []
+    for keyword in present:
+        new_pieces, new_slots = [], []
+        for k, piece in enumerate(pieces):
+            parts = piece.split(keyword)
+            for m, part in enumerate(parts):
+                new_pieces.append(part)
+                if m < len(parts) - 1:
+                    new_slots.append(keyword)
+            if k < len(slots):
+                new_slots.append(slots[k])
+        pieces, slots = new_pieces, new_slots
+    pieces = [p.replace("\\n", "\n") for p in pieces]
+    cols = [columns[s] for s in slots]
+    lines = []
+    for values in zip(*cols) if cols else [()] * n:
+        parts = [pieces[0]]
+        for value, piece in zip(values, pieces[1:]):
+            parts.append(value)
+            parts.append(piece)
+        lines.append("".join(parts))
+    return lines
+
+
+# --- putting the parts together -----------------------------------------------------------------
+
+def apply_style(fmt: AccessFormat, style: str, recs: list[TargetRecord]) -> None:
+    if style == "simple-boxes":
+        fmt.snapshot_head = "snapshot time: [<start time>, <end time>] (<duration>)"
+        fmt.region = "<box> size <size> access <access hz> age <age>"
+    if style in ("simple-boxes", "cold", "hot"):
+        fmt.box_min_max_height, fmt.box_min_max_length = (1, 1), (1, 40)
+        fmt.box_align, fmt.box_colorset = "right", "emotion"
+    if style in ("cold", "hot"):
+        fmt.region = "<box> <size> access <access hz> <age>"
+        fmt.sort_regions_by = ["temperature"]
+        if style == "hot":
+            fmt.sort_regions_dsc = ["temperature"]
+    if style in ("temperature-sz-hist", "recency-sz-hist", "cold-memory-tail"):
+        if style == "temperature-sz-hist":
+            fmt.snapshot_head = "<temperature> <total size>\n<temperature-sz histogram>"
+        else:
+            fmt.snapshot_head = "<idle time (us)> <total size>\n<recency-sz histogram>"
+        fmt.region = ""
+    if style in ("recency-percentiles", "idle-time-percentiles", "temperature-percentiles"):
+        kind = "temperature" if style == "temperature-percentiles" else "recency"
+        head = []
+        if any(r.record.nr_snapshots > 1 for r in recs):
+            head.append("snapshot time: [<start time>, <end time>] (<duration>)")
+        head += ["# total %s percentiles" % kind, "<%s percentiles>" % kind]
+        fmt.snapshot_head = "\n".join(head)
+        fmt.region = ""
+
+
+def apply_defaults(fmt: AccessFormat, recs: list[TargetRecord], region_box: bool) -> None:
+    if fmt.record_head is None:
+        fmt.record_head = ("kdamond <kdamond index> / context <context index> / scheme <scheme index> / "
+                           "target id <target id> / recorded for <duration> from <abs start time>"
+                           if len(recs) > 1 else "")
+    if fmt.record_tail is None:
+        fmt.record_tail = "record DAMON intervals: <intervals>"
+    if fmt.snapshot_head is None:
+        lines = []
+        if any(r.record.nr_snapshots > 1 for r in recs):
+            lines.append("snapshot time: [<start time>, <end time>] (<duration>)")
+        lines += ["heatmap: <heatmap>", "intervals: <snapshot intervals>"]
+        fmt.snapshot_head = "\n".join(lines)
+    if fmt.snapshot_tail is None:
+        fmt.snapshot_tail = "memory bw estimate: <estimated memory bandwidth>\ntotal size: <total bytes>"
+    if region_box and "<region box description>" not in fmt.snapshot_tail:
+        fmt.snapshot_tail += "\n<region box description>"
+    if fmt.region is None:
+        line = "<index> addr <start address> size <size> access <access hz> age <age>"
+        if region_box:
+            line = ("<box>%s" if fmt.box_min_max_height[1] > 1 else "<box>\n%s") % line
+        fmt.region = line
+
+
+def check_template(part: str, template: str) -> None:
+    import re
+    for token in re.findall(r"<[^<>]*>", template):
+        if token not in KEYWORDS_OF_PART[part]:
+            raise DamoError(f"--format {part}: unknown keyword {token}; "
+                            f"{part} accepts {', '.join(KEYWORDS_OF_PART[part])}")
+
+
+def apply_format_args(fmt: AccessFormat, format_args, action: str) -> None:
+    for entry in format_args or []:
+        if len(entry) != 3 or entry[0] not in ("set", "append") or entry[1] not in PARTS:
+            raise DamoError("--format: expected 'set|append PART TEMPLATE' with PART one of "
+                            f"{', '.join(PARTS)}; got {' '.join(entry)!r}")
+        verb, part, template = entry
+        if verb != action:
+            continue
+        check_template(part, template)
+        if verb == "set":
+            setattr(fmt, part, template)
+        else:
+            setattr(fmt, part, (getattr(fmt, part) or "") + template)
+
+
+def format_report(record: Record, fmt: AccessFormat, style: str = "detailed", format_args=None,
+                  region_box: bool = False) -> str:
+    """The whole ``report access`` text of a (filtered) record, without a trailing newline."""
+    recs = [TargetRecord(tid, rec, fmt) for tid, rec in record.split_targets()] if record.nr_snapshots else []
+    if not recs:
+        return ""
+    apply_format_args(fmt, format_args, "set")
+    apply_style(fmt, style, recs)
+    if fmt.total_sz_only:
+        fmt.snapshot_head, fmt.region, fmt.snapshot_tail = "", "", "<total bytes>"
+    apply_defaults(fmt, recs, region_box)
+    apply_format_args(fmt, format_args, "append")
+    needs_box = "<box>" in (fmt.region or "") or "<region box description>" in (
+        (fmt.snapshot_head or "") + (fmt.snapshot_tail or ""))
+    box = RegionBox(recs, fmt) if needs_box else None
+    totals_only = fmt.snapshot_head == "" and fmt.region == "" and fmt.snapshot_tail == "<total bytes>"
+    out: list[str | None] = []
+    for rec in recs:
+        out.append(fill(fmt.record_head, RECORD_KEYWORDS, lambda k: record_value(rec, fmt, k), fmt))
+        n = rec.record.nr_snapshots
+        for i in range(n):
+            def snap(k, i=i):
+                return snapshot_value(rec, i, fmt, box, k)
+            out.append(fill(fmt.snapshot_head, SNAPSHOT_KEYWORDS, snap, fmt))
+            out.extend(region_lines(rec, i, fmt, box))
+            out.append(fill(fmt.snapshot_tail, SNAPSHOT_KEYWORDS, snap, fmt))
+            if i < n - 1 and not totals_only:
+                out.append("")
+        out.append(fill(fmt.record_tail, RECORD_KEYWORDS, lambda k: record_value(rec, fmt, k), fmt))
+    return "\n".join(o for o in out if o is not None)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def add_format_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--style", choices=STYLES, default="detailed",
+                        help="preset output format (default: detailed)")
+    parser.add_argument("--format", nargs="+", action="append", metavar="ARG",
+                        help="set|append PART TEMPLATE: replace or extend one part (record_head, "
+                             "snapshot_head, region, snapshot_tail, record_tail) with <keyword> templates; "
+                             "repeatable (default: the style's)")
+    parser.add_argument("--percentiles_range", nargs="+", type=int, metavar="N",
+                        help="percentiles to show: START STOP [STEP] as Python range(), or 4+ values "
+                             "(default: 0 1 25 50 75 99 100)")
+    parser.add_argument("--sort_regions_by", nargs="+", choices=SORT_KEYS, default=["address"],
+                        help="sort each snapshot's regions by these keys (default: address)")
+    parser.add_argument("--sort_regions_dsc", nargs="+", choices=SORT_KEYS + ("all",),
+                        help="keys to sort in descending order (default: none)")
+    parser.add_argument("--temperature_weights", nargs=3, type=int, metavar=("SIZE", "RATE", "AGE"),
+                        default=list(DEFAULT_TEMPERATURE_WEIGHTS),
+                        help="temperature weights of size, access rate and age (default: 0 100 100)")
+    parser.add_argument("--hist_logscale", action="store_true", help="log-scale histogram ranges (default: off)")
+    parser.add_argument("--hist_ranges", nargs="+", metavar="VALUE",
+                        help="histogram ranges as MIN MAX pairs (default: 10 ranges over the values)")
+    parser.add_argument("--hist_cumulate", action="store_true",
+                        help="cumulative histograms (default: off)")
+    for part in PARTS:
+        parser.add_argument(f"--format_{part}", metavar="TEMPLATE", help=argparse.SUPPRESS)
+    parser.add_argument("--snapshot_heatmap_width", type=int, default=80, metavar="N",
+                        help="columns of the per-snapshot heatmap (default: 80)")
+    parser.add_argument("--snapshot_heatmap_colorset", choices=list(COLORSETS), default="gray",
+                        help="heatmap colours (default: gray)")
+    parser.add_argument("--snapshot_heatmap_static", action="store_true",
+                        help="draw unmonitored gaps to scale in the heatmap (default: off)")
+    parser.add_argument("--region_box", action="store_true", help="draw each region as a box (default: off)")
+    parser.add_argument("--region_box_values", nargs=3, choices=["size", "access_rate", "age", "none"],
+                        default=["age", "access_rate", "size"],
+                        help="values shown by the box's length, colour and height (default: age access_rate size)")
+    parser.add_argument("--region_box_min_max_length", nargs=2, type=int, default=[1, 30], metavar=("MIN", "MAX"),
+                        help="box length range (default: 1 30)")
+    parser.add_argument("--region_box_min_max_height", nargs=2, type=int, default=[1, 5], metavar=("MIN", "MAX"),
+                        help="box height range (default: 1 5)")
+    parser.add_argument("--region_box_colorset", choices=list(COLORSETS), default="gray",
+                        help="box colours (default: gray)")
+    parser.add_argument("--region_box_scales", nargs=3, choices=["linear", "log"], default=["log", "linear", "log"],
+                        help="scales of the box's length, colour and height (default: log linear log)")
+    parser.add_argument("--region_box_align", choices=["left", "right"], default="left",
+                        help="box alignment (default: left)")
+    parser.add_argument("--min_chars_for", nargs=2, action="append", metavar=("KEYWORD", "N"),
+                        help="pad a keyword's text to N characters; repeatable "
+                             "(default: <index> 3, <start address> 12, <size> 11, <access hz> 6, <age> 13, ...)")
+    parser.add_argument("--total_sz_only", action="store_true",
+                        help="print only each snapshot's total size (default: off)")
+    parser.add_argument("--dont_merge_regions", action="store_true",
+                        help="accepted for damo 3.x scripts; recorded regions are never merged (default: off)")
+    parser.add_argument("--raw_number", action="store_true", help="plain numbers, no units (default: off)")
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                        help="colour the heatmap and boxes: auto (terminal without NO_COLOR), always, never "
+                             "(default: auto)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_argument(parser)
+    add_format_arguments(parser)
+    add_filter_arguments(parser)
+
+
+def format_from_args(args: argparse.Namespace) -> AccessFormat:
+    if args.percentiles_range is not None and len(args.percentiles_range) <= 3:
+        if len(args.percentiles_range) == 3 and args.percentiles_range[2] == 0:
+            raise DamoError("--percentiles_range: the step must not be zero")
+    if args.snapshot_heatmap_width < 1:
+        raise DamoError("--snapshot_heatmap_width: must be at least 1")
+    min_chars = list(DEFAULT_MIN_CHARS)
+    for keyword, nr in args.min_chars_for or []:
+        try:
+            min_chars.insert(0, (keyword, int(nr)))     # the user's width wins over the default
+        except ValueError:
+            raise DamoError(f"--min_chars_for: {nr!r} is not an integer") from None
+    return AccessFormat(
+        record_head=args.format_record_head, snapshot_head=args.format_snapshot_head,
+        region=args.format_region, snapshot_tail=args.format_snapshot_tail, record_tail=args.format_record_tail,
+        sort_regions_by=args.sort_regions_by, sort_regions_dsc=args.sort_regions_dsc,
+        temperature_weights=tuple(args.temperature_weights), hist_logscale=args.hist_logscale,
+        hist_cumulate=args.hist_cumulate, hist_ranges=args.hist_ranges, percentiles_range=args.percentiles_range,
+        heatmap_width=args.snapshot_heatmap_width, heatmap_colorset=args.snapshot_heatmap_colorset,
+        heatmap_static=args.snapshot_heatmap_static,
+        box_values=tuple(None if v == "none" else v for v in args.region_box_values),
+        box_min_max_length=tuple(args.region_box_min_max_length),
+        box_min_max_height=tuple(args.region_box_min_max_height), box_colorset=args.region_box_colorset,
+        box_scales=tuple(args.region_box_scales), box_align=args.region_box_align, min_chars=tuple(min_chars),
+        raw_number=args.raw_number, color=use_color(args.color), total_sz_only=args.total_sz_only)
+
+
+def run(args: argparse.Namespace) -> int:
+    from damo.formats import read_record
+
+    fmt = format_from_args(args)
+    filt = filter_from_args(args)
+    for entry in args.format or []:
+        if len(entry) != 3:
+            raise DamoError("--format: expected 'set|append PART TEMPLATE'; got %r" % " ".join(entry))
+    record = read_record(args.input)
+    if record.nr_snapshots == 0:
+        print("No record in %s" % args.input)
+        return 0
+    record = apply_access_filter(record, filt)
+    text = format_report(record, fmt, args.style, args.format, args.region_box)
+    sys.stdout.write(text + "\n")
+    return 0
