@@ -194,14 +194,12 @@ def _pixel_runs(starts: np.ndarray, ends: np.ndarray, unit: float):
     pos = float(int(starts[0]))
     fstarts, fends = starts.astype(np.float64), ends.astype(np.float64)
     while pos < last_end:
-        count = int((last_end - pos) / unit) + 2
-        while True:
-            steps = np.full(count + 1, unit)
-            steps[0] = pos
-            bounds = np.cumsum(steps)            # sequential: bound[k+1] = bound[k] + unit, as damo adds
-            if bounds[-2] >= last_end:
-                break
-            count *= 2
+        # at most a few thousand pixels at a time: the walk jumps over gaps, so most of a sparse
+        # address space is never visited
+        count = min(int((last_end - pos) / unit) + 2, 4096)
+        steps = np.full(count + 1, unit)
+        steps[0] = pos
+        bounds = np.cumsum(steps)                # sequential: bound[k+1] = bound[k] + unit, as damo adds
         n = int(np.searchsorted(bounds[:-1], last_end, side="left"))   # pixels starting before last_end
         lo = np.searchsorted(fends, bounds[:n], side="right")
         hi = np.searchsorted(fstarts, bounds[1:n + 1], side="left")
@@ -211,7 +209,8 @@ def _pixel_runs(starts: np.ndarray, ends: np.ndarray, unit: float):
         p_end.append(bounds[1:first_void + 1])
         p_void.append(np.zeros(first_void, dtype=bool))
         if first_void == n:
-            break
+            pos = float(bounds[n])
+            continue
         s, e = float(bounds[first_void]), float(bounds[first_void + 1])
         nxt = int(np.searchsorted(fstarts, e, side="right"))
         if nxt == len(starts):
@@ -259,7 +258,6 @@ def _pixel_temperatures(starts, ends, percent, age, weights, ps, pe):
             np.add.at(sums, pix[int_part], iheat[int_part])
             total = np.array([float(v) for v in sums], dtype=np.float64)
         else:
-            total = np.bincount(pix[int_part], weights=None, minlength=len(ps)).astype(np.float64) * 0
             sums = np.zeros(len(ps), dtype=np.int64)
             np.add.at(sums, pix[int_part], iheat[int_part])
             total = sums.astype(np.float64)
@@ -786,10 +784,21 @@ def apply_format_args(fmt: AccessFormat, format_args, action: str) -> None:
             setattr(fmt, part, (getattr(fmt, part) or "") + template)
 
 
+def split_by_target(record: Record, target_ids: list[int] | None = None) -> list[tuple[int, Record]]:
+    """``(target id, its snapshots)`` for each of ``target_ids`` (default: the record's), empty ones kept."""
+    if target_ids is None:
+        return record.split_targets()
+    return [(tid, record.for_target(tid)) for tid in target_ids]
+
+
 def format_report(record: Record, fmt: AccessFormat, style: str = "detailed", format_args=None,
-                  region_box: bool = False) -> str:
-    """The whole ``report access`` text of a (filtered) record, without a trailing newline."""
-    recs = [TargetRecord(tid, rec, fmt) for tid, rec in record.split_targets()] if record.nr_snapshots else []
+                  region_box: bool = False, target_ids: list[int] | None = None) -> str:
+    """The whole ``report access`` text of a (filtered) record, without a trailing newline.
+
+    ``target_ids`` are the targets of the record before filtering: a target whose snapshots were
+    all filtered out still gets its record head and tail, as in damo.
+    """
+    recs = [TargetRecord(tid, rec, fmt) for tid, rec in split_by_target(record, target_ids)]
     if not recs:
         return ""
     apply_format_args(fmt, format_args, "set")
@@ -922,7 +931,11 @@ def run(args: argparse.Namespace) -> int:
     if record.nr_snapshots == 0:
         print("No record in %s" % args.input)
         return 0
+    if not record.meta.sample_us or not record.meta.aggr_us:
+        raise DamoError(f"{args.input}: the record lacks the monitoring intervals (sampling and aggregation), "
+                        "so access rates and ages cannot be computed")
+    target_ids = record.target_ids()
     record = apply_access_filter(record, filt)
-    text = format_report(record, fmt, args.style, args.format, args.region_box)
+    text = format_report(record, fmt, args.style, args.format, args.region_box, target_ids)
     sys.stdout.write(text + "\n")
     return 0
