@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("damo.record", "record data accesses into a record file"),
     "report": ("damo.report", "analyse a record file"),
     "convert": ("damo.convert", "convert a record file to another format"),
+    "convert_record_format": ("damo.convert_record_format", "convert a record file in place (damo 3.x name)"),
     "validate": ("damo.validate", "check that a record file is plausible DAMON output"),
     "features": ("damo.features", "say what DAMON features this machine has"),
     "vm": ("damo.vm", "set up the VM that runs `damo record --vm`"),

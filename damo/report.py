@@ -16,6 +16,8 @@ REPORTS: dict[str, tuple[str, str]] = {
     "wss": ("damo.wss", "distribution of the working set size"),
     "nr_regions": ("damo.nr_regions", "distribution of the number of monitoring regions"),
     "access": ("damo.access", "each snapshot's regions, heatmap and temperatures (damo 3.x)"),
+    "times": ("damo.times", "time ranges of the snapshots with regions of an access pattern (damo 3.x)"),
+    "record_info": ("damo.record_info", "time span and address areas of each target (damo 3.x)"),
     "diff": ("damo.diff_cli", "compare records (repeated runs) for CI regression gates"),
 }
 
