@@ -97,14 +97,14 @@ class AccessFormat:
 class TargetRecord:
     """One target's snapshots (damo 3.x's 'record') and its per-region quantities."""
 
-    def __init__(self, target_id: int, record: Record, fmt: AccessFormat):
+    def __init__(self, target_id: int, record: Record, fmt: AccessFormat, need_intervals: bool = True):
         meta = record.meta
-        if not meta.sample_us or not meta.aggr_us:
+        if need_intervals and (not meta.sample_us or not meta.aggr_us):
             raise DamoError("the record lacks the monitoring intervals (sampling and aggregation), "
                             "so access rates and ages cannot be computed")
         self.target_id = target_id
         self.record = record
-        self.sample_us, self.aggr_us = int(meta.sample_us), int(meta.aggr_us)
+        self.sample_us, self.aggr_us = int(meta.sample_us or 1), int(meta.aggr_us or 1)
         self.size = (record.end - record.start).astype(np.int64)
         self.samples = record.nr_accesses
         self.percent = access_percent(record.nr_accesses, self.sample_us, self.aggr_us)
@@ -827,6 +827,70 @@ def format_report(record: Record, fmt: AccessFormat, style: str = "detailed", fo
     return "\n".join(o for o in out if o is not None)
 
 
+# --- --json and --raw_form ----------------------------------------------------------------------
+
+def records_json(recs: list[TargetRecord], raw: bool) -> str:
+    """damo 3.4.3's ``--json``: its record objects as indented JSON (regions always in human units)."""
+    import json
+
+    out = []
+    for rec in recs:
+        r = rec.record
+        snapshots = []
+        for i in range(r.nr_snapshots):
+            sl = rec.span(i)
+            starts, ends = format_nr_many(r.start[sl], False), format_nr_many(r.end[sl], False)
+            ages = rec.age_us[sl].tolist()
+            age_intervals = np.maximum(r.age[sl], 0).tolist()
+            regions = [{"start": a, "end": b,
+                        "nr_accesses": {"samples": n, "percent": p},
+                        "age": {"usec": dfmt.format_time_us_exact(u), "aggr_intervals": dfmt.format_nr(ai)},
+                        "probe_hits": [], "sz_filter_passed": "0 B"}
+                       for a, b, n, p, u, ai in zip(starts, ends, rec.samples[sl].tolist(), rec.percent[sl].tolist(),
+                                                    ages, age_intervals)]
+            snapshots.append({"start_time": dfmt.format_time_ns_exact(int(r.start_ns[i]), raw),
+                              "end_time": dfmt.format_time_ns_exact(int(r.end_ns[i]), raw),
+                              "regions": regions,
+                              "total_bytes": dfmt.format_sz(int(rec.size[sl].sum()), raw),
+                              "damos_stats": None, "sample_interval_us": None})
+        update_us = r.meta.update_us or 0
+        out.append({"kdamond_idx": 0, "context_idx": 0,
+                    "intervals": {"sample_us": format_time_us(rec.sample_us, raw),
+                                  "aggr_us": format_time_us(rec.aggr_us, raw),
+                                  "ops_update_us": format_time_us(update_us, raw),
+                                  "intervals_goal": {"access_bp": "0.000000" if raw else "0 %", "aggrs": "0",
+                                                     "min_sample_us": format_time_us(0, raw),
+                                                     "max_sample_us": format_time_us(0, raw)}},
+                    "scheme_idx": None, "target_id": rec.target_id, "scheme_filters": [],
+                    "snapshots": snapshots, "data_source": "unknown"})
+    return json.dumps(out, indent=4)
+
+
+def raw_form(recs: list[TargetRecord], raw: bool) -> str:
+    """damo 3.4.3's ``--raw_form``: every region of every snapshot, one line each."""
+    lines = []
+    for rec in recs:
+        r = rec.record
+        if r.nr_snapshots == 0:
+            continue
+        base = int(r.start_ns[0])
+        lines += ["base_time_absolute: %s" % format_time_ns(base, raw), "data source: unknown\n"]
+        for i in range(r.nr_snapshots):
+            sl = rec.span(i)
+            start, end = int(r.start_ns[i]), int(r.end_ns[i])
+            lines += ["monitoring_start:    %16s" % format_time_ns(start - base, raw),
+                      "monitoring_end:      %16s" % format_time_ns(end - base, raw),
+                      "monitoring_duration: %16s" % format_time_ns(end - start, raw),
+                      "target_id: %s" % rec.target_id, "nr_regions: %s" % (sl.stop - sl.start),
+                      "# %10s %12s  %12s  %11s %5s" % ("start_addr", "end_addr", "length", "nr_accesses", "age")]
+            sizes = format_sz_many(rec.size[sl], raw)
+            lines += ["%012x-%012x (%12s) %11d %5d" % row for row in zip(
+                r.start[sl].tolist(), r.end[sl].tolist(), sizes, rec.samples[sl].tolist(), r.age[sl].tolist())]
+            lines.append("")
+    lines.append("")
+    return "\n".join(lines)
+
+
 # --- command line -----------------------------------------------------------------------------
 
 def add_format_arguments(parser: argparse.ArgumentParser) -> None:
@@ -881,6 +945,9 @@ def add_format_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dont_merge_regions", action="store_true",
                         help="accepted for damo 3.x scripts; recorded regions are never merged (default: off)")
     parser.add_argument("--raw_number", action="store_true", help="plain numbers, no units (default: off)")
+    parser.add_argument("--json", action="store_true", help="print the (filtered) record as JSON (default: off)")
+    parser.add_argument("--raw_form", action="store_true",
+                        help="print every region of every snapshot, one line each (default: off)")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                         help="colour the heatmap and boxes: auto (terminal without NO_COLOR), always, never "
                              "(default: auto)")
@@ -931,11 +998,21 @@ def run(args: argparse.Namespace) -> int:
     if record.nr_snapshots == 0:
         print("No record in %s" % args.input)
         return 0
+    if args.raw_form and not args.json:
+        target_ids = record.target_ids()
+        record = apply_access_filter(record, filt)
+        recs = [TargetRecord(tid, rec, fmt, need_intervals=False) for tid, rec in split_by_target(record, target_ids)]
+        sys.stdout.write(raw_form(recs, fmt.raw_number) + "\n")
+        return 0
     if not record.meta.sample_us or not record.meta.aggr_us:
         raise DamoError(f"{args.input}: the record lacks the monitoring intervals (sampling and aggregation), "
                         "so access rates and ages cannot be computed")
     target_ids = record.target_ids()
     record = apply_access_filter(record, filt)
+    if args.json:
+        recs = [TargetRecord(tid, rec, fmt) for tid, rec in split_by_target(record, target_ids)]
+        sys.stdout.write(records_json(recs, fmt.raw_number) + "\n")
+        return 0
     text = format_report(record, fmt, args.style, args.format, args.region_box, target_ids)
     sys.stdout.write(text + "\n")
     return 0

@@ -70,6 +70,10 @@ OPTION_CASES = [
                "--format", "append", "snapshot_tail",
                "\\n<number of regions> <abs end time> <positive access samples ratio>"]),
     ("plain", ["--format", "set", "snapshot_head", "<intervals tuning status>|<region box colors>"]),
+    ("multi", ["--json"]),
+    ("gappy", ["--json", "--raw_number"]),
+    ("gappy", ["--raw_form"]),
+    ("plain", ["--raw_form", "--raw_number"]),
     ("plain", ["--style", "simple-boxes", "--region_box_values", "size", "age", "access_rate",
                "--region_box_scales", "linear", "log", "linear"]),
 ]
