@@ -612,98 +612,148 @@ def box_description(box: RegionBox, fmt: AccessFormat) -> str:
             hname, min_max(hname), fmt.box_min_max_height[0], fmt.box_min_max_height[1], scales[2])])
 
 
-def region_order(rec: TargetRecord, sl: slice, fmt: AccessFormat) -> np.ndarray:
-    """Python's successive stable sorts of damo, by each --sort_regions_by key in turn."""
-    n = sl.stop - sl.start
-    order = np.arange(n)
+STR = np.dtypes.StringDType()
+
+
+def format_sz_column(values: np.ndarray, raw: bool) -> np.ndarray:
+    """format_sz over a whole integer column, in numpy string operations.
+
+    ``'%.3f' % (v / 2**k)`` is the exact binary value ``v / 2**k`` rounded half-even to three
+    decimals; for integers below 2**53 that is integer arithmetic on ``v * 1000``.
+    """
+    values = np.asarray(values)
+    if raw:
+        return values.astype(np.int64).astype(STR) if values.dtype.kind in "iu" else \
+            np.array(["%d" % v for v in values.tolist()], dtype=STR)
+    if values.dtype.kind not in "iu" or (len(values) and int(values.max()) >= 2**53):
+        return np.array([dfmt.format_sz(v) for v in values.tolist()], dtype=STR)
+    v = values.astype(np.int64)
+    fv = v.astype(np.float64)
+    # unit of each value: 0 for bytes, k for 2**(10k) (strictly above it, as damo compares)
+    unit = np.zeros(len(v), dtype=np.int64)
+    for k in range(1, 6):
+        unit[fv > float(1 << (10 * k))] = k
+    shift = unit * 10
+    q, r = np.divmod(v * 1000, np.left_shift(np.int64(1), shift))     # v < 2**53: v * 1000 < 2**63
+    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 1)
+    q = q + ((shift > 0) & ((r > half) | ((r == half) & (q % 2 == 1))))
+    whole, frac = np.divmod(q, 1000)
+    whole = np.where(shift > 0, whole, v)
+    suffix = np.array([" B", " KiB", " MiB", " GiB", " TiB", " PiB"], dtype=STR)[unit]
+    tail = np.where(shift > 0, np.strings.add(np.strings.add(".", np.strings.zfill(frac.astype(STR), 3)), suffix),
+                    suffix)
+    return np.strings.add(whole.astype(STR), tail)
+
+
+def format_small_ints(values: np.ndarray, fn) -> np.ndarray:
+    """``fn`` over a column of (mostly) small non-negative integers: a table lookup, else unique values."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and len(values) and 0 <= int(values.min()) and int(values.max()) < 1 << 16:
+        table = np.array([fn(x) for x in range(int(values.max()) + 1)], dtype=STR)
+        return table[values]
+    if not len(values):
+        return np.zeros(0, dtype=STR)
+    if values.dtype == object:
+        return np.array([fn(x) for x in values.tolist()], dtype=STR)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return np.array([fn(x) for x in uniq.tolist()], dtype=STR)[inverse.ravel()]
+
+
+def region_order(rec: TargetRecord, fmt: AccessFormat) -> np.ndarray | None:
+    """All regions of the target, each snapshot's in damo's order (successive stable sorts by each
+    --sort_regions_by key); ``None`` when that is the stored order."""
+    r = rec.record
+    n = len(rec.size)
     dsc_keys = fmt.sort_regions_dsc or []
+    keys = []
     for key in fmt.sort_regions_by:
         if key == "address":
-            values = rec.record.start[sl].astype(np.int64)
+            values = r.start.astype(np.int64)
         elif key == "access_rate":
-            values = rec.percent[sl]
+            values = rec.percent
         elif key == "age":
-            values = rec.age_us[sl]
+            values = rec.age_us
         elif key == "size":
-            values = rec.size[sl]
+            values = rec.size
         else:
-            values = rec.temperature[sl]
-        values = values[order]
+            values = rec.temperature
         if values.dtype == object:
             values = values.astype(np.float64)
         if "all" in dsc_keys or key in dsc_keys:
-            # reverse=True keeps equal keys in their previous order
-            idx = np.lexsort((np.arange(n), -values.astype(np.float64))) if values.dtype.kind == "f" \
-                else np.argsort(-values, kind="stable")
-        else:
-            idx = np.argsort(values, kind="stable")
-        order = order[idx]
-    return order
+            values = -values.astype(np.float64) if values.dtype.kind == "f" else -values
+        keys.append(values)
+    if fmt.sort_regions_by == ["address"] and not dsc_keys:
+        starts = r.start
+        if n < 2 or bool(np.all((starts[1:] >= starts[:-1]) | np.isin(np.arange(1, n), r.offsets))):
+            return None
+    # the last sort decides first; equal keys keep the earlier sorts' order, then the stored order
+    return np.lexsort([np.arange(n)] + keys + [r.snapshot_index()])
 
 
-def region_lines(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox) -> list[str]:
-    template = fmt.region
-    if not template:
-        return []
-    sl = rec.span(i)
-    n = sl.stop - sl.start
-    if n == 0:
-        return []
-    order = region_order(rec, sl, fmt)
-    raw = fmt.raw_number
-    r = rec.record
-    present = [k for k in REGION_KEYWORDS if k in template]
+def region_columns(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, present: list[str],
+                   order: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The text of every region keyword in the template, for all regions of the target at once."""
+    raw, r = fmt.raw_number, rec.record
+
+    def col(values):
+        return values if order is None else values[order]
+
     columns = {}
     for keyword in present:
         if keyword == "<index>":
-            texts = [dfmt.format_nr(j, raw) for j in range(n)]
+            snap = r.snapshot_index()
+            idx = np.arange(len(rec.size)) - r.offsets[:-1][snap]
+            texts = format_small_ints(idx, lambda j: dfmt.format_nr(j, raw))
         elif keyword == "<start address>":
-            texts = format_sz_many(r.start[sl][order], raw)
+            texts = format_sz_column(col(r.start), raw)
         elif keyword == "<end address>":
-            texts = format_sz_many(r.end[sl][order], raw)
+            texts = format_sz_column(col(r.end), raw)
         elif keyword == "<size>":
-            texts = format_sz_many(rec.size[sl][order], raw)
+            texts = format_sz_column(col(rec.size), raw)
         elif keyword == "<access rate>":
-            texts = format_percent_many(rec.percent[sl][order], raw)
+            texts = format_small_ints(col(rec.percent), lambda v: dfmt.format_percent(v, raw))
         elif keyword == "<access hz>":
-            texts = format_hz_many(rec.samples[sl][order] / (rec.aggr_us / 1000000), raw)
+            aggr_sec = rec.aggr_us / 1000000
+            texts = format_small_ints(col(rec.samples), lambda v: format_hz(v / aggr_sec, raw))
         elif keyword == "<age>":
-            texts = format_time_us_many(rec.age_us[sl][order], raw)
+            aggr = rec.aggr_us
+            texts = format_small_ints(col(np.maximum(r.age, 0)), lambda v: format_time_us(v * aggr, raw))
         elif keyword == "<temperature>":
-            texts = format_nr_many(rec.temperature[sl][order], raw)
+            texts = format_small_ints(col(rec.temperature), lambda v: dfmt.format_nr(v, raw))
         elif keyword == "<probe hits>":
-            texts = [""] * n
+            texts = np.full(len(rec.size), "", dtype=STR)
         elif keyword == "<filters passed bytes>":
-            texts = ["N/A"] * n
+            texts = np.full(len(rec.size), "N/A", dtype=STR)
         else:
-            box_texts = box.texts(rec, sl)
-            texts = [box_texts[j] for j in order.tolist()]
+            parts = [np.array(box.texts(rec, rec.span(i)), dtype=STR) for i in range(r.nr_snapshots)]
+            texts = col(np.concatenate(parts) if parts else np.zeros(0, dtype=STR))
         width = fmt.min_chars_of(keyword)
         if width:
-            texts = [t.ljust(width) for t in texts]
+            texts = np.strings.ljust(texts, width)
         columns[keyword] = texts
-    # split the template at the keywords (no keyword contains another), then zip the columns
-    pieces, slots = [template], []
-    for keyword in present:
-        new_pieces, new_slots = [], []
-        for k, piece in enumerate(pieces):
-            parts = piece.split(keyword)
-            for m, part in enumerate(parts):
-                new_pieces.append(part)
-                if m < len(parts) - 1:
-                    new_slots.append(keyword)
-            if k < len(slots):
-                new_slots.append(slots[k])
-        pieces, slots = new_pieces, new_slots
-    pieces = [p.replace("\\n", "\n") for p in pieces]
-    cols = [columns[s] for s in slots]
-    lines = []
-    for values in zip(*cols) if cols else [()] * n:
-        parts = [pieces[0]]
-        for value, piece in zip(values, pieces[1:]):
-            parts.append(value)
-            parts.append(piece)
-        lines.append("".join(parts))
+    return columns
+
+
+def split_template(template: str, present: list[str]) -> tuple[list[str], list[str]]:
+    """Literal pieces and the keyword between each two (no keyword contains another)."""
+    import re
+    tokens = re.split("(" + "|".join(re.escape(k) for k in present) + ")", template) if present else [template]
+    return [t.replace("\\n", "\n") for t in tokens[0::2]], tokens[1::2]
+
+
+def region_lines(rec: TargetRecord, fmt: AccessFormat, box: RegionBox) -> np.ndarray | None:
+    """Every region line of the target (snapshot after snapshot), or None without a region template."""
+    template = fmt.region
+    if not template or not len(rec.size):
+        return None
+    present = [k for k in REGION_KEYWORDS if k in template]
+    columns = region_columns(rec, fmt, box, present, region_order(rec, fmt))
+    pieces, slots = split_template(template, present)
+    lines = np.full(len(rec.size), pieces[0], dtype=STR)
+    for keyword, piece in zip(slots, pieces[1:]):
+        lines = np.strings.add(lines, columns[keyword])
+        if piece:
+            lines = np.strings.add(lines, piece)
     return lines
 
 
@@ -815,11 +865,13 @@ def format_report(record: Record, fmt: AccessFormat, style: str = "detailed", fo
     for rec in recs:
         out.append(fill(fmt.record_head, RECORD_KEYWORDS, lambda k: record_value(rec, fmt, k), fmt))
         n = rec.record.nr_snapshots
+        lines = region_lines(rec, fmt, box)
         for i in range(n):
             def snap(k, i=i):
                 return snapshot_value(rec, i, fmt, box, k)
             out.append(fill(fmt.snapshot_head, SNAPSHOT_KEYWORDS, snap, fmt))
-            out.extend(region_lines(rec, i, fmt, box))
+            if lines is not None and rec.record.offsets[i + 1] > rec.record.offsets[i]:
+                out.append("\n".join(lines[rec.record.offsets[i]:rec.record.offsets[i + 1]].tolist()))
             out.append(fill(fmt.snapshot_tail, SNAPSHOT_KEYWORDS, snap, fmt))
             if i < n - 1 and not totals_only:
                 out.append("")
