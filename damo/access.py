@@ -4,7 +4,7 @@ The text is damo 3.4.3's for every ``--style``: a per-snapshot heatmap line, the
 intervals, one line per region, the memory bandwidth estimate and total size, or histograms and
 percentiles of temperature and idle time. ``--format set|append PART TEMPLATE`` rewrites any of
 the five parts (record_head, snapshot_head, region, snapshot_tail, record_tail) with
-``<keyword>`` templates; ``damo report access --ls_keywords`` lists them. The access-pattern
+``<keyword>`` templates (listed at the end of ``--help``). The access-pattern
 filters (``--sz_region``, ``--access_rate``, ``--age``, ``--address``, ``--temperature`` ...)
 choose the regions and snapshots shown.
 
@@ -1009,6 +1009,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     add_format_arguments(parser)
     add_filter_arguments(parser)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "\n".join([
+        "keywords of --format templates ('\\n' is a line break):",
+        "  record_head, record_tail: " + " ".join(RECORD_KEYWORDS),
+        "  snapshot_head, snapshot_tail: " + " ".join(SNAPSHOT_KEYWORDS),
+        "  region: " + " ".join(REGION_KEYWORDS)])
 
 
 def format_from_args(args: argparse.Namespace) -> AccessFormat:
