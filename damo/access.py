@@ -268,12 +268,12 @@ def _pixel_temperatures(starts, ends, percent, age, weights, ps, pe):
     if seq.any():
         contrib = np.where(whole, np.asarray([float(v) for v in iheat] if iheat.dtype == object else iheat,
                                              dtype=np.float64), fheat)
+        # a pixels x ranks matrix, zero-padded (x + 0.0 == x), summed left to right by cumsum
         sel = np.flatnonzero(seq)
-        order = sel[np.argsort(rank[sel], kind="stable")]
-        ranks = rank[order]
-        cuts = np.flatnonzero(np.diff(ranks)) + 1
-        for chunk in np.split(order, cuts):
-            total[pix[chunk]] += contrib[chunk]
+        rows, row_of = np.unique(pix[sel], return_inverse=True)
+        matrix = np.zeros((len(rows), int(rank[sel].max()) + 1))
+        matrix[row_of, rank[sel]] = contrib[sel]
+        total[rows] = np.cumsum(matrix, axis=1)[:, -1]
     return total / (pe - ps)
 
 
