@@ -111,6 +111,7 @@ class TargetRecord:
         self.age_us = age_us(record.age, self.aggr_us)
         self.temperature = temperatures(self.size, self.percent, self.age_us, fmt.temperature_weights)
         self.first_start_ns = int(record.start_ns[0]) if record.nr_snapshots else 0
+        self.heatmaps: list[str] | None = None       # filled on first use of <heatmap>
 
     def span(self, i: int) -> slice:
         return slice(int(self.record.offsets[i]), int(self.record.offsets[i + 1]))
@@ -189,7 +190,7 @@ def _pixel_runs(starts: np.ndarray, ends: np.ndarray, unit: float):
     Returns pixel starts and ends (floats, in damo's float arithmetic), whether each is void,
     and for the non-void ones the first and one-past-last intersecting region.
     """
-    p_start, p_end, p_void = [], [], []
+    p_start, p_end, p_void, p_lo, p_hi = [], [], [], [], []
     last_end = int(ends[-1])
     pos = float(int(starts[0]))
     fstarts, fends = starts.astype(np.float64), ends.astype(np.float64)
@@ -208,6 +209,8 @@ def _pixel_runs(starts: np.ndarray, ends: np.ndarray, unit: float):
         p_start.append(bounds[:first_void])
         p_end.append(bounds[1:first_void + 1])
         p_void.append(np.zeros(first_void, dtype=bool))
+        p_lo.append(lo[:first_void])
+        p_hi.append(hi[:first_void])
         if first_void == n:
             pos = float(bounds[n])
             continue
@@ -222,14 +225,16 @@ def _pixel_runs(starts: np.ndarray, ends: np.ndarray, unit: float):
         p_start.append(np.array([s]))
         p_end.append(np.array([pos]))
         p_void.append(np.array([True]))
-    return np.concatenate(p_start), np.concatenate(p_end), np.concatenate(p_void)
+    return (np.concatenate(p_start), np.concatenate(p_end), np.concatenate(p_void), np.concatenate(p_lo),
+            np.concatenate(p_hi))
 
 
-def _pixel_temperatures(starts, ends, percent, age, weights, ps, pe):
-    """Size-weighted temperature of each (non-void) pixel, summed in damo's order and number types."""
+def _pixel_temperatures(starts, ends, percent, age, weights, ps, pe, lo, hi):
+    """Size-weighted temperature of each (non-void) pixel, summed in damo's order and number types.
+
+    Regions ``lo[k]:hi[k]`` intersect pixel ``k``; pixels of many snapshots go in one call.
+    """
     fstarts, fends = starts.astype(np.float64), ends.astype(np.float64)
-    lo = np.searchsorted(fends, ps, side="right")
-    hi = np.searchsorted(fstarts, pe, side="left")
     counts = hi - lo
     pix = np.repeat(np.arange(len(ps)), counts)
     first = np.repeat(np.cumsum(counts) - counts, counts)
@@ -277,37 +282,63 @@ def _pixel_temperatures(starts, ends, percent, age, weights, ps, pe):
     return total / (pe - ps)
 
 
-def heatmap_text(starts: np.ndarray, ends: np.ndarray, percent: np.ndarray, age: np.ndarray,
-                 fmt: AccessFormat) -> str:
-    """damo 3.4.3's one-line heatmap of a snapshot and its '# min/max temperatures' comment."""
-    if len(starts) == 0:
-        return "n/a (no region)"
-    if fmt.heatmap_static:
-        total = int(ends[-1]) - int(starts[0])
-    else:
-        total = int((ends - starts).astype(np.int64).sum())
-    unit = total / fmt.heatmap_width
-    ps, pe, void = _pixel_runs(starts, ends, unit)
-    temps = np.zeros(len(ps))
-    real = ~void
-    temps[real] = _pixel_temperatures(starts, ends, percent, age, fmt.temperature_weights, ps[real], pe[real])
-    tmin, tmax = float(temps[real].min()), float(temps[real].max())
-    tunit = (tmax - tmin) / MAX_COLOR_LEVEL
-    if tunit == 0:
-        tunit = tmax / MAX_COLOR_LEVEL
-    if tunit == 0:
-        tunit = 1
-    dots = []
-    for is_void, t, s, e in zip(void.tolist(), temps.tolist(), ps.tolist(), pe.tolist()):
-        if is_void:
-            nr_dots = (e - s) / unit
-            dots.append("[...]" if not fmt.heatmap_static and nr_dots > 4 else "." * int(nr_dots))
+def heatmap_texts(rec: "TargetRecord", fmt: AccessFormat) -> list[str]:
+    """damo 3.4.3's one-line heatmap and '# min/max temperatures' comment of every snapshot.
+
+    The walk is per snapshot; the pixel temperatures of all snapshots are one vectorised pass.
+    """
+    r = rec.record
+    walks, all_ps, all_pe, all_lo, all_hi = [], [], [], [], []
+    for i in range(r.nr_snapshots):
+        lo_off, hi_off = int(r.offsets[i]), int(r.offsets[i + 1])
+        if lo_off == hi_off:
+            walks.append(None)
             continue
-        level = int((t - tmin) / tunit)
-        dots.append(colored("%d" % level, fmt.heatmap_colorset, level, fmt.color))
+        starts, ends = r.start[lo_off:hi_off], r.end[lo_off:hi_off]
+        total = int(ends[-1]) - int(starts[0]) if fmt.heatmap_static else int(rec.size[lo_off:hi_off].sum())
+        unit = total / fmt.heatmap_width
+        ps, pe, void, lo, hi = _pixel_runs(starts, ends, unit)
+        walks.append((unit, ps, pe, void))
+        real = ~void
+        all_ps.append(ps[real])
+        all_pe.append(pe[real])
+        all_lo.append(lo + lo_off)
+        all_hi.append(hi + lo_off)
+    temps_all = _pixel_temperatures(r.start, r.end, rec.percent, rec.age_us, fmt.temperature_weights,
+                                    *(np.concatenate(a) for a in (all_ps, all_pe, all_lo, all_hi))) \
+        if all_ps else np.zeros(0)
+    digits = [colored("%d" % level, fmt.heatmap_colorset, level, fmt.color) for level in range(MAX_COLOR_LEVEL + 1)]
     raw = fmt.raw_number
-    return "%s\n# min/max temperatures: %s, %s, column size: %s" % (
-        "".join(dots), dfmt.format_nr(tmin, raw), dfmt.format_nr(tmax, raw), dfmt.format_sz(unit, raw))
+    out, pos = [], 0
+    for walk in walks:
+        if walk is None:
+            out.append("n/a (no region)")
+            continue
+        unit, ps, pe, void = walk
+        nreal = int((~void).sum())
+        temps = temps_all[pos:pos + nreal]
+        pos += nreal
+        tmin, tmax = float(temps.min()), float(temps.max())
+        tunit = (tmax - tmin) / MAX_COLOR_LEVEL
+        if tunit == 0:
+            tunit = tmax / MAX_COLOR_LEVEL
+        if tunit == 0:
+            tunit = 1
+        levels = ((temps - tmin) / tunit).astype(np.int64).tolist()
+        if not void.any():
+            dots = [digits[level] for level in levels]
+        else:
+            dots, k = [], 0
+            for is_void, s, e in zip(void.tolist(), ps.tolist(), pe.tolist()):
+                if is_void:
+                    nr_dots = (e - s) / unit
+                    dots.append("[...]" if not fmt.heatmap_static and nr_dots > 4 else "." * int(nr_dots))
+                else:
+                    dots.append(digits[levels[k]])
+                    k += 1
+        out.append("%s\n# min/max temperatures: %s, %s, column size: %s" % (
+            "".join(dots), dfmt.format_nr(tmin, raw), dfmt.format_nr(tmax, raw), dfmt.format_sz(unit, raw)))
+    return out
 
 
 # --- histograms and percentiles ---------------------------------------------------------------
@@ -549,8 +580,12 @@ def snapshot_value(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox,
         kind = "recency" if "recency" in keyword else "temperature"
         metric = idle_times(rec, sl) if kind == "recency" else sizeless_temperatures(rec, sl, fmt)
         return percentiles_text(percentile_values(metric, size, percentiles_to_show(fmt)), fmt, kind)
-    if keyword in ("<heatmap>", "<filters passed heatmap>"):
-        return heatmap_text(r.start[sl], r.end[sl], rec.percent[sl], rec.age_us[sl], fmt)
+    if keyword == "<heatmap>":
+        if rec.heatmaps is None:
+            rec.heatmaps = heatmap_texts(rec, fmt)
+        return rec.heatmaps[i]
+    if keyword == "<filters passed heatmap>":
+        return "n/a (no region)"         # our records carry no DAMOS filter results: no region passed
     if keyword == "<filters passed type>":
         return "n/a"
     if keyword == "<filters passed bytes>":
