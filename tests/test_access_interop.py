@@ -99,8 +99,20 @@ FILTER_CASES = [
 PATTERN_FILTERS = ("--sz_region", "--access_rate", "--age")
 
 
+def peer_343() -> list[str]:
+    """damo 3.4.3's argv; it also needs `file` (record type detection) and `less` (its pager)."""
+    import os
+    import shutil
+    for tool in ("file", "less"):
+        if not shutil.which(tool):
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"damo 3.4.3 needs `{tool}`; .ci/run installs it")
+            pytest.skip(f"damo 3.4.3 needs `{tool}`, which is not installed")
+    return peer_or_skip("3.4.3")
+
+
 def run_both(records, name, args, color=True):
-    peer = peer_or_skip("3.4.3")
+    peer = peer_343()
     native, damo_file = records[name]
     theirs = subprocess.run([*peer, "report", "access", "-i", str(damo_file), *args], capture_output=True,
                             text=True, timeout=600)
