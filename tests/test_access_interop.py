@@ -168,3 +168,21 @@ def test_pattern_filter_total_is_the_shown_regions(records):
     totals = [int(v) for v in np.add.reduceat((shown.end - shown.start).astype(np.int64), shown.offsets[:-1])]
     lines = [ln for ln in ours.stdout.splitlines() if ln.isdigit()]
     assert [int(v) for v in lines] == totals
+
+
+def test_perf_script_raw_form_and_missing_intervals(tmp_path):
+    """perf_script files carry no monitoring intervals: 3.4.3 lists them with --raw_form, as we do,
+    and refuses the other styles; we refuse with one error line naming the file, exit code 2."""
+    peer = peer_343()
+    path = tmp_path / "p.perf_script"
+    write_record(plain_record(), path, "perf_script")
+    theirs = subprocess.run([*peer, "report", "access", "-i", str(path), "--raw_form"], capture_output=True,
+                            text=True, timeout=600)
+    ours = run_cli("report", "access", "-i", str(path), "--raw_form")
+    assert ours.returncode == 0 and theirs.returncode == 0
+    assert ours.stdout.rstrip("\n") == theirs.stdout.rstrip("\n")
+    theirs = subprocess.run([*peer, "report", "access", "-i", str(path)], capture_output=True, text=True,
+                            timeout=600)
+    assert "lack the intervals" in theirs.stdout
+    ours = run_cli("report", "access", "-i", str(path))
+    assert ours.returncode == 2 and str(path) in ours.stderr and "intervals" in ours.stderr
