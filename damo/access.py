@@ -175,11 +175,7 @@ def _cached(fn):
     return many
 
 
-format_sz_many = _cached(dfmt.format_sz)
 format_nr_many = _cached(dfmt.format_nr)
-format_hz_many = _cached(format_hz)
-format_time_us_many = _cached(format_time_us)
-format_percent_many = _cached(dfmt.format_percent)
 
 
 # --- the per-snapshot heatmap line ------------------------------------------------------------
@@ -954,7 +950,8 @@ def records_json(recs: list[TargetRecord], raw: bool) -> str:
 
 
 def raw_form(recs: list[TargetRecord], raw: bool) -> str:
-    """damo 3.4.3's ``--raw_form``: every region of every snapshot, one line each."""
+    """damo 3.4.3's ``--raw_form``: every region of every snapshot, one line each (report raw's lines)."""
+    from damo.raw import region_lines as raw_region_lines
     lines = []
     for rec in recs:
         r = rec.record
@@ -970,9 +967,9 @@ def raw_form(recs: list[TargetRecord], raw: bool) -> str:
                       "monitoring_duration: %16s" % format_time_ns(end - start, raw),
                       "target_id: %s" % rec.target_id, "nr_regions: %s" % (sl.stop - sl.start),
                       "# %10s %12s  %12s  %11s %5s" % ("start_addr", "end_addr", "length", "nr_accesses", "age")]
-            sizes = format_sz_many(rec.size[sl], raw)
-            lines += ["%012x-%012x (%12s) %11d %5d" % row for row in zip(
-                r.start[sl].tolist(), r.end[sl].tolist(), sizes, rec.samples[sl].tolist(), r.age[sl].tolist())]
+            text = raw_region_lines(r.start[sl], r.end[sl], r.nr_accesses[sl], r.age[sl], raw).decode()
+            if text:
+                lines.append(text[:-1])          # without its last newline
             lines.append("")
     lines.append("")
     return "\n".join(lines)
