@@ -670,10 +670,10 @@ def format_sz_column(values: np.ndarray, raw: bool) -> np.ndarray:
     q = q + ((shift > 0) & ((r > half) | ((r == half) & (q % 2 == 1))))
     whole, frac = np.divmod(q, 1000)
     whole = np.where(shift > 0, whole, v)
-    suffix = np.array([" B", " KiB", " MiB", " GiB", " TiB", " PiB"], dtype=STR)[unit]
-    tail = np.where(shift > 0, np.strings.add(np.strings.add(".", np.strings.zfill(frac.astype(STR), 3)), suffix),
-                    suffix)
-    return np.strings.add(whole.astype(STR), tail)
+    # the text after the integer part: one of 5 x 1000 fractions-with-unit, or " B"
+    tails = np.array([" B"] * 1000 + [".%03d %s" % (f, u) for u in ("KiB", "MiB", "GiB", "TiB", "PiB")
+                                      for f in range(1000)], dtype=STR)
+    return np.strings.add(whole.astype(STR), tails[unit * 1000 + frac])
 
 
 def format_small_ints(values: np.ndarray, fn) -> np.ndarray:
