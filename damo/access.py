@@ -97,24 +97,43 @@ class AccessFormat:
 class TargetRecord:
     """One target's snapshots (damo 3.x's 'record') and its per-region quantities."""
 
-    def __init__(self, target_id: int, record: Record, fmt: AccessFormat, need_intervals: bool = True):
+    def __init__(self, target_id: int, record: Record, fmt: AccessFormat, need_intervals: bool = True,
+                 first_start_ns: int | None = None, columns: bool = True):
         meta = record.meta
         if need_intervals and (not meta.sample_us or not meta.aggr_us):
             raise DamoError("the record lacks the monitoring intervals (sampling and aggregation), "
                             "so access rates and ages cannot be computed")
         self.target_id = target_id
         self.record = record
+        self.fmt = fmt
         self.sample_us, self.aggr_us = int(meta.sample_us or 1), int(meta.aggr_us or 1)
-        self.size = (record.end - record.start).astype(np.int64)
-        self.samples = record.nr_accesses
-        self.percent = access_percent(record.nr_accesses, self.sample_us, self.aggr_us)
-        self.age_us = age_us(record.age, self.aggr_us)
-        self.temperature = temperatures(self.size, self.percent, self.age_us, fmt.temperature_weights)
-        self.first_start_ns = int(record.start_ns[0]) if record.nr_snapshots else 0
+        if first_start_ns is None:
+            first_start_ns = int(record.start_ns[0]) if record.nr_snapshots else 0
+        self.first_start_ns = first_start_ns
         self.heatmaps: list[str] | None = None       # filled on first use of <heatmap>
+        if columns:
+            self.size = (record.end - record.start).astype(np.int64)
+            self.samples = record.nr_accesses
+            self.percent = access_percent(record.nr_accesses, self.sample_us, self.aggr_us)
+            self.age_us = age_us(record.age, self.aggr_us)
+            self.temperature = temperatures(self.size, self.percent, self.age_us, fmt.temperature_weights)
 
     def span(self, i: int) -> slice:
         return slice(int(self.record.offsets[i]), int(self.record.offsets[i + 1]))
+
+    def chunks(self, max_regions: int = 1 << 18):
+        """``(first snapshot index, TargetRecord of consecutive snapshots)`` of about ``max_regions``
+        regions each (views, no copies), so the text of a big record is built a part at a time."""
+        r = self.record
+        a = 0
+        while a < r.nr_snapshots:
+            b = int(np.searchsorted(r.offsets, r.offsets[a] + max_regions, side="right")) - 1
+            b = min(max(b, a + 1), r.nr_snapshots)
+            lo, hi = int(r.offsets[a]), int(r.offsets[b])
+            part = Record(r.meta, r.target_id[a:b], r.start_ns[a:b], r.end_ns[a:b], r.offsets[a:b + 1] - lo,
+                          r.start[lo:hi], r.end[lo:hi], r.nr_accesses[lo:hi], r.age[lo:hi])
+            yield a, TargetRecord(self.target_id, part, self.fmt, first_start_ns=self.first_start_ns)
+            a = b
 
 
 # --- helpers: rescaling, colours, histograms ------------------------------------------------
@@ -448,12 +467,21 @@ class RegionBox:
 
     def __init__(self, recs: list[TargetRecord], fmt: AccessFormat):
         self.fmt = fmt
-        self.bounds = {}
-        columns = {"size": [r.size for r in recs], "access_rate": [r.percent for r in recs],
-                   "age": [r.age_us for r in recs]}
-        for name, cols in columns.items():
-            allv = np.concatenate(cols) if cols else np.zeros(0)
-            self.bounds[name] = [allv.min().item(), allv.max().item()] if len(allv) else [0, 0]
+        # the value ranges over every region of every target (rate and age grow with their columns)
+        sizes, samples, ages = [], [], []
+        for rec in recs:
+            r = rec.record
+            if r.nr_regions_total:
+                size = (r.end - r.start).astype(np.int64)
+                sizes += [int(size.min()), int(size.max())]
+                samples += [access_percent(np.array([r.nr_accesses.min(), r.nr_accesses.max()]),
+                                           rec.sample_us, rec.aggr_us).tolist()]
+                ages += [age_us(np.array([r.age.min(), r.age.max()]), rec.aggr_us).tolist()]
+        flat_rates = [v for pair in samples for v in pair]
+        flat_ages = [v for pair in ages for v in pair]
+        self.bounds = {"size": [min(sizes), max(sizes)] if sizes else [0, 0],
+                       "access_rate": [min(flat_rates), max(flat_rates)] if flat_rates else [0, 0],
+                       "age": [min(flat_ages), max(flat_ages)] if flat_ages else [0, 0]}
 
     def value(self, rec: TargetRecord, sl: slice, name: str | None):
         if name == "size":
@@ -879,9 +907,15 @@ def format_report(record: Record, fmt: AccessFormat, style: str = "detailed", fo
     ``target_ids`` are the targets of the record before filtering: a target whose snapshots were
     all filtered out still gets its record head and tail, as in damo.
     """
-    recs = [TargetRecord(tid, rec, fmt) for tid, rec in split_by_target(record, target_ids)]
+    return "\n".join(iter_report(record, fmt, style, format_args, region_box, target_ids))
+
+
+def iter_report(record: Record, fmt: AccessFormat, style: str = "detailed", format_args=None,
+                region_box: bool = False, target_ids: list[int] | None = None):
+    """The pieces of the report text, to be joined with newlines; built a chunk of snapshots at a time."""
+    recs = [TargetRecord(tid, rec, fmt, columns=False) for tid, rec in split_by_target(record, target_ids)]
     if not recs:
-        return ""
+        return
     apply_format_args(fmt, format_args, "set")
     apply_style(fmt, style, recs)
     if fmt.total_sz_only:
@@ -892,22 +926,30 @@ def format_report(record: Record, fmt: AccessFormat, style: str = "detailed", fo
         (fmt.snapshot_head or "") + (fmt.snapshot_tail or ""))
     box = RegionBox(recs, fmt) if needs_box else None
     totals_only = fmt.snapshot_head == "" and fmt.region == "" and fmt.snapshot_tail == "<total bytes>"
-    out: list[str | None] = []
-    for rec in recs:
-        out.append(fill(fmt.record_head, RECORD_KEYWORDS, lambda k: record_value(rec, fmt, k), fmt))
-        n = rec.record.nr_snapshots
-        lines = region_lines(rec, fmt, box)
-        for i in range(n):
-            def snap(k, i=i):
-                return snapshot_value(rec, i, fmt, box, k)
-            out.append(fill(fmt.snapshot_head, SNAPSHOT_KEYWORDS, snap, fmt))
-            if lines is not None and rec.record.offsets[i + 1] > rec.record.offsets[i]:
-                out.append("\n".join(lines[rec.record.offsets[i]:rec.record.offsets[i + 1]].tolist()))
-            out.append(fill(fmt.snapshot_tail, SNAPSHOT_KEYWORDS, snap, fmt))
-            if i < n - 1 and not totals_only:
-                out.append("")
-        out.append(fill(fmt.record_tail, RECORD_KEYWORDS, lambda k: record_value(rec, fmt, k), fmt))
-    return "\n".join(o for o in out if o is not None)
+    for whole in recs:
+        head = fill(fmt.record_head, RECORD_KEYWORDS, lambda k: record_value(whole, fmt, k), fmt)
+        if head is not None:
+            yield head
+        n = whole.record.nr_snapshots
+        for first, rec in whole.chunks():
+            out: list[str | None] = []
+            lines = region_lines(rec, fmt, box)
+            offsets = rec.record.offsets
+            for j in range(rec.record.nr_snapshots):
+                def snap(k, j=j):
+                    return snapshot_value(rec, j, fmt, box, k)
+                out.append(fill(fmt.snapshot_head, SNAPSHOT_KEYWORDS, snap, fmt))
+                if lines is not None and offsets[j + 1] > offsets[j]:
+                    out.append("\n".join(lines[offsets[j]:offsets[j + 1]].tolist()))
+                out.append(fill(fmt.snapshot_tail, SNAPSHOT_KEYWORDS, snap, fmt))
+                if first + j < n - 1 and not totals_only:
+                    out.append("")
+            text = [o for o in out if o is not None]
+            if text:
+                yield "\n".join(text)
+        tail = fill(fmt.record_tail, RECORD_KEYWORDS, lambda k: record_value(whole, fmt, k), fmt)
+        if tail is not None:
+            yield tail
 
 
 # --- --json and --raw_form ----------------------------------------------------------------------
@@ -1103,6 +1145,6 @@ def run(args: argparse.Namespace) -> int:
         recs = [TargetRecord(tid, rec, fmt) for tid, rec in split_by_target(record, target_ids)]
         sys.stdout.write(records_json(recs, fmt.raw_number) + "\n")
         return 0
-    text = format_report(record, fmt, args.style, args.format, args.region_box, target_ids)
-    sys.stdout.write(text + "\n")
+    for piece in iter_report(record, fmt, args.style, args.format, args.region_box, target_ids):
+        sys.stdout.write(piece + "\n")
     return 0
