@@ -1079,16 +1079,30 @@ def add_format_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: auto)")
 
 
+DESCRIPTION = """\
+The access pattern of every snapshot, as damo 3.x prints it: a one-line heatmap of the snapshot's
+temperatures, its intervals, one line per region (address, size, access frequency, age), the
+estimated memory bandwidth and the total size. Other --style values print boxes, histograms or
+percentiles of temperature and idle time; --format rewrites any part with <keyword> templates.
+The filter options keep only the regions and snapshots of an access pattern."""
+
+EXAMPLES = "\n".join([
+    "examples:",
+    "  damo report access -i stairs.data",
+    "  damo report access --style temperature-percentiles",
+    "  damo report access --access_rate 50 max --age 1s max     # hot and stable regions only",
+    "  damo report access --format set region \"<index> <size> <temperature>\"",
+    "",
+    "keywords of --format templates (\\n in a template is a line break):",
+    "  record_head, record_tail: " + " ".join(RECORD_KEYWORDS),
+    "  snapshot_head, snapshot_tail: " + " ".join(SNAPSHOT_KEYWORDS),
+    "  region: " + " ".join(REGION_KEYWORDS)])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     add_format_arguments(parser)
     add_filter_arguments(parser)
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "\n".join([
-        "keywords of --format templates ('\\n' is a line break):",
-        "  record_head, record_tail: " + " ".join(RECORD_KEYWORDS),
-        "  snapshot_head, snapshot_tail: " + " ".join(SNAPSHOT_KEYWORDS),
-        "  region: " + " ".join(REGION_KEYWORDS)])
 
 
 def format_from_args(args: argparse.Namespace) -> AccessFormat:

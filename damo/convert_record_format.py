@@ -15,6 +15,16 @@ from damo.errors import DamoError
 from damo.formats import FORMATS, read_record, write_record
 
 
+DESCRIPTION = """\
+damo 3.x's name and options for convert: rewrite a record file in another format, in place
+unless --output_file is given (the original stays untouched if writing fails)."""
+
+EXAMPLES = """\
+examples:
+  damo convert_record_format --record_file damon.data
+  damo convert_record_format --record_file damon.data --format native --output_file small.data"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record_file", default="damon.data", metavar="FILE",
                         help="the record file (default: damon.data)")

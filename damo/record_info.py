@@ -57,6 +57,17 @@ def format_record_info(record: Record, raw: bool = False) -> str:
     return "\n".join(lines)
 
 
+DESCRIPTION = """\
+What a record covers, per target (largest address space first): the time from the oldest access
+its first snapshot remembers to its last snapshot's end, and the contiguous address areas that
+were monitored, as damo 3.x prints them."""
+
+EXAMPLES = """\
+examples:
+  damo report record_info -i damon.data
+  damo report record_info --raw_numbers"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("--raw_numbers", action="store_true", help="plain numbers, no units (default: off)")

@@ -39,10 +39,22 @@ def format_times(ranges: list[tuple[int, int]]) -> str:
     return "".join("%f-%f\n# (seconds)\n" % (s / 1000000000, e / 1000000000) for s, e in ranges)
 
 
+DESCRIPTION = """\
+When the record had regions of an access pattern: the time ranges (absolute seconds) of the
+snapshots that keep regions after the filter options, consecutive snapshots joined, as damo 3.x
+prints them."""
+
+EXAMPLES = """\
+examples:
+  damo report times -i damon.data --access_rate 50 100
+  damo report times --sz_region 1M max --age 5s max"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", metavar="FILE", help="record file (default: damon.data)")
     parser.add_argument("--inputs", nargs=2, metavar=("FILE", "PROFILE"),
-                        help="damo 3.x form: the record file and a profile file (ignored)")
+                        help="damo 3.x's form: the record file, then a profile file that is not read "
+                             "(default: -i's file)")
     add_filter_arguments(parser)
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.interop
 
 
 def masim_record(config: str, seconds: float):
-    from damo.record import RecordRequest
+    from damo.recording import RecordRequest
     from damo.sources.sim import simulate
 
     request = RecordRequest(target=[str(REPO / "masim" / "configs" / config)], attrs=MonitoringAttrs(),
