@@ -1132,6 +1132,26 @@ def format_from_args(args: argparse.Namespace) -> AccessFormat:
         raw_number=args.raw_number, color=use_color(args.color), total_sz_only=args.total_sz_only)
 
 
+def write_like_damo(pieces, out=None) -> None:
+    """Write the pieces joined by newlines, ending as damo 3.4.3's output ends.
+
+    damo prints text of up to 50 lines with a final newline and pages longer text through
+    ``less``, which drops it; on a terminal we always end the line.
+    """
+    from damo.raw import PAGER_LINES
+
+    out = out or sys.stdout
+    newlines, first = 0, True
+    for piece in pieces:
+        text = piece if first else "\n" + piece
+        out.write(text)
+        newlines += text.count("\n")
+        first = False
+    if newlines <= PAGER_LINES or (hasattr(out, "isatty") and out.isatty()):
+        out.write("\n")
+    out.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     from damo.formats import read_record
 
@@ -1148,7 +1168,7 @@ def run(args: argparse.Namespace) -> int:
         target_ids = record.target_ids()
         record = apply_access_filter(record, filt)
         recs = [TargetRecord(tid, rec, fmt, need_intervals=False) for tid, rec in split_by_target(record, target_ids)]
-        sys.stdout.write(raw_form(recs, fmt.raw_number) + "\n")
+        write_like_damo([raw_form(recs, fmt.raw_number)])
         return 0
     if not record.meta.sample_us or not record.meta.aggr_us:
         raise DamoError(f"{args.input}: the record lacks the monitoring intervals (sampling and aggregation), "
@@ -1157,8 +1177,7 @@ def run(args: argparse.Namespace) -> int:
     record = apply_access_filter(record, filt)
     if args.json:
         recs = [TargetRecord(tid, rec, fmt) for tid, rec in split_by_target(record, target_ids)]
-        sys.stdout.write(records_json(recs, fmt.raw_number) + "\n")
+        write_like_damo([records_json(recs, fmt.raw_number)])
         return 0
-    for piece in iter_report(record, fmt, args.style, args.format, args.region_box, target_ids):
-        sys.stdout.write(piece + "\n")
+    write_like_damo(iter_report(record, fmt, args.style, args.format, args.region_box, target_ids))
     return 0
