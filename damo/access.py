@@ -121,7 +121,7 @@ class TargetRecord:
     def span(self, i: int) -> slice:
         return slice(int(self.record.offsets[i]), int(self.record.offsets[i + 1]))
 
-    def chunks(self, max_regions: int = 1 << 18):
+    def chunks(self, max_regions: int = 1 << 16):
         """``(first snapshot index, TargetRecord of consecutive snapshots)`` of about ``max_regions``
         regions each (views, no copies), so the text of a big record is built a part at a time."""
         r = self.record
