@@ -674,18 +674,27 @@ def box_description(box: RegionBox, fmt: AccessFormat) -> str:
 STR = np.dtypes.StringDType()
 
 
-def format_sz_column(values: np.ndarray, raw: bool) -> np.ndarray:
-    """format_sz over a whole integer column, in numpy string operations.
+_SZ_TAILS: dict[int, np.ndarray] = {}
+
+
+def _sz_tails(width: int) -> np.ndarray:
+    """[unit * 1000 + fraction, padding]: the text after a size's integer part, padded to ``width``."""
+    if width not in _SZ_TAILS:
+        tails = [" B"] * 1000 + [".%03d %s" % (f, u) for u in ("KiB", "MiB", "GiB", "TiB", "PiB") for f in range(1000)]
+        _SZ_TAILS[width] = np.array([[t + " " * pad for pad in range(width + 1)] for t in tails], dtype=STR)
+    return _SZ_TAILS[width]
+
+
+def format_sz_column(values: np.ndarray, raw: bool, width: int = 0) -> np.ndarray:
+    """format_sz over a whole integer column, left-justified to ``width``, in numpy string operations.
 
     ``'%.3f' % (v / 2**k)`` is the exact binary value ``v / 2**k`` rounded half-even to three
     decimals; for integers below 2**53 that is integer arithmetic on ``v * 1000``.
     """
     values = np.asarray(values)
-    if raw:
-        return values.astype(np.int64).astype(STR) if values.dtype.kind in "iu" else \
-            np.array(["%d" % v for v in values.tolist()], dtype=STR)
-    if values.dtype.kind not in "iu" or (len(values) and int(values.max()) >= 2**53):
-        return np.array([dfmt.format_sz(v) for v in values.tolist()], dtype=STR)
+    if raw or values.dtype.kind not in "iu" or (len(values) and int(values.max()) >= 2**53):
+        texts = _format_sz_column_slow(values, raw)
+        return np.strings.ljust(texts, width) if width else texts
     v = values.astype(np.int64)
     fv = v.astype(np.float64)
     # unit of each value: 0 for bytes, k for 2**(10k) (strictly above it, as damo compares)
@@ -698,18 +707,34 @@ def format_sz_column(values: np.ndarray, raw: bool) -> np.ndarray:
     q = q + ((shift > 0) & ((r > half) | ((r == half) & (q % 2 == 1))))
     whole, frac = np.divmod(q, 1000)
     whole = np.where(shift > 0, whole, v)
-    # the text after the integer part: one of 5 x 1000 fractions-with-unit, or " B"
-    tails = np.array([" B"] * 1000 + [".%03d %s" % (f, u) for u in ("KiB", "MiB", "GiB", "TiB", "PiB")
-                                      for f in range(1000)], dtype=STR)
-    return np.strings.add(whole.astype(STR), tails[unit * 1000 + frac])
+    # text length: the integer part's digits plus the tail (" B", or ".fff KiB" and the like)
+    digits = np.ones(len(whole), dtype=np.int64)
+    for power in range(1, 16):
+        digits += whole >= 10 ** power
+    tail_len = np.where(shift > 0, 8, 2)
+    pad = np.clip(width - digits - tail_len, 0, width)
+    return np.strings.add(whole.astype(STR), _sz_tails(width)[unit * 1000 + frac, pad])
 
 
-def format_small_ints(values: np.ndarray, fn) -> np.ndarray:
-    """``fn`` over a column of (mostly) small non-negative integers: a table lookup, else unique values."""
+def _format_sz_column_slow(values: np.ndarray, raw: bool) -> np.ndarray:
+    if raw:
+        return values.astype(np.int64).astype(STR) if values.dtype.kind in "iu" else \
+            np.array(["%d" % v for v in values.tolist()], dtype=STR)
+    return np.array([dfmt.format_sz(v) for v in values.tolist()], dtype=STR)
+
+
+def format_small_ints(values: np.ndarray, fn, width: int = 0) -> np.ndarray:
+    """``fn`` over a column of (mostly) small non-negative integers: a table lookup, else unique
+    values; left-justified to ``width``."""
     values = np.asarray(values)
     if values.dtype.kind in "iu" and len(values) and 0 <= int(values.min()) and int(values.max()) < 1 << 16:
-        table = np.array([fn(x) for x in range(int(values.max()) + 1)], dtype=STR)
+        table = np.array([fn(x).ljust(width) for x in range(int(values.max()) + 1)], dtype=STR)
         return table[values]
+    texts = _format_unique(values, fn)
+    return np.strings.ljust(texts, width) if width else texts
+
+
+def _format_unique(values: np.ndarray, fn) -> np.ndarray:
     if not len(values):
         return np.zeros(0, dtype=STR)
     if values.dtype == object:
@@ -759,36 +784,37 @@ def region_columns(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, present
 
     columns = {}
     for keyword in present:
+        width = fmt.min_chars_of(keyword) or 0
         if keyword == "<index>":
             snap = r.snapshot_index()
             idx = np.arange(len(rec.size)) - r.offsets[:-1][snap]
-            texts = format_small_ints(idx, lambda j: dfmt.format_nr(j, raw))
+            texts = format_small_ints(idx, lambda j: dfmt.format_nr(j, raw), width)
         elif keyword == "<start address>":
-            texts = format_sz_column(col(r.start), raw)
+            texts = format_sz_column(col(r.start), raw, width)
         elif keyword == "<end address>":
-            texts = format_sz_column(col(r.end), raw)
+            texts = format_sz_column(col(r.end), raw, width)
         elif keyword == "<size>":
-            texts = format_sz_column(col(rec.size), raw)
+            texts = format_sz_column(col(rec.size), raw, width)
         elif keyword == "<access rate>":
-            texts = format_small_ints(col(rec.percent), lambda v: dfmt.format_percent(v, raw))
+            texts = format_small_ints(col(rec.percent), lambda v: dfmt.format_percent(v, raw), width)
         elif keyword == "<access hz>":
             aggr_sec = rec.aggr_us / 1000000
-            texts = format_small_ints(col(rec.samples), lambda v: format_hz(v / aggr_sec, raw))
+            texts = format_small_ints(col(rec.samples), lambda v: format_hz(v / aggr_sec, raw), width)
         elif keyword == "<age>":
             aggr = rec.aggr_us
-            texts = format_small_ints(col(np.maximum(r.age, 0)), lambda v: format_time_us(v * aggr, raw))
+            texts = format_small_ints(col(np.maximum(r.age, 0)), lambda v: format_time_us(v * aggr, raw), width)
         elif keyword == "<temperature>":
-            texts = format_small_ints(col(rec.temperature), lambda v: dfmt.format_nr(v, raw))
-        elif keyword == "<probe hits>":
-            texts = np.full(len(rec.size), "", dtype=STR)
-        elif keyword == "<filters passed bytes>":
-            texts = np.full(len(rec.size), "N/A", dtype=STR)
+            texts = format_small_ints(col(rec.temperature), lambda v: dfmt.format_nr(v, raw), width)
         else:
-            parts = [np.array(box.texts(rec, rec.span(i)), dtype=STR) for i in range(r.nr_snapshots)]
-            texts = col(np.concatenate(parts) if parts else np.zeros(0, dtype=STR))
-        width = fmt.min_chars_of(keyword)
-        if width:
-            texts = np.strings.ljust(texts, width)
+            if keyword == "<probe hits>":
+                texts = np.full(len(rec.size), "", dtype=STR)
+            elif keyword == "<filters passed bytes>":
+                texts = np.full(len(rec.size), "N/A", dtype=STR)
+            else:
+                parts = [np.array(box.texts(rec, rec.span(i)), dtype=STR) for i in range(r.nr_snapshots)]
+                texts = col(np.concatenate(parts) if parts else np.zeros(0, dtype=STR))
+            if width:
+                texts = np.strings.ljust(texts, width)
         columns[keyword] = texts
     return columns
 
