@@ -312,6 +312,9 @@ def heatmap_texts(rec: "TargetRecord", fmt: AccessFormat) -> list[str]:
         starts, ends = r.start[lo_off:hi_off], r.end[lo_off:hi_off]
         total = int(ends[-1]) - int(starts[0]) if fmt.heatmap_static else int(rec.size[lo_off:hi_off].sum())
         unit = total / fmt.heatmap_width
+        if unit <= 0:                 # only empty regions: nothing to draw (damo divides by zero)
+            walks.append("empty")
+            continue
         ps, pe, void, lo, hi = _pixel_runs(starts, ends, unit)
         walks.append((unit, ps, pe, void))
         real = ~void
@@ -326,8 +329,8 @@ def heatmap_texts(rec: "TargetRecord", fmt: AccessFormat) -> list[str]:
     raw = fmt.raw_number
     out, pos = [], 0
     for walk in walks:
-        if walk is None:
-            out.append("n/a (no region)")
+        if walk is None or walk == "empty":
+            out.append("n/a (no region)" if walk is None else "n/a (no region has a size)")
             continue
         unit, ps, pe, void = walk
         nreal = int((~void).sum())

@@ -169,6 +169,13 @@ def test_filter_matching_nothing_prints_empty_snapshots():
     assert text.endswith("record DAMON intervals: sample 5 ms, aggr 100 ms")
 
 
+def test_zero_size_regions_have_no_heatmap():
+    b = RecordBuilder(RecordMeta(**FULL_META))
+    b.add(0, 0, 100_000_000, [4096, 8192], [4096, 8192], [3, 0], [1, 2])
+    text = report(b.build())
+    assert "heatmap: n/a (no region has a size)" in text and "total size: 0 B" in text
+
+
 def test_record_without_intervals_is_one_error_line(tmp_path):
     b = RecordBuilder(RecordMeta(target_kind="vaddr"))
     b.add(0, 0, 100_000_000, [4096], [8192], [3])
