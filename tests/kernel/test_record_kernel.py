@@ -368,7 +368,7 @@ def test_refuses_a_foreign_kdamond(tmp_path, damon_left_as_found):
         assert result.returncode == 2
         assert result.stderr == (f"damo: error: kdamond 0 (pid {pid}) is already running and belongs to someone "
                                  f"else; damo will not touch it. Use --vm or the simulator "
-                                 f"(damo record masim/configs/...cfg).\n")
+                                 f"(damo record zigzag, a bundled masim config).\n")
         assert after == before
     finally:
         (root / "kdamonds/0/state").write_text("off")
