@@ -13,6 +13,7 @@ import tempfile
 
 from damo.errors import DamoError
 from damo.formats import FORMATS, read_record, write_record
+from damo.output_path import check_output
 
 
 DESCRIPTION = """\
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.record_file):
         raise DamoError(f"--record_file: {args.record_file} does not exist")
+    if args.output_file:
+        check_output(args.output_file, "--output_file")
     record = read_record(args.record_file)
     if args.output_file:
         write_record(record, args.output_file, args.format)
