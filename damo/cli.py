@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("damo.record", "record data accesses into a record file"),
     "report": ("damo.report", "analyse a record file"),
     "convert": ("damo.convert", "convert a record file to another format"),
+    "export": ("damo.export", "export records as a Parquet dataset"),
+    "fleet": ("damo.fleet_cli", "SQL over records of many machines (a dataset from damo export)"),
     "validate": ("damo.validate", "check that a record file is plausible DAMON output"),
     "features": ("damo.features", "say what DAMON features this machine has"),
     "vm": ("damo.vm", "set up the VM that runs `damo record --vm`"),

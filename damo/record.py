@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from damo import __version__
 from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, FORMATS, open_writer, rotate_existing
+from damo.labels import parse_label, record_labels
 from damo.model import MonitoringAttrs, RecordMeta
 from damo.progress import RecordProgress
 
@@ -45,6 +46,7 @@ class RecordRequest:
     out: str = "damon.data"
     output_type: str = DEFAULT_FORMAT
     argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class SnapshotSink:
@@ -110,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="monitoring regions (paddr, fvaddr)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
     parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm")
+    parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
+                        help="a label kept in the record, e.g. --label service=web (repeatable); host, "
+                             "kernel and damo_version are recorded by default")
 
 
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
@@ -137,14 +142,14 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
         raise DamoError("--timeout must be positive")
     return RecordRequest(target=target, attrs=attrs, ops=args.ops, timeout=args.timeout, seed=args.seed,
                          shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
-                         output_type=args.output_type)
+                         output_type=args.output_type, labels=record_labels(args.label))
 
 
 def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMeta:
     a = request.attrs
     return RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
                       update_us=a.update_us, min_nr_regions=a.min_nr_regions, max_nr_regions=a.max_nr_regions,
-                      tool_version=__version__)
+                      tool_version=__version__, labels=dict(request.labels))
 
 
 def _raise_keyboard_interrupt(signum, frame):

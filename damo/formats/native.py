@@ -267,32 +267,46 @@ def read_meta(path) -> tuple[RecordMeta, int]:
     return meta, HEADER.size + meta_len
 
 
+def iter_chunks(path):
+    """The metadata, then every complete chunk as ``(snaps, counts, cols)``, one at a time.
+
+    ``snaps`` are ``(target_id, start_ns, end_ns)`` tuples, ``counts`` their region counts and
+    ``cols`` their (start, end, nr_accesses, age) arrays. A torn or corrupt tail (an interrupted
+    recorder) ends the iteration; a bad chunk with data after it is damage and raises.
+    """
+    meta, pos = read_meta(path)
+    yield meta
+    with open(path, "rb") as f:
+        f.seek(pos)
+        while True:
+            head = f.read(CHUNK.size)
+            if len(head) < CHUNK.size:
+                return
+            tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack(head)
+            body = f.read(packed_len) if tag == CHUNK_TAG else b""
+            if tag != CHUNK_TAG or len(body) < packed_len or zlib.crc32(body) != crc:
+                if not f.read(1):
+                    return     # the last chunk was cut short: keep what came before it
+                raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos})")
+            # Bounded by the header's length, so a crafted chunk cannot inflate without limit.
+            raw = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(body, max_length=raw_len + 1)
+            if len(raw) != raw_len:
+                raise ValueError("chunk length mismatch")
+            yield _decode_chunk(raw, nr_snaps, nr_regions)
+            pos += CHUNK.size + packed_len
+
+
 def read(path, fmt: str = "native") -> Record:
     """Read every complete chunk; a torn or corrupt tail (an interrupted recorder) is ignored."""
-    meta, pos = read_meta(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    chunks = iter_chunks(path)
+    meta = next(chunks)
     snaps, counts = [], []
     columns = RegionColumns()
-    while pos + CHUNK.size <= len(data):
-        tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
-        chunk_end = pos + CHUNK.size + packed_len
-        body = data[pos + CHUNK.size: chunk_end]
-        if tag != CHUNK_TAG or len(body) < packed_len or zlib.crc32(body) != crc:
-            if chunk_end >= len(data):
-                break      # the last chunk was cut short: keep what came before it
-            # A bad chunk with data after it is not an interrupted write but damage.
-            raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos})")
-        # Bounded by the header's length, so a crafted chunk cannot inflate without limit.
-        raw = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(body, max_length=raw_len + 1)
-        if len(raw) != raw_len:
-            raise ValueError("chunk length mismatch")
-        chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
+    for chunk_snaps, chunk_counts, chunk_cols in chunks:
         snaps += chunk_snaps
         counts += chunk_counts
         for cols in chunk_cols:
             columns.append(cols)
-        pos += CHUNK.size + packed_len
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])
     return Record(meta, np.array([s[0] for s in snaps], dtype=np.uint64),

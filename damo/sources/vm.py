@@ -46,6 +46,10 @@ def guest_record_argv(request: RecordRequest, out: str) -> list[str]:
         argv.append("--shell")
     if request.regions:
         argv += ["-r", " ".join(f"{s}-{e}" for s, e in request.regions)]
+    # The labels go along, but the kernel label is left for the guest to say: its kernel is the monitored one.
+    for key, value in request.labels.items():
+        if key != "kernel":
+            argv += ["--label", f"{key}={value}"]
     return argv + ["--", *request.target]
 
 
