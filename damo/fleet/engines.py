@@ -6,6 +6,7 @@ SQL text for both.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from damo.errors import DamoError
@@ -67,10 +68,13 @@ class SparkEngine:
         except ImportError:
             raise DamoError("the spark engine needs pyspark (and Java): pip install 'damo-profiler[spark]'") from None
         dirs = resolve(dataset)
+        session = session or SparkSession.getActiveSession()
+        # A session this engine started is stopped with it; one that was running is left running.
         self.own_session = session is None
         if session is None:
             session = (SparkSession.builder.master(master).appName("damo fleet")
                        .config("spark.ui.enabled", "false")
+                       .config("spark.ui.showConsoleProgress", "false")
                        .config("spark.sql.shuffle.partitions", "4")
                        .getOrCreate())
             session.sparkContext.setLogLevel("ERROR")
@@ -80,12 +84,15 @@ class SparkEngine:
         for table in TABLES:
             table_files(dirs, table)            # a clear error for a dataset without the table
             paths = [f"{d}/{table}" for d in dirs]
-            frame = self.spark.read.option("mergeSchema", "true").parquet(*paths)
+            frame = self.spark.read.parquet(*paths)
             frame.createOrReplaceTempView(table)
 
     def run(self, sql: str) -> Result:
         from pyspark.errors import PySparkException
 
+        # pyspark logs a failed query's context to stderr itself; the error line below says it once.
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            logging.getLogger(name).disabled = True
         try:
             frame = self.spark.sql(sql)
             return Result(list(frame.columns), [tuple(row) for row in frame.collect()])
