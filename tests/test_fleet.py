@@ -288,3 +288,25 @@ def test_bad_input_is_one_line(records_dir, tmp_path, capsys):
                                      str(tmp_path / "ds2"), "--partition_by", "rack"], capsys)
     assert "not a damo dataset" in bad(["export", "parquet", "-i", str(records_dir / "single.native"),
                                         "-o", str(records_dir)], capsys)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("fmt", ["json_compressed", "perf_script"])
+def test_damo_reads_labelled_records_as_unlabelled_ones(tmp_path, fmt):
+    """The labels ride where damo ignores them: its report of a labelled file is unchanged."""
+    from tests.reports_support import peer_or_skip
+    import subprocess
+
+    damo = peer_or_skip("3.4.3")
+    outputs = []
+    for labels in ({}, LABELS):
+        record = make_record(nr_snapshots=30, nr_regions=20)
+        record.meta.labels = dict(labels)
+        path = tmp_path / f"{len(labels)}.{fmt}"
+        write_record(record, path, fmt)
+        done = subprocess.run([*damo, "report", "wss", "-i", str(path), "--raw_number"], capture_output=True,
+                              text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] and "# <percentile> <wss>" in outputs[0]
+    assert read_record(tmp_path / f"2.{fmt}").meta.labels == LABELS
