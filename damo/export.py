@@ -1,24 +1,32 @@
-"""Export records to other tools: ``damo export parquet -i RECORD... -o DIR``.
-
-``parquet`` writes a hive-partitioned Parquet dataset (records, snapshots and regions tables,
-schema in docs/dataset.md) that ``damo fleet``, DuckDB and Spark query in place. Exporting a
-record again replaces its rows.
-
-Example: damo export parquet -i host*/damon.data -o fleet --partition_by service,host
-"""
+"""``damo export``: the command over damo.fleet.export (one format so far, ``parquet``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+DESCRIPTION = """\
+Export records to other tools. `parquet` writes a hive-partitioned Parquet dataset (tables
+records, snapshots and regions; schema in docs/dataset.md) that `damo fleet`, DuckDB and Spark
+query in place. Exporting a record again replaces its rows."""
+
+EXAMPLES = """\
+examples:
+  damo export parquet -i host*/damon.data -o fleet --partition_by service
+  damo fleet summary fleet --by service"""
+
+PARQUET_DESCRIPTION = """\
+Write records (any format) into a Parquet dataset directory, created if missing or added to.
+Each record is streamed a chunk at a time; its labels (damo record --label) can become
+directory levels with --partition_by."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from damo.cli import ArgumentParser
+    from damo.cli import ArgumentParser, HelpFormatter
 
     sub = parser.add_subparsers(dest="export_format", metavar="FORMAT", parser_class=ArgumentParser)
     sub.required = True
     cmd = sub.add_parser("parquet", help="a hive-partitioned Parquet dataset (for damo fleet, DuckDB, Spark)",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=PARQUET_DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter)
     cmd.add_argument("-i", "--input", nargs="+", required=True, metavar="RECORD", help="record files (any format)")
     cmd.add_argument("-o", "--output", required=True, metavar="DIR",
                      help="dataset directory (created if missing; an existing dataset is added to)")

@@ -19,7 +19,7 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
 pytest.importorskip("duckdb", reason="duckdb is not installed")
 
 from damo.cli import main  # noqa: E402
-from damo.diff import effective_aggr_us  # noqa: E402
+from damo.diff.analysis import effective_aggr_us  # noqa: E402
 from damo.fleet.dataset import MARKER  # noqa: E402
 from damo.fleet.engines import DuckDBEngine  # noqa: E402
 from damo.fleet.export import export_records  # noqa: E402

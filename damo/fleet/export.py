@@ -55,7 +55,7 @@ def record_id(path: str | os.PathLike) -> str:
 
 def effective_aggr_us(meta: RecordMeta, record: Record | None) -> float:
     """The aggregation interval: the metadata's, else the median snapshot duration (as report diff)."""
-    from damo.diff import effective_aggr_us as from_record
+    from damo.diff.analysis import effective_aggr_us as from_record
 
     if meta.aggr_us:
         return float(meta.aggr_us)

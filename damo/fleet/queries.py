@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from damo.diff import Rate, parse_rate
+from damo.diff.analysis import Rate, parse_rate
 from damo.errors import DamoError
 from damo.labels import KEY_RE
 
