@@ -110,8 +110,9 @@ def main(argv=None) -> int:
         ("`damo fleet summary --by record`, DuckDB: wall, CPU, peak RSS", times(duck), "<= 10 s, <= 1 GiB"),
     ]
     if spark:
-        rows.append(("`damo fleet summary --by record --engine spark` (local[2]): wall, CPU (Python and JVM), "
-                     "peak RSS", times(spark), "-"))
+        # pyspark's JVM is not a child that Python waits for, so wait4 sees the Python driver only.
+        rows.append(("`damo fleet summary --by record --engine spark` (local[2]): wall; CPU and peak RSS of the "
+                     "Python driver only (the JVM is not a waited-for child)", times(spark), "-"))
     lines = [SECTION_START, "## Fleet at scale (`python -m bench.fleet_scale`)", "",
              f"Run on {began}, {os.cpu_count()} cores; load average (1, 5, 15 min) before: {loads['before']}; "
              f"after each step: " + "; ".join(f"{k} {v}" for k, v in loads.items() if k != "before")
