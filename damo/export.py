@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 DESCRIPTION = """\
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cmd.add_argument("--partition_by", type=_keys, default=[], metavar="LABEL[,LABEL...]",
                      help="labels whose values become directory levels, e.g. service,host (default: none; "
                           "record_id is always the last level)")
+    cmd.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                     help="records exported at once, each in its own process (default: the number of CPUs)")
 
 
 def _keys(text: str) -> list[str]:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                           f"{result.nr_regions} regions (record_id {result.record_id})", highlight=False)
 
     with console.status(f"exporting {total} records", spinner="dots") if console.is_terminal else _null():
-        export_records(args.input, args.output, args.partition_by, on_record=report)
+        export_records(args.input, args.output, args.partition_by, on_record=report, jobs=args.jobs)
     regions = sum(r.nr_regions for r in done)
     print(f"exported {len(done)} records ({regions} regions) to {args.output}", file=sys.stderr)
     return 0

@@ -165,6 +165,22 @@ def test_reexport_replaces_and_never_duplicates(records_dir, tmp_path):
     assert not [p for p in ds.iterdir() if p.name.startswith(".staging")]
 
 
+def test_parallel_export_writes_what_a_serial_one_does(records_dir, tmp_path, capsys):
+    paths = [str(records_dir / n) for n in ("multi.native", "single.native", "multi.perf_script")]
+    serial = export_records(paths, tmp_path / "serial")
+    assert main(["export", "parquet", "-i", *paths, "-o", str(tmp_path / "parallel"), "--jobs", "2"]) == 0
+    assert "exported 3 records" in capsys.readouterr().err
+    for table in ("records", "snapshots", "regions"):
+        for result in serial:
+            assert read_table(tmp_path / "parallel", table, result.record_id).equals(
+                read_table(tmp_path / "serial", table, result.record_id))
+    # a bad record in a worker is one line, as in a serial export
+    (tmp_path / "bad.data").write_bytes(b"not a record")
+    err = bad(["export", "parquet", "-i", paths[0], str(tmp_path / "bad.data"), "-o", str(tmp_path / "parallel"),
+               "--jobs", "2"], capsys)
+    assert "bad.data: unknown record format" in err
+
+
 # --- fleet numbers against the per-record reports ----------------------------------------------
 
 def report_wss(path, capsys) -> list[int]:

@@ -247,19 +247,50 @@ def prepare(out_dir: str | os.PathLike, partition_by: list[str]) -> Path:
     return out
 
 
+def _export_one(path: str, out: Path, partition_by: list[str], chunk_regions: int) -> ExportResult | str:
+    """export_record in a worker process: a DamoError comes back as its message (it may not pickle)."""
+    try:
+        return export_record(path, out, partition_by, chunk_regions)
+    except DamoError as err:
+        return str(err)
+
+
 def export_records(paths: Iterable[str], out_dir: str | os.PathLike, partition_by: list[str] = (),
                    chunk_regions: int = CHUNK_REGIONS,
-                   on_record: Callable[[ExportResult], None] | None = None) -> list[ExportResult]:
-    """Export record files into the dataset at ``out_dir``, creating it if needed."""
+                   on_record: Callable[[ExportResult], None] | None = None, jobs: int = 1) -> list[ExportResult]:
+    """Export record files into the dataset at ``out_dir``, creating it if needed.
+
+    ``jobs`` records are exported at once, each in its own process (1: in this process). Results
+    come back in the order of ``paths``; ``on_record`` is called as each record is done.
+    """
     try:
         import pyarrow  # noqa: F401
     except ImportError:
         raise DamoError("export parquet needs pyarrow: pip install pyarrow") from None
+    if jobs < 1:
+        raise DamoError("--jobs must be at least 1")
     out = prepare(out_dir, list(partition_by))
-    results = []
-    for path in paths:
-        result = export_record(path, out, list(partition_by), chunk_regions)
-        results.append(result)
-        if on_record:
-            on_record(result)
-    return results
+    # The same file named twice would race with itself between workers.
+    paths = list(dict.fromkeys(os.path.realpath(p) for p in paths))
+    if jobs == 1 or len(paths) == 1:
+        results = []
+        for path in paths:
+            results.append(export_record(path, out, list(partition_by), chunk_regions))
+            if on_record:
+                on_record(results[-1])
+        return results
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done: dict[str, ExportResult] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        futures = {pool.submit(_export_one, p, out, list(partition_by), chunk_regions): p for p in paths}
+        for future in as_completed(futures):
+            result = future.result()
+            if isinstance(result, str):
+                for other in futures:
+                    other.cancel()
+                raise DamoError(result)
+            done[futures[future]] = result
+            if on_record:
+                on_record(result)
+    return [done[p] for p in paths]
