@@ -48,7 +48,7 @@ language of the upstream damo tool."""
 
 EXAMPLES = """\
 examples:
-  damo record masim/configs/zigzag.cfg    # simulate a workload; writes damon.data
+  damo record zigzag                      # simulate a bundled workload; writes damon.data
   damo report heatmap                     # its access heatmap in the terminal
   damo report wss                         # its working set size percentiles
   damo COMMAND --help                     # the options of one command"""
