@@ -33,6 +33,8 @@ COMMANDS: dict[str, Command] = {
     "record": Command("damo.record", "record data accesses into a record file"),
     "report": Command("damo.report", "analyse a record file: heatmaps, working set sizes, ..."),
     "convert": Command("damo.convert", "convert a record file to another format"),
+    "convert_record_format": Command("damo.convert_record_format",
+                                     "convert a record file in place (damo 3.x's name of convert)"),
     "export": Command("damo.export", "export records as a Parquet dataset (for damo fleet, DuckDB, Spark)"),
     "fleet": Command("damo.fleet_cli", "SQL over the records of many machines (a dataset from damo export)"),
     "validate": Command("damo.validate", "check that a record file is plausible DAMON output"),
