@@ -87,6 +87,27 @@ def format_time_ns(time_ns: int | float, machine_friendly: bool = False) -> str:
     return "%d ns" % t
 
 
+def format_time_ns_signed(time_ns: int | float, machine_friendly: bool = False) -> str:
+    """damo 3.x's duration: like ``format_time_ns``, with a leading ``-`` for negative times."""
+    if machine_friendly:
+        return "%d" % time_ns
+    t = float(time_ns)
+    return ("-" + format_time_ns(-t)) if t < 0 else format_time_ns(t)
+
+
+def format_sz_accurate(sz_bytes: int | float, machine_friendly: bool = False) -> str:
+    """damo 3.x's exact-looking size: ``85.332031 TiB`` (six decimals), or ``512 B``."""
+    if machine_friendly:
+        return "%d" % sz_bytes
+    value = float(sz_bytes)
+    if value == float(ULONG_MAX):
+        return "max"
+    for unit_bytes, unit in SIZE_UNITS:
+        if value > unit_bytes:
+            return "%f %s" % (value / unit_bytes, unit)
+    return "%d B" % value
+
+
 def format_time_us(time_us: int | float, machine_friendly: bool = False) -> str:
     return "%d" % time_us if machine_friendly else format_time_ns(time_us * US)
 

@@ -566,8 +566,12 @@ def grid_json(grid: HeatGrid, meta_aggr_us: int | None) -> dict:
 
 
 def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = None, abs_time: bool = False,
-                 abs_addr: bool = False) -> dict:
-    """Draw the grid with matplotlib; returns the arrays and labels handed to it."""
+                 abs_addr: bool = False, heat_label: str = "accesses per aggregation interval",
+                 ylabel: str | None = None) -> dict:
+    """Draw the grid with matplotlib; returns the arrays and labels handed to it.
+
+    ``aggr_us`` adds a Hz scale beside a samples colour bar; ``ylabel`` replaces the address label.
+    """
     from damo.plot import bytes_unit, image_type, pyplot, save, time_unit
 
     image_type(path)
@@ -586,7 +590,7 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
         a0 = (grid.amin if abs_addr else 0) / a_div
         a1 = a0 + (grid.amax - grid.amin) / a_div
         extent = (t0, t1, a0, a1)
-        ylabel = f"address ({a_name}{'' if abs_addr else ', from %#x' % grid.amin})"
+        ylabel = ylabel or f"address ({a_name}{'' if abs_addr else ', from %#x' % grid.amin})"
     im = ax.imshow(image, origin="lower", aspect="auto", extent=extent, cmap="inferno", interpolation="nearest")
     if grid.bands:
         ticks, labels = [], []
@@ -602,7 +606,7 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     bar = fig.colorbar(im, ax=ax, pad=0.1 if aggr_us else 0.03)
-    bar.set_label("accesses per aggregation interval")
+    bar.set_label(heat_label)
     if aggr_us:     # the same scale in accesses per second
         per_sec = 1e6 / aggr_us
         hz = bar.ax.secondary_yaxis("left", functions=(lambda x: x * per_sec, lambda x: x / per_sec))
@@ -610,7 +614,7 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
     fig.tight_layout()
     save(fig, path)
     return {"image": image, "extent": extent, "xlabel": ax.get_xlabel(), "ylabel": ylabel,
-            "colorbar": "accesses per aggregation interval", "title": title}
+            "colorbar": heat_label, "title": title}
 
 
 # --- command line -----------------------------------------------------------------------------
