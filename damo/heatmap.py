@@ -69,11 +69,11 @@ def load_targets(paths: list[str]) -> list[TargetRecord]:
         for tid, rec in record.split_targets():
             if not rec.nr_snapshots:
                 continue
-            live = meta.sample_us is not None
-            fields = known.get(tid) or {"kdamond_idx": 0 if live else None,
-                                        "context_idx": 0 if live else None, "scheme_idx": None}
+            fields = known.get(tid) or {}
             first = first_starts.get(str(tid))
-            out.append(TargetRecord(fields.get("kdamond_idx"), fields.get("context_idx"), fields.get("scheme_idx"),
+            # damo 3.x takes an unset kdamond or context index as 0
+            out.append(TargetRecord(fields.get("kdamond_idx") or 0, fields.get("context_idx") or 0,
+                                    fields.get("scheme_idx"),
                                     tid, meta.aggr_us if has_intervals else None,
                                     meta.sample_us if has_intervals else None, rec,
                                     float(first) if first is not None else int(rec.start_ns[0]), path))
