@@ -23,8 +23,7 @@ import numpy as np
 
 from damo import fmt
 from damo.errors import DamoError
-from damo.heats import (COLORSETS, MAX_DIGIT, RESET, CHUNK_REGIONS, HeatGrid, _apply_in_order, _expand,
-                        color_code, guide_of, use_color)
+from damo.heats import COLORSETS, MAX_DIGIT, RESET, CHUNK_REGIONS, HeatGrid, color_code, guide_of, use_color
 from damo.model import Record
 
 DEFAULT_STDOUT_RESOL = (40, 80)
@@ -225,17 +224,40 @@ def heatmap3(targets: list[TargetRecord], time_range: tuple, address_range: tupl
     if aunit <= 0:
         raise DamoError(f"--address_range: the address range ({amax - amin}) is smaller than its resolution "
                         f"({ares})")
-    heat_unit = "hz" if any(t.aggr_us is not None for t in targets) else "samples"
-    heat = np.zeros(tres * ares, dtype=np.float64)
-    touched = np.zeros(tres * ares, dtype=bool)
-    pixel_time = np.array([float(int(tmin + i * tunit)) for i in range(tres)])
-    if isinstance(tunit, int):
-        pixel_sz = float(tunit * aunit)
-    else:
-        pixel_sz = float(tunit) * float(aunit)
-    a_end = amin + aunit * ares
+    grid = _Grid(tmin, tunit, tres, amin, aunit, ares)
     prev_end = None
     for t in targets:
+        prev_end = grid.add_target(t, prev_end)
+    heat_unit = "hz" if any(t.aggr_us is not None for t in targets) else "samples"
+    return Heatmap3(tmin, tunit, amin, aunit, grid.heat.reshape(tres, ares), grid.touched.reshape(tres, ares),
+                    heat_unit)
+
+
+class _Grid:
+    """The pixels being filled (damo's HeatMap), and the per-snapshot work shared by its regions."""
+
+    def __init__(self, tmin, tunit, tres: int, amin: int, aunit: int, ares: int):
+        self.tmin, self.tunit, self.tres = tmin, tunit, tres
+        self.amin, self.aunit, self.ares = amin, aunit, ares
+        self.a_end = amin + aunit * ares
+        self.heat = np.zeros(tres * ares, dtype=np.float64)
+        self.touched = np.zeros(tres * ares, dtype=bool)
+        self.pixel_time = np.array([float(int(tmin + i * tunit)) for i in range(tres)])
+        # damo's time x space of a pixel, an int product (a float one for a fractional time unit)
+        self.pixel_sz = float(tunit * aunit) if isinstance(tunit, int) else float(tunit) * float(aunit)
+
+    def rows_of(self, row_start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First row and number of rows (0 when outside) of the time spans [row_start, end]."""
+        first = np.maximum(np.trunc((row_start - self.tmin) / self.tunit), 0).astype(np.int64)
+        last = np.minimum(np.trunc((end - self.tmin) / self.tunit), self.tres - 1).astype(np.int64)
+        return first, np.maximum(last - first + 1, 0)
+
+    def account_time(self, row: np.ndarray, account_start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        pt = self.pixel_time[row]
+        return np.minimum(end, pt + self.tunit) - np.maximum(account_start, pt)
+
+    def add_target(self, t: TargetRecord, prev_end: float | None) -> float:
+        """Add every snapshot of ``t``; returns its last snapshot's end (the next input's 'before')."""
         rec = t.rec
         snap_start = rec.start_ns.astype(np.float64)
         snap_start[0] = t.first_start
@@ -244,53 +266,176 @@ def heatmap3(targets: list[TargetRecord], time_range: tuple, address_range: tupl
         before = np.empty(rec.nr_snapshots)
         before[0] = -np.inf if prev_end is None else prev_end
         before[1:] = snap_end[:-1]
-        prev_end = float(snap_end[-1])
-        aggr_ns = t.aggr_us * 1000 if t.aggr_us is not None else None
+        # Rows: from the snapshot start, or the previous end if later. With intervals a region
+        # reaches back ``age`` aggregations, which matters only where the snapshot starts after
+        # the previous one ended (the first snapshot, gaps): those regions get their own rows.
+        row_start = np.maximum(snap_start, before)
+        hz = t.aggr_us is not None
+        per_region = (snap_start > before) if hz else np.zeros(rec.nr_snapshots, dtype=bool)
+        snaps = _Snapshots(row_start, snap_end, row_start if hz else snap_start, before, per_region, self)
+        aggr_ns = t.aggr_us * 1000 if hz else None
+        hz_scale = t.aggr_us / 1000000 if hz else None
+        counts = rec.regions_per_snapshot()
         for lo in range(0, rec.nr_regions_total, CHUNK_REGIONS):
             hi = min(lo + CHUNK_REGIONS, rec.nr_regions_total)
-            _add_region_heats(heat, touched, t, rec, lo, hi, snap_start, snap_end, before, aggr_ns, tmin, tunit,
-                              tres, pixel_time, amin, aunit, ares, a_end, pixel_sz)
-    return Heatmap3(tmin, tunit, amin, aunit, heat.reshape(tres, ares), touched.reshape(tres, ares), heat_unit)
+            s_lo = int(np.searchsorted(rec.offsets, lo, side="right")) - 1
+            s_hi = int(np.searchsorted(rec.offsets, hi, side="left"))
+            snap = np.repeat(np.arange(s_lo, s_hi), counts[s_lo:s_hi])[lo - int(rec.offsets[s_lo]):][:hi - lo]
+            acc = rec.nr_accesses[lo:hi].astype(np.float64)
+            hv = acc / hz_scale if hz else acc
+            age = rec.age[lo:hi] if hz else None
+            self.add_regions(snap, rec.start[lo:hi].view(np.int64), rec.end[lo:hi].view(np.int64), hv, age,
+                             aggr_ns, snaps)
+        return float(snap_end[-1])
+
+    def add_regions(self, snap, rs, re, hv, age, aggr_ns, snaps: "_Snapshots") -> None:
+        """damo's HeatMap.add_heat for a run of regions (in order), vectorised."""
+        keep = ~((re < self.amin) | (self.a_end < rs))
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            snap, rs, re, hv = snap[idx], rs[idx], re[idx], hv[idx]
+            age = age[idx] if age is not None else None
+        if not len(snap):
+            return
+        col_first = np.maximum(np.trunc((rs - self.amin) / self.aunit), 0).astype(np.int64)
+        col_last = np.minimum(np.trunc((re - self.amin) / self.aunit), self.ares - 1).astype(np.int64)
+        ncols = np.maximum(col_last - col_first + 1, 0)
+        row_first, nrows = snaps.row_first[snap], snaps.nrows[snap]
+        odd = np.flatnonzero(snaps.per_region[snap]) if snaps.any_per_region else np.zeros(0, dtype=np.int64)
+        if len(odd):       # reach back by age, not before the previous snapshot's end
+            start = np.maximum(snaps.account_start[snap[odd]] - np.maximum(age[odd], 0) * float(aggr_ns),
+                               snaps.before[snap[odd]])
+            row_first, nrows = row_first.copy(), nrows.copy()
+            row_first[odd], nrows[odd] = self.rows_of(start, snaps.end[snap[odd]])
+        pieces = nrows * ncols
+        single = pieces == 1
+        if len(odd):
+            single[odd] = False
+        if single.all():
+            # the common case: one row (precomputed per snapshot) and one column per region
+            key, value = self._single(snaps, snap, rs, re, hv, row_first, col_first)
+        else:
+            # contributions stay in region order: each region's pieces go where its first one falls
+            pos0 = np.cumsum(pieces) - pieces
+            total = int(pos0[-1] + pieces[-1])
+            key = np.empty(total, dtype=np.int64)
+            value = np.empty(total)
+            one = np.flatnonzero(single)
+            key[pos0[one]], value[pos0[one]] = self._single(snaps, snap[one], rs[one], re[one], hv[one],
+                                                            row_first[one], col_first[one])
+            multi = np.flatnonzero(~single & (pieces > 0))
+            per_region_start = None
+            if len(odd):
+                per_region_start = np.full(len(snap), np.nan)
+                per_region_start[odd] = start
+                per_region_start = per_region_start[multi]
+            where = np.repeat(pos0[multi], pieces[multi]) + _within(pieces[multi])
+            key[where], value[where] = self._pieces(snaps, snap[multi], rs[multi], re[multi], hv[multi],
+                                                    row_first[multi], col_first[multi], ncols[multi],
+                                                    pieces[multi], per_region_start)
+        self.touched[key] = True
+        apply_in_order(self.heat, key, value, self.pixel_sz)
+
+    def _sizes(self, rs, re, col):
+        pa = self.amin + col * self.aunit
+        return (np.minimum(re, pa + self.aunit) - np.maximum(rs, pa)).astype(np.float64)
+
+    def _single(self, snaps, snap, rs, re, hv, row, col):
+        """(key, value) of regions that fall in one pixel row and column."""
+        return row * self.ares + col, hv * snaps.single_row_time[snap] * self._sizes(rs, re, col)
+
+    def _pieces(self, snaps, snap, rs, re, hv, row_first, col_first, ncols, pieces, per_region_start):
+        """(key, value) of regions over several pixels, rows outer and columns inner as damo loops."""
+        owner = np.repeat(np.arange(len(snap)), pieces)
+        k = _within(pieces)
+        c = ncols[owner]
+        row = row_first[owner] + k // c
+        col = col_first[owner] + k % c
+        account_start = snaps.account_start[snap[owner]]
+        if per_region_start is not None:
+            own = per_region_start[owner]
+            account_start = np.where(np.isnan(own), account_start, own)
+        value = hv[owner] * self.account_time(row, account_start, snaps.end[snap[owner]])
+        return row * self.ares + col, value * self._sizes(rs[owner], re[owner], col)
 
 
-def _add_region_heats(heat, touched, t, rec, lo, hi, snap_start, snap_end, before, aggr_ns, tmin, tunit, tres,
-                      pixel_time, amin, aunit, ares, a_end, pixel_sz) -> None:
-    """Add regions lo..hi of ``rec`` to the grid (damo's HeatMap.add_heat, vectorised)."""
-    snap = np.searchsorted(rec.offsets, np.arange(lo, hi), side="right") - 1
-    rs = rec.start[lo:hi].astype(np.int64)
-    re = rec.end[lo:hi].astype(np.int64)
-    keep = np.flatnonzero(~((re < amin) | (a_end < rs)))
-    if not len(keep):
+def _within(counts: np.ndarray) -> np.ndarray:
+    """0..counts[i]-1 for every i, concatenated."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+class _Snapshots:
+    """Per snapshot: its rows, and its account time where it fits one row."""
+
+    def __init__(self, row_start, end, account_start, before, per_region, grid: _Grid):
+        self.end, self.account_start, self.before, self.per_region = end, account_start, before, per_region
+        self.any_per_region = bool(per_region.any())
+        self.row_first, self.nrows = grid.rows_of(row_start, end)
+        one = self.nrows == 1
+        self.single_row_time = np.zeros(len(end))
+        self.single_row_time[one] = grid.account_time(self.row_first[one], account_start[one], end[one])
+
+
+def apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_sz: float) -> None:
+    """heat[k] = (value + heat[k] * pixel_sz) / pixel_sz for each contribution, in the given order.
+
+    Contributions are grouped per pixel (stable sort) and laid out as a (depth, pixels) matrix,
+    deepest pixels first, so that step r updates the r-th contribution of every pixel that has
+    one with three in-place numpy calls on a contiguous prefix. A few very deep pixels (a tiny
+    --resol) would make the matrix mostly padding: those are updated one float at a time.
+    """
+    n = len(key)
+    if not n:
         return
-    snap, rs, re = snap[keep], rs[keep], re[keep]
-    hv = _heat_values(t, rec.nr_accesses[lo:hi][keep])
-    start = snap_start[snap]
-    if aggr_ns is not None:
-        start = start - np.maximum(rec.age[lo:hi][keep], 0).astype(np.float64) * aggr_ns
-    row_start = np.maximum(start, before[snap])
-    # the heat is accounted from the age-extended start with intervals, else from the snapshot start
-    account_start = row_start if aggr_ns is not None else snap_start[snap]
-    end = snap_end[snap]
-    row_first = np.maximum(np.trunc((row_start - tmin) / tunit), 0).astype(np.int64)
-    row_last = np.minimum(np.trunc((end - tmin) / tunit), tres - 1).astype(np.int64)
-    col_first = np.maximum(np.trunc((rs - amin) / aunit), 0).astype(np.int64)
-    col_last = np.minimum(np.trunc((re - amin) / aunit), ares - 1).astype(np.int64)
-    nrows = np.maximum(row_last - row_first + 1, 0)
-    ncols = np.maximum(col_last - col_first + 1, 0)
-    # (region, row) pieces, then (piece, column) contributions, all in region order
-    owner, row = _expand(row_first, row_first + nrows - 1)
-    pt = pixel_time[row]
-    account_time = np.minimum(end[owner], pt + tunit) - np.maximum(account_start[owner], pt)
-    piece_val = hv[owner] * account_time
-    piece_cols = ncols[owner]
-    piece, col = _expand(col_first[owner], col_first[owner] + piece_cols - 1)
-    r = owner[piece]
-    pa = amin + col * aunit
-    account_sz = np.minimum(re[r], pa + aunit) - np.maximum(rs[r], pa)
-    value = piece_val[piece] * account_sz.astype(np.float64)
-    key = row[piece] * ares + col
-    touched[key] = True
-    _apply_in_order(heat, key, value, pixel_sz)
+    small = key.astype(np.uint16) if len(heat) <= 1 << 16 else key    # radix sort for 16-bit keys
+    order = np.argsort(small, kind="stable")
+    key = key[order]
+    value = value[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, n))
+    pixels = key[starts]
+    if counts.max() == 1:
+        heat[pixels] = (value + heat[pixels] * pixel_sz) / pixel_sz
+        return
+    by_depth = np.argsort(-counts, kind="stable")
+    starts, counts, pixels = starts[by_depth], counts[by_depth], pixels[by_depth]
+    # matrix cells left after moving the i deepest pixels to Python, against their Python steps
+    nr_pixels = len(counts)
+    matrix_cells = np.append(counts, 0) * (nr_pixels - np.arange(nr_pixels + 1))
+    python_steps = np.concatenate([[0], np.cumsum(counts)])
+    cost = matrix_cells * 2e-9 + python_steps * 2e-7 + np.append(counts, 0) * 3e-6
+    cost[matrix_cells > max(4 * n, 1 << 22)] = np.inf      # bounds the matrix's memory
+    nr_python = int(np.argmin(cost))
+    for p, first, count in zip(pixels[:nr_python].tolist(), starts[:nr_python].tolist(),
+                               counts[:nr_python].tolist()):
+        h = float(heat[p])
+        for v in value[first:first + count].tolist():
+            h = (v + h * pixel_sz) / pixel_sz
+        heat[p] = h
+    starts, counts, pixels = starts[nr_python:], counts[nr_python:], pixels[nr_python:]
+    if not len(counts):
+        return
+    depth, width = int(counts[0]), len(counts)
+    matrix = np.zeros((depth, width))
+    seg = np.repeat(np.arange(width), counts)
+    matrix[np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts), seg] = value[_ranges(starts, counts)]
+    h = heat[pixels]
+    active = np.searchsorted(-counts, -np.arange(depth), side="left")     # pixels deeper than r
+    for r in range(depth):
+        m = int(active[r])
+        hm = h[:m]
+        hm *= pixel_sz
+        hm += matrix[r, :m]
+        hm /= pixel_sz
+    heat[pixels] = h
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ranges starts[i] .. starts[i] + counts[i]."""
+    return np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
 
 
 # --- temperature sort --------------------------------------------------------------------------
