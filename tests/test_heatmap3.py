@@ -159,17 +159,17 @@ def test_colour_codes_and_unknown_pixels(files):
     assert raw.stdout.splitlines()[-1].endswith("\tNaN")
 
 
-def test_draw_range_all_and_several_address_ranges(files):
-    out = run_cli("report", "heatmap", "--draw_range", "all", "--resol", "5", "10", "-i", str(files["gappy"]))
-    assert out.stdout.count("# x-axis") == 3
-    out = run_cli("report", "heatmap", "--address_range", "0", "1M", "guided", "--address_range", "1M", "2M",
-                  "guided", "--resol", "5", "10", "-i", str(files["gappy"]))
-    assert out.returncode == 2 and "no guided range #1" in out.stderr
+def test_draw_range_all_and_several_address_ranges(files, capsys):
+    _, out, _ = run_main(capsys, "report", "heatmap", "--draw_range", "all", "--resol", "5", "10",
+                         "-i", str(files["gappy"]))
+    assert out.count("# x-axis") == 3
+    code, _, err = run_main(capsys, "report", "heatmap", "--address_range", "0", "1M", "guided", "--address_range",
+                            "1M", "2M", "guided", "--resol", "5", "10", "-i", str(files["gappy"]))
+    assert code == 2 and "no guided range #1" in err
 
 
-def test_json(files):
-    out = run_cli("report", "heatmap", "--json", "--resol", "3", "4", "-i", str(files["sim"]))
-    data = json.loads(out.stdout)
+def test_json(files, capsys):
+    data = json.loads(run_main(capsys, "report", "heatmap", "--json", "--resol", "3", "4", "-i", str(files["sim"]))[1])
     assert data["resolution"] == [3, 4] and data["heat_unit"] == "hz" and len(data["heats"]) == 3
 
 
@@ -207,7 +207,16 @@ def test_sort_temperature_lays_regions_out_coldest_first():
         assert np.all(np.diff(temp) >= 0)
 
 
-def test_bad_input(files, tmp_path):
+def run_main(capsys, *args):
+    """``damo ARGS`` in this process (a subprocess costs a second): (exit code, stdout, stderr)."""
+    from damo.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_bad_input(files, tmp_path, capsys):
     gappy = str(files["gappy"])
     cases = [
         (["--kdamond_idx", "3"], "--kdamond_idx 3: no such record"),
@@ -222,24 +231,24 @@ def test_bad_input(files, tmp_path):
         (["--output", str(tmp_path / "x.gif")], "unsupported image type"),
     ]
     for args, message in cases:
-        out = run_cli("report", "heatmap", *args, "-i", gappy)
-        assert out.returncode == 2, args
-        assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
+        code, _, err = run_main(capsys, "report", "heatmap", *args, "-i", gappy)
+        assert code == 2, args
+        assert message in err and len(err.strip().splitlines()) == 1, (args, err)
     plain = make_record(nr_snapshots=5, nr_regions=4)
     plain.meta.update_us = None         # no intervals: damo reads it in samples
     p = tmp_path / "plain.data"
     write_record(plain, p)
-    out = run_cli("report", "heatmap", "-i", str(files["sim"]), str(p))
-    assert out.returncode == 2 and "some inputs have monitoring intervals and some not" in out.stderr
-    out = run_cli("report", "heatmap", "--sort_temperature", "-i", gappy)
-    assert out.returncode == 2 and "needs the monitoring intervals" in out.stderr
+    code, _, err = run_main(capsys, "report", "heatmap", "-i", str(files["sim"]), str(p))
+    assert code == 2 and "some inputs have monitoring intervals and some not" in err
+    code, _, err = run_main(capsys, "report", "heatmap", "--sort_temperature", "-i", gappy)
+    assert code == 2 and "needs the monitoring intervals" in err
 
 
-def test_all_is_our_banded_view(files):
-    ours = run_cli("report", "heatmap", "--all", "--resol", "20", "60", "-i", str(files["gappy"]))
-    heats_all = run_cli("report", "heats", "--heatmap", "stdout", "--all", "--resol", "20", "60",
-                        "-i", str(files["gappy"]))
-    assert ours.returncode == 0 and ours.stdout == heats_all.stdout and "band 2" in ours.stdout
+def test_all_is_our_banded_view(files, capsys):
+    code, ours, _ = run_main(capsys, "report", "heatmap", "--all", "--resol", "20", "60", "-i", str(files["gappy"]))
+    _, heats_all, _ = run_main(capsys, "report", "heats", "--heatmap", "stdout", "--all", "--resol", "20", "60",
+                               "-i", str(files["gappy"]))
+    assert code == 0 and ours == heats_all and "band 2" in ours
 
 
 def test_time_and_size_units():
