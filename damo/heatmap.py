@@ -23,12 +23,17 @@ import numpy as np
 
 from damo import fmt
 from damo.errors import DamoError
-from damo.heats import COLORSETS, MAX_DIGIT, RESET, CHUNK_REGIONS, HeatGrid, color_code, guide_of, use_color
+from damo.heats import COLORSETS, MAX_DIGIT, RESET, HeatGrid, color_code, guide_of, use_color
 from damo.model import Record
 
 DEFAULT_STDOUT_RESOL = (40, 80)
 DEFAULT_IMAGE_RESOL = (500, 500)
 UNKNOWN_PIXEL_LEVEL = 4     # damo draws a pixel nobody monitored as a blank in this colour
+# Regions are turned into pixel contributions a cache-sized run at a time, and contributions are
+# applied to the pixels a buffer at a time: small runs keep numpy's temporaries out of fresh
+# memory pages, large buffers keep the number of per-pixel steps down.
+RUN_REGIONS = 1 << 16
+BUFFER_CONTRIBUTIONS = 1 << 21
 
 
 # --- the records as damo 3.x sees them ---------------------------------------------------------
@@ -228,6 +233,7 @@ def heatmap3(targets: list[TargetRecord], time_range: tuple, address_range: tupl
     prev_end = None
     for t in targets:
         prev_end = grid.add_target(t, prev_end)
+    grid.flush()
     heat_unit = "hz" if any(t.aggr_us is not None for t in targets) else "samples"
     return Heatmap3(tmin, tunit, amin, aunit, grid.heat.reshape(tres, ares), grid.touched.reshape(tres, ares),
                     heat_unit)
@@ -245,6 +251,25 @@ class _Grid:
         self.pixel_time = np.array([float(int(tmin + i * tunit)) for i in range(tres)])
         # damo's time x space of a pixel, an int product (a float one for a fractional time unit)
         self.pixel_sz = float(tunit * aunit) if isinstance(tunit, int) else float(tunit) * float(aunit)
+        self.buf_key = np.empty(BUFFER_CONTRIBUTIONS, dtype=np.int64)
+        self.buf_value = np.empty(BUFFER_CONTRIBUTIONS)
+        self.buf_len = 0
+
+    def push(self, key: np.ndarray, value: np.ndarray) -> None:
+        """Queue contributions (in damo's order) for apply_in_order."""
+        n = len(key)
+        if self.buf_len + n > BUFFER_CONTRIBUTIONS:
+            self.flush()
+        if n > BUFFER_CONTRIBUTIONS:
+            apply_in_order(self.heat, key, value, self.pixel_sz)
+            return
+        self.buf_key[self.buf_len:self.buf_len + n] = key
+        self.buf_value[self.buf_len:self.buf_len + n] = value
+        self.buf_len += n
+
+    def flush(self) -> None:
+        n, self.buf_len = self.buf_len, 0
+        apply_in_order(self.heat, self.buf_key[:n], self.buf_value[:n], self.pixel_sz)
 
     def rows_of(self, row_start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First row and number of rows (0 when outside) of the time spans [row_start, end]."""
@@ -276,8 +301,8 @@ class _Grid:
         aggr_ns = t.aggr_us * 1000 if hz else None
         hz_scale = t.aggr_us / 1000000 if hz else None
         counts = rec.regions_per_snapshot()
-        for lo in range(0, rec.nr_regions_total, CHUNK_REGIONS):
-            hi = min(lo + CHUNK_REGIONS, rec.nr_regions_total)
+        for lo in range(0, rec.nr_regions_total, RUN_REGIONS):
+            hi = min(lo + RUN_REGIONS, rec.nr_regions_total)
             s_lo = int(np.searchsorted(rec.offsets, lo, side="right")) - 1
             s_hi = int(np.searchsorted(rec.offsets, hi, side="left"))
             snap = np.repeat(np.arange(s_lo, s_hi), counts[s_lo:s_hi])[lo - int(rec.offsets[s_lo]):][:hi - lo]
@@ -334,7 +359,7 @@ class _Grid:
                                                     row_first[multi], col_first[multi], ncols[multi],
                                                     pieces[multi], per_region_start)
         self.touched[key] = True
-        apply_in_order(self.heat, key, value, self.pixel_sz)
+        self.push(key, value)
 
     def _sizes(self, rs, re, col):
         pa = self.amin + col * self.aunit
