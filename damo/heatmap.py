@@ -23,7 +23,7 @@ import numpy as np
 
 from damo import fmt
 from damo.errors import DamoError
-from damo.heats import COLORSETS, MAX_DIGIT, RESET, HeatGrid, color_code, guide_of, use_color
+from damo.heats import COLORSETS, MAX_DIGIT, RESET, HeatGrid, apply_in_order, color_code, guide_of, use_color
 from damo.model import Record
 
 DEFAULT_STDOUT_RESOL = (40, 80)
@@ -399,68 +399,6 @@ class _Snapshots:
         one = self.nrows == 1
         self.single_row_time = np.zeros(len(end))
         self.single_row_time[one] = grid.account_time(self.row_first[one], account_start[one], end[one])
-
-
-def apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_sz: float) -> None:
-    """heat[k] = (value + heat[k] * pixel_sz) / pixel_sz for each contribution, in the given order.
-
-    Contributions are grouped per pixel (stable sort) and laid out as a (depth, pixels) matrix,
-    deepest pixels first, so that step r updates the r-th contribution of every pixel that has
-    one with three in-place numpy calls on a contiguous prefix. A few very deep pixels (a tiny
-    --resol) would make the matrix mostly padding: those are updated one float at a time.
-    """
-    n = len(key)
-    if not n:
-        return
-    small = key.astype(np.uint16) if len(heat) <= 1 << 16 else key    # radix sort for 16-bit keys
-    order = np.argsort(small, kind="stable")
-    key = key[order]
-    value = value[order]
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(key[1:], key[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    counts = np.diff(np.append(starts, n))
-    pixels = key[starts]
-    if counts.max() == 1:
-        heat[pixels] = (value + heat[pixels] * pixel_sz) / pixel_sz
-        return
-    by_depth = np.argsort(-counts, kind="stable")
-    starts, counts, pixels = starts[by_depth], counts[by_depth], pixels[by_depth]
-    # matrix cells left after moving the i deepest pixels to Python, against their Python steps
-    nr_pixels = len(counts)
-    matrix_cells = np.append(counts, 0) * (nr_pixels - np.arange(nr_pixels + 1))
-    python_steps = np.concatenate([[0], np.cumsum(counts)])
-    cost = matrix_cells * 2e-9 + python_steps * 2e-7 + np.append(counts, 0) * 3e-6
-    cost[matrix_cells > max(4 * n, 1 << 22)] = np.inf      # bounds the matrix's memory
-    nr_python = int(np.argmin(cost))
-    for p, first, count in zip(pixels[:nr_python].tolist(), starts[:nr_python].tolist(),
-                               counts[:nr_python].tolist()):
-        h = float(heat[p])
-        for v in value[first:first + count].tolist():
-            h = (v + h * pixel_sz) / pixel_sz
-        heat[p] = h
-    starts, counts, pixels = starts[nr_python:], counts[nr_python:], pixels[nr_python:]
-    if not len(counts):
-        return
-    depth, width = int(counts[0]), len(counts)
-    matrix = np.zeros((depth, width))
-    seg = np.repeat(np.arange(width), counts)
-    matrix[np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts), seg] = value[_ranges(starts, counts)]
-    h = heat[pixels]
-    active = np.searchsorted(-counts, -np.arange(depth), side="left")     # pixels deeper than r
-    for r in range(depth):
-        m = int(active[r])
-        hm = h[:m]
-        hm *= pixel_sz
-        hm += matrix[r, :m]
-        hm /= pixel_sz
-    heat[pixels] = h
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenated ranges starts[i] .. starts[i] + counts[i]."""
-    return np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
 
 
 # --- temperature sort --------------------------------------------------------------------------

@@ -37,8 +37,10 @@ COLORSETS = {
 }
 RESET = "\x1b[0m"
 MAX_DIGIT = 9
-SECONDS_PER_ROUND = 20e-6          # rough costs, only to choose between two exact methods
-SECONDS_PER_PYTHON_STEP = 0.3e-6
+# rough costs, only to choose between two exact ways of applying contributions (apply_in_order)
+SECONDS_PER_ROUND = 3e-6
+SECONDS_PER_MATRIX_CELL = 2e-9
+SECONDS_PER_PYTHON_STEP = 0.2e-6
 CHUNK_REGIONS = 1 << 19   # bounds the working memory of one accumulation pass (~80 MB)
 
 
@@ -259,18 +261,21 @@ def _address_fragments(reg_start: np.ndarray, reg_end: np.ndarray, amin: int, au
     return inside, n, col, nbytes
 
 
-def _apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_sz: float) -> None:
+def apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_sz: float) -> None:
     """heat[k] = (value + heat[k] * pixel_sz) / pixel_sz for each contribution, in the given order.
 
-    Contributions to one pixel must be applied one after another to round like damo does, so
-    they are grouped per pixel (stable sort) and applied in rounds: round r applies the r-th
-    contribution of every pixel that has one.
+    Contributions are grouped per pixel (stable sort) and laid out as a (depth, pixels) matrix,
+    deepest pixels first, so that step r updates the r-th contribution of every pixel that has
+    one with three in-place numpy calls on a contiguous prefix. A few very deep pixels (a tiny
+    --resol) would make the matrix mostly padding: those are updated one float at a time.
     """
-    if not len(key):
-        return
-    order = np.argsort(key, kind="stable")
-    key, value = key[order], value[order]
     n = len(key)
+    if not n:
+        return
+    small = key.astype(np.uint16) if len(heat) <= 1 << 16 else key    # radix sort for 16-bit keys
+    order = np.argsort(small, kind="stable")
+    key = key[order]
+    value = value[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(key[1:], key[:-1], out=new[1:])
@@ -280,14 +285,16 @@ def _apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_
     if counts.max() == 1:
         heat[pixels] = (value + heat[pixels] * pixel_sz) / pixel_sz
         return
-    by_count = np.argsort(-counts, kind="stable")
-    starts, counts, pixels = starts[by_count], counts[by_count], pixels[by_count]
-    # A round costs a few numpy calls whatever its size, so a handful of pixels with very many
-    # contributions (a tiny --resol) are cheaper one float at a time: pick how many deepest
-    # pixels go that way by a simple cost model.
-    python_cost = np.concatenate([[0], np.cumsum(counts)]) * SECONDS_PER_PYTHON_STEP
-    rounds_cost = np.append(counts, 0) * SECONDS_PER_ROUND
-    nr_python = int(np.argmin(python_cost + rounds_cost))
+    by_depth = np.argsort(-counts, kind="stable")
+    starts, counts, pixels = starts[by_depth], counts[by_depth], pixels[by_depth]
+    # matrix cells left after moving the i deepest pixels to Python, against their Python steps
+    nr_pixels = len(counts)
+    matrix_cells = np.append(counts, 0) * (nr_pixels - np.arange(nr_pixels + 1))
+    python_steps = np.concatenate([[0], np.cumsum(counts)])
+    cost = (matrix_cells * SECONDS_PER_MATRIX_CELL + python_steps * SECONDS_PER_PYTHON_STEP
+            + np.append(counts, 0) * SECONDS_PER_ROUND)
+    cost[matrix_cells > max(4 * n, 1 << 22)] = np.inf      # bounds the matrix's memory
+    nr_python = int(np.argmin(cost))
     for p, first, count in zip(pixels[:nr_python].tolist(), starts[:nr_python].tolist(),
                                counts[:nr_python].tolist()):
         h = float(heat[p])
@@ -295,11 +302,26 @@ def _apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_
             h = (v + h * pixel_sz) / pixel_sz
         heat[p] = h
     starts, counts, pixels = starts[nr_python:], counts[nr_python:], pixels[nr_python:]
-    neg_counts = -counts
-    for r in range(int(counts[0]) if len(counts) else 0):
-        m = int(np.searchsorted(neg_counts, -r, side="left"))   # pixels with more than r contributions
-        p = pixels[:m]
-        heat[p] = (value[starts[:m] + r] + heat[p] * pixel_sz) / pixel_sz
+    if not len(counts):
+        return
+    depth, width = int(counts[0]), len(counts)
+    matrix = np.zeros((depth, width))
+    seg = np.repeat(np.arange(width), counts)
+    matrix[np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts), seg] = value[_ranges(starts, counts)]
+    h = heat[pixels]
+    active = np.searchsorted(-counts, -np.arange(depth), side="left")     # pixels deeper than r
+    for r in range(depth):
+        m = int(active[r])
+        hm = h[:m]
+        hm *= pixel_sz
+        hm += matrix[r, :m]
+        hm /= pixel_sz
+    heat[pixels] = h
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ranges starts[i] .. starts[i] + counts[i]."""
+    return np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
 
 
 def pixel_heats(snap_start: np.ndarray, snap_end: np.ndarray, reg_snap: np.ndarray, reg_start: np.ndarray,
@@ -344,7 +366,7 @@ def pixel_heats(snap_start: np.ndarray, snap_end: np.ndarray, reg_snap: np.ndarr
         key = np.repeat(tf_base[tf], nfrag) + col.astype(key_dtype)
         # damo's order of operations: samples * duration, then * bytes
         value = np.repeat(acc_f[idx][inside] * tf_dur[tf], nfrag) * nbytes.astype(np.float64)
-        _apply_in_order(heat, key, value, pixel_sz)
+        apply_in_order(heat, key, value, pixel_sz)
     return heat.reshape(tres, ares)
 
 
