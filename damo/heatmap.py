@@ -666,7 +666,7 @@ def draw3(hm: Heatmap3, path: str, title: str, sorted_by_temperature: bool, abs_
     grid = HeatGrid(0, tmin, tmin + hm.tunit * tres, hm.amin, hm.amin + hm.aunit * ares, hm.tunit, hm.aunit,
                     np.where(hm.touched, hm.heats, np.nan))
     label = "access rate (Hz)" if hm.heat_unit == "hz" else "accesses per aggregation interval"
-    ylabel = "size (regions sorted by temperature)" if sorted_by_temperature else None
+    ylabel = "size ({unit}, regions sorted coldest to hottest)" if sorted_by_temperature else None
     return draw_heatmap(grid, path, title, None, abs_time, abs_addr, heat_label=label, ylabel=ylabel)
 
 

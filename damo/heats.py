@@ -592,7 +592,8 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
                  ylabel: str | None = None) -> dict:
     """Draw the grid with matplotlib; returns the arrays and labels handed to it.
 
-    ``aggr_us`` adds a Hz scale beside a samples colour bar; ``ylabel`` replaces the address label.
+    ``aggr_us`` adds a Hz scale beside a samples colour bar; ``ylabel`` replaces the address label
+    (``{unit}`` in it becomes the size unit of the axis).
     """
     from damo.plot import bytes_unit, image_type, pyplot, save, time_unit
 
@@ -612,7 +613,8 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
         a0 = (grid.amin if abs_addr else 0) / a_div
         a1 = a0 + (grid.amax - grid.amin) / a_div
         extent = (t0, t1, a0, a1)
-        ylabel = ylabel or f"address ({a_name}{'' if abs_addr else ', from %#x' % grid.amin})"
+        ylabel = ylabel.format(unit=a_name) if ylabel else \
+            f"address ({a_name}{'' if abs_addr else ', from %#x' % grid.amin})"
     im = ax.imshow(image, origin="lower", aspect="auto", extent=extent, cmap="inferno", interpolation="nearest")
     if grid.bands:
         ticks, labels = [], []

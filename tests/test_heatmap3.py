@@ -189,7 +189,7 @@ def test_images(files, monkeypatch, tmp_path):
     svg = tmp_path / "t.svg"
     assert main(["report", "heatmap", "--sort_temperature", "--output", str(svg), "--resol", "20", "30",
                  "-i", str(files["sim"]), str(files["sim"])]) == 0
-    assert seen[-1]["ylabel"].startswith("size") and seen[-1]["colorbar"] == "access rate (Hz)"
+    assert seen[-1]["ylabel"].startswith("size (") and "{unit}" not in seen[-1]["ylabel"] and seen[-1]["colorbar"] == "access rate (Hz)"
     assert svg.read_text().startswith("<?xml")
 
 
