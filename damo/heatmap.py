@@ -504,24 +504,36 @@ def format_raw3(hm: Heatmap3, abs_time: bool = False, abs_addr: bool = False) ->
 
 # --- ranges --------------------------------------------------------------------------------------
 
-def parse_time(text: str) -> float:
-    """A time as damo 3.x reads it: ns, or a number with a unit (``1.5 s``, ``200ms``)."""
-    units = {"ns": 1, "us": 1000, "ms": 1000000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
-             "d": 86400 * 10**9}
-    text = text.strip()
+TIME_UNITS_NS = {"ns": 1, "us": 1000, "ms": 1000000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
+                 "d": 86400 * 10**9}
+
+
+def _number(text: str) -> int | float:
+    """An int where the text is one, else a float (commas allowed), as damo reads numbers."""
+    text = text.replace(",", "")
     try:
-        return int(text.replace(",", ""))
+        return int(text)
     except ValueError:
-        pass
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            try:
-                number = float(text[:-len(unit)].replace(",", ""))
-            except ValueError:
-                break
-            value = number * units[unit]
-            return int(value) if value == int(value) else value
+        return float(text)
+
+
+def parse_time(text: str) -> int | float:
+    """A time as damo 3.x reads it: ns, or numbers with units (``1.5s``, ``1 m 30 s``).
+
+    The type follows damo's, because it shows in the raw output: ``1.5s`` is a float, so the
+    pixel times printed relative to it are floats too.
+    """
     try:
+        try:
+            return _number(text)
+        except ValueError:
+            pass
+        fields = text.split()
+        if len(fields) > 1:
+            return sum(parse_time("".join(fields[i:i + 2])) for i in range(0, len(fields), 2))
+        for unit in ("ns", "us", "ms", "s", "m", "h", "d"):
+            if text.endswith(unit) and (len(unit) == 2 or text[-2:] not in ("ns", "us", "ms")):
+                return _number(text[:-len(unit)]) * TIME_UNITS_NS[unit]
         return float(text)
     except ValueError:
         raise DamoError(f"--time_range: '{text}' is not a time (ns, or a number with ns us ms s m h d)") from None

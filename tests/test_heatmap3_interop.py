@@ -69,6 +69,7 @@ SIM_ONLY = {
     "temperature_weights": ["--sort_temperature", "--temperature_weights", "2", "0.5", "--output", "raw",
                             "--resol", "4", "6"],
     "time_range_guided": ["--time_range", "2s", "9s", "guided", "--resol", "10", "40"],
+    "time_range_fraction_raw": ["--time_range", "1.5s", "20.25s", "--output", "raw", "--resol", "4", "3"],
     "time_range_guided_end": ["--time_range", " -6s", "0", "guided_end", "--resol", "10", "40"],
     "address_range_guided": ["--draw_range", "all", "--address_range", "0", "4096", "guided",
                              "--address_range", "10M", "50M", "guided", "--resol", "10", "40"],
