@@ -257,3 +257,24 @@ def test_time_and_size_units():
     assert heatmap.parse_bytes("4 KiB") == 4096 and heatmap.parse_bytes("0x1000") == 4096
     assert heatmap.parse_bytes("10M") == 10 << 20
     assert math.isclose(heatmap.parse_time("0.5us"), 500)
+
+
+def test_access_rate_against_the_simulators_truth():
+    """Pixels in Hz against the model's true access rate: close in the median, hot cells near 200 Hz."""
+    from pathlib import Path
+
+    from damo.accuracy import heatmap_hz_error
+    from damo.model import MonitoringAttrs
+    from damo.record import RecordRequest
+    from damo.sources.sim import simulate
+
+    cfg = Path(__file__).resolve().parent.parent / "masim" / "configs" / "stairs.cfg"
+    rec, model = simulate(RecordRequest(target=[str(cfg)], attrs=MonitoringAttrs(), seed=1, timeout=30))
+    err = heatmap_hz_error(rec, model)
+    assert err.peak_truth_hz == pytest.approx(200, rel=0.01)       # 1 access per 5 ms sample
+    assert err.median_abs_hz < 10 and err.worst_abs_hz < 0.4 * err.peak_truth_hz
+    assert err.default_range_worst_abs_hz >= err.worst_abs_hz * 0.9
+    ts = targets_of(rec)
+    g = heatmap.guides3(ts)[0]
+    hm = heatmap.heatmap3(ts, (int(rec.start_ns[0]), int(rec.end_ns[-1])), g.hottest_area(), (30, 80))
+    assert hm.heats.max() == pytest.approx(200, rel=0.1)
