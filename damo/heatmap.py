@@ -707,29 +707,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="START END [BASE], repeatable, one map each: addresses (0x hex too) or sizes "
                              "(4KiB); BASE is an address or 'guided' (the start of the guided area of the "
                              "same position) (default: per --draw_range)")
-    parser.add_argument("--abs_time", action="store_true", help="absolute times in raw output and images")
-    parser.add_argument("--abs_addr", action="store_true", help="absolute addresses in raw output and images")
-    parser.add_argument("--guide", action="store_true", help="print the time span and areas of each record")
-    parser.add_argument("--guide_human", action="store_true", help="the same in human-friendly units")
+    parser.add_argument("--abs_time", action="store_true", help="absolute times in raw output and images (default: from the map's start)")
+    parser.add_argument("--abs_addr", action="store_true", help="absolute addresses in raw output and images (default: from the map's start)")
+    parser.add_argument("--guide", action="store_true", help="print the time span and areas of each record instead of a map (default: off)")
+    parser.add_argument("--guide_human", action="store_true", help="the same in human-friendly units (default: off)")
     parser.add_argument("--stdout_colorset", choices=list(COLORSETS), default="gray",
                         help="colours on stdout (default: gray)")
     parser.add_argument("--stdout_skip_colorset_example", action="store_true",
-                        help="leave out the access_frequency line")
+                        help="leave out the access_frequency line (default: off)")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                         help="colour codes on stdout: auto (a terminal without NO_COLOR; default), always, never")
     parser.add_argument("--sort_temperature", action="store_true",
-                        help="in each snapshot lay the regions out coldest to hottest instead of by address")
+                        help="in each snapshot lay the regions out coldest to hottest instead of by address "
+                             "(default: off; needs monitoring intervals in the record)")
     parser.add_argument("--temperature_weights", nargs=2, type=float, default=[1.0, 1.0],
                         metavar=("FREQUENCY", "AGE"),
                         help="weights of access rate (%%) and age (us) in the temperature (default: 1 1)")
     parser.add_argument("--df_passed", action="store_true",
-                        help="damo 3.x's DAMOS-filter-passed view: refused, records hold no DAMOS data")
+                        help="damo 3.x's DAMOS-filter-passed view: refused, records hold no DAMOS data (default: off)")
     parser.add_argument("--interactive_edit", action="store_true",
-                        help="damo 3.x's zoom/scroll prompt: refused, rerun with --time_range/--address_range")
+                        help="damo 3.x's zoom/scroll prompt: refused, rerun with --time_range/--address_range "
+                             "(default: off)")
     parser.add_argument("--all", action="store_true",
                         help="our gap-collapsing view (damo 2.x math): every mapped area as a band of one "
-                             "map, unmapped gaps left out; --draw_range all instead draws one full map per area")
-    parser.add_argument("--json", action="store_true", help="print the heat grid (or the guide) as JSON")
+                             "map, unmapped gaps left out; --draw_range all instead draws one full map per area (default: off)")
+    parser.add_argument("--json", action="store_true", help="print the heat grid (or the guide) as JSON, null where unknown (default: off)")
 
 
 def run(args: argparse.Namespace) -> int:
