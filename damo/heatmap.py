@@ -637,6 +637,12 @@ def select(all_targets: list[TargetRecord], args: argparse.Namespace) -> Selecti
         raise DamoError(f"{' '.join(given)}: no such record in {', '.join(args.input)} (it has {have})")
     guide = matching[0]
     targets = [t for t in all_targets if list(t.key()) == want]
+    # several inputs are one timeline of one target: an input without it would be silently dropped
+    missing = [p for p in dict.fromkeys(args.input) if not any(t.path == p for t in targets)]
+    if missing:
+        others = sorted({t.target_id for t in all_targets if t.path == missing[0]})
+        raise DamoError(f"-i {missing[0]}: no records of target {want[3]} (kdamond {want[0]}, context {want[1]}) "
+                        f"to draw with the other inputs; it has target(s) {', '.join(map(str, others))}")
     time_range = complete_time_range(args.time_range, guide)
     ranges = complete_address_ranges(args.address_range, args.draw_range, guide)
     _check_inside(time_range, ranges, guide, args)

@@ -240,6 +240,11 @@ def test_bad_input(files, tmp_path, capsys):
     write_record(plain, p)
     code, _, err = run_main(capsys, "report", "heatmap", "-i", str(files["sim"]), str(p))
     assert code == 2 and "some inputs have monitoring intervals and some not" in err
+    other = make_record(nr_snapshots=5, nr_regions=4, seed=8)
+    other.target_id[:] = 5
+    write_record(other, tmp_path / "other.data")
+    code, _, err = run_main(capsys, "report", "heatmap", "-i", str(files["sim"]), str(tmp_path / "other.data"))
+    assert code == 2 and f"-i {tmp_path / 'other.data'}: no records of target 0" in err and "target(s) 5" in err
     code, _, err = run_main(capsys, "report", "heatmap", "--sort_temperature", "-i", gappy)
     assert code == 2 and "needs the monitoring intervals" in err
 
