@@ -690,8 +690,25 @@ def draw3(hm: Heatmap3, path: str, title: str, sorted_by_temperature: bool, abs_
 
 # --- command line ----------------------------------------------------------------------------------
 
+DESCRIPTION = """\
+When which address ranges were how frequently accessed, as damo 3.4.3's `report heatmap` prints
+it. By default: 40 rows (time, earliest first) of 80 columns (addresses) of digits 0-9 (relative
+heat; blank where nothing was recorded) over the record's time and its hottest contiguous
+address area, with the heat range in Hz (samples where the record has no monitoring intervals).
+--output raw prints every cell as a `time address heat` line (NaN where unknown), --output FILE
+draws an image. Several -i files are drawn as one timeline. For damo 2.6.4's heatmap text, run
+`damo report heats --heatmap stdout --resol 40 80`."""
+
+EXAMPLES = """\
+examples:
+  damo report heatmap -i stairs.data
+  damo report heatmap -i stairs.data --resol 20 60 --draw_range all   # one map per mapped area
+  damo report heatmap -i stairs.data --time_range 10s 20s guided      # seconds 10-20 of the record
+  damo report heatmap -i a.data b.data --output heat.png
+  damo report heatmap -i stairs.data --all --output heat.png          # every mapped area, gaps collapsed"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--output", default="stdout", metavar="OUTPUT",
                         help="'stdout' (default), 'raw' for time/address/heat triples, or an image file "
                              "(.png .svg .pdf .jpg); with several ranges the n-th image is FILE.n.EXT")

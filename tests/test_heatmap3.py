@@ -270,7 +270,7 @@ def test_access_rate_against_the_simulators_truth():
 
     from damo.accuracy import heatmap_hz_error
     from damo.model import MonitoringAttrs
-    from damo.record import RecordRequest
+    from damo.recording import RecordRequest
     from damo.sources.sim import simulate
 
     cfg = Path(__file__).resolve().parent.parent / "masim" / "configs" / "stairs.cfg"

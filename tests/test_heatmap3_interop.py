@@ -16,7 +16,7 @@ import pytest
 
 from damo.formats import write_record
 from damo.model import MonitoringAttrs
-from damo.record import RecordRequest
+from damo.recording import RecordRequest
 from damo.sources.sim import simulate
 
 from conftest import make_record, run_cli
