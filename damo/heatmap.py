@@ -31,9 +31,10 @@ DEFAULT_IMAGE_RESOL = (500, 500)
 UNKNOWN_PIXEL_LEVEL = 4     # damo draws a pixel nobody monitored as a blank in this colour
 # Regions are turned into pixel contributions a cache-sized run at a time, and contributions are
 # applied to the pixels a buffer at a time: small runs keep numpy's temporaries out of fresh
-# memory pages, large buffers keep the number of per-pixel steps down.
+# memory pages; a buffer of 256 K contributions was the fastest of 128 K-8 M (the per-pixel
+# matrix of a larger one is mostly padding, a smaller one needs more per-pixel steps).
 RUN_REGIONS = 1 << 16
-BUFFER_CONTRIBUTIONS = 1 << 21
+BUFFER_CONTRIBUTIONS = 1 << 18
 
 
 # --- the records as damo 3.x sees them ---------------------------------------------------------
