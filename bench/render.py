@@ -333,8 +333,9 @@ def reports_section(result: dict) -> list[str]:
             row += [run_cell(r.get(f"damo_{v}"), what) for v in peers]
             row += [ratio_cell(r.get(key), r.get(f"damo_{v}"), what) for v in peers for key, _ in ours_cols]
             if what == "time" and peers:
-                same = r.get("same_output_as_damo", r.get("same_output_as_damo_2.6.4"))
-                row.append({True: "yes", False: "NO"}.get(same, "–"))
+                same = {True: "yes", False: "NO"}.get(r.get("same_output_as_damo_2.6.4"))
+                same = same or {True: "yes (3.4.3)", False: "NO (3.4.3)"}.get(r.get("same_output_as_damo_3.4.3"), "–")
+                row.append(same)
             body.append(row)
         lines += [f"### {title}", ""] + table(columns, body)
     if peers:
