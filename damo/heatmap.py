@@ -25,6 +25,7 @@ from damo import fmt
 from damo.errors import DamoError
 from damo.heats import COLORSETS, MAX_DIGIT, RESET, HeatGrid, apply_in_order, color_code, guide_of, use_color
 from damo.model import Record
+from damo.selection import access_percent, age_us
 
 DEFAULT_STDOUT_RESOL = (40, 80)
 DEFAULT_IMAGE_RESOL = (500, 500)
@@ -417,16 +418,15 @@ def sort_by_temperature(targets: list[TargetRecord], ranges: list[tuple[int, int
                             "does not have")
         rec = t.rec
         snap_of = rec.snapshot_index()
-        max_val = t.aggr_us / t.sample_us
         cols = {"snap": [], "start": [], "end": [], "acc": [], "age": [], "order": []}
         for k, (lo_a, hi_a) in enumerate(ranges):
             hit = np.flatnonzero(~((rec.end < np.uint64(lo_a)) | (np.uint64(hi_a) < rec.start)))
             s = np.maximum(rec.start[hit], np.uint64(lo_a)).astype(np.int64)
             e = np.minimum(rec.end[hit], np.uint64(hi_a)).astype(np.int64)
             acc = rec.nr_accesses[hit]
-            percent = np.trunc(acc * 100.0 / max_val)
-            age_us = np.maximum(rec.age[hit], 0).astype(np.float64) * t.aggr_us
-            score = (e - s) * 0 + percent * w_freq + age_us * w_age
+            percent = access_percent(acc, t.sample_us, t.aggr_us)
+            # damo's temperature with float weights: size counts 0, access rate % and age in us
+            score = (e - s) * 0 + percent * w_freq + age_us(rec.age[hit], t.aggr_us) * w_age
             temp = np.where(percent > 0, score, -score)
             sn = snap_of[hit]
             order = np.lexsort((np.arange(len(hit)), temp, sn))     # by snapshot, then temperature, stable
