@@ -48,7 +48,7 @@ def test_kernel_tests_pass_inside_the_vm():
                   f"{shlex.join(pytest_cmd)} > {shlex.quote(str(log))} 2>&1; echo $? > {shlex.quote(str(rc_file))}")
         started = time.monotonic()
         run = boot_and_run(str(vm.cached_kernel()), Path(rwdir), script, VM_LIMIT_SECONDS,
-                           quiet_limit=QUIET_SECONDS, heartbeat=log)
+                           quiet_limit=QUIET_SECONDS, heartbeat=log, verbose=True)
         elapsed = time.monotonic() - started
         output = log.read_text() if log.exists() else "(no pytest output: the VM did not run the tests)"
         print(output)
