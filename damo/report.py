@@ -15,6 +15,7 @@ REPORTS: dict[str, tuple[str, str]] = {
     "heatmap": ("damo.heatmap", "the access heatmap (damo 3.x name of heats)"),
     "wss": ("damo.wss", "distribution of the working set size"),
     "nr_regions": ("damo.nr_regions", "distribution of the number of monitoring regions"),
+    "html": ("damo.html_report", "one self-contained interactive HTML page of the record"),
     "diff": ("damo.diff_cli", "compare records (repeated runs) for CI regression gates"),
 }
 

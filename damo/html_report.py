@@ -1,0 +1,405 @@
+"""One self-contained interactive HTML page per record: ``damo report html``.
+
+The page holds, per monitoring target, a zoomable time x address heatmap (every mapped area,
+the unmapped gaps collapsed, or the raw address axis), the working set size over time with a
+threshold slider and its percentiles, the number of regions over time, a sortable table of the
+hottest and coldest address ranges whose rows move the heatmap there, and the record's metadata.
+Every script (Plotly, vendored from its Python package) and style is inline: the file opens from
+disk and makes no network request.
+
+The heatmap is a pyramid of grids: level 0 is the overview and every level doubles the time and
+address resolution, up to 16x finer at the last one. A cell's heat is the access frequency
+(samples per aggregation interval) averaged over its time x address area, so a cell inside one
+region and one snapshot holds that region's nr_accesses exactly. Grids are stored as deflated
+uint16 arrays in base64 and inflated by the browser's DecompressionStream.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import os
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from damo import __version__
+from damo.errors import DamoError
+from damo.heats import guide_of
+from damo.model import Record, RecordMeta
+from damo.report import add_input_argument
+from damo.wss import region_sizes, wss_percentiles
+
+OVERVIEW_TIME_CELLS = 256          # level 0: time cells (x axis)
+OVERVIEW_ADDR_CELLS = 128          # level 0: address cells (y axis)
+NR_LEVELS = 5                      # level k has 2**k times the overview's resolution: 16x at the last
+TABLE_ROWS = 20                    # hottest and coldest ranges listed
+MAX_THRESHOLDS = 64                # WSS slider positions at most
+WSS_PERCENTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)
+CHUNK_REGIONS = 1 << 20            # bounds the fragment arrays of one pass
+AGE_MAX = 65535
+PLOTLY_INSTALL_HINT = "damo report html needs plotly: pip install 'damo-profiler[html]'"
+
+
+# --- the collapsed address axis ------------------------------------------------------------------
+
+@dataclass
+class AddressAxis:
+    """Mapped areas laid end to end: area i spans ``vstart[i] .. vstart[i] + vlen[i]`` on the axis.
+
+    Each area's axis length is its size, but at least ``min_share`` of the axis, so that a small
+    stack or heap next to gigabytes stays visible (its cells are then finer in bytes).
+    """
+
+    start: np.ndarray       # uint64 area starts
+    end: np.ndarray         # uint64 area ends
+    vstart: np.ndarray      # float64 axis position of each area's start
+    vlen: np.ndarray        # float64 axis length of each area
+
+    @classmethod
+    def of_areas(cls, areas: list[tuple[int, int]]) -> "AddressAxis":
+        areas = sorted((s, e) for s, e in areas if e > s)
+        start = np.array([s for s, _ in areas], dtype=np.uint64)
+        end = np.array([e for _, e in areas], dtype=np.uint64)
+        sizes = (end - start).astype(np.float64)
+        floor = sizes.sum() / max(64, 4 * len(areas))
+        vlen = np.maximum(sizes, floor)
+        vstart = np.concatenate([[0.0], np.cumsum(vlen)[:-1]])
+        return cls(start, end, vstart, vlen)
+
+    @property
+    def length(self) -> float:
+        return float(self.vstart[-1] + self.vlen[-1])
+
+    def scale(self) -> np.ndarray:
+        """Axis units per byte of every area."""
+        return self.vlen / (self.end - self.start).astype(np.float64)
+
+    def to_json(self) -> dict:
+        return {"start": [int(x) for x in self.start.tolist()], "end": [int(x) for x in self.end.tolist()],
+                "vstart": self.vstart.tolist(), "vlen": self.vlen.tolist()}
+
+
+def raw_axis(lo: int, hi: int) -> AddressAxis:
+    """The raw address axis: one area from the lowest to the highest address, gaps and all."""
+    return AddressAxis(np.array([lo], dtype=np.uint64), np.array([hi], dtype=np.uint64),
+                       np.array([0.0]), np.array([float(hi - lo)]))
+
+
+# --- heat grids ----------------------------------------------------------------------------------
+
+def _address_fragments(v0: np.ndarray, v1: np.ndarray, unit: float, ncells: int):
+    """Cut axis intervals [v0, v1) into cells of ``unit``: (owner, cell, covered fraction of the cell)."""
+    c0 = np.clip(np.floor(v0 / unit).astype(np.int64), 0, ncells - 1)
+    c1 = np.clip(np.ceil(v1 / unit).astype(np.int64) - 1, c0, ncells - 1)
+    n = c1 - c0 + 1
+    owner = np.repeat(np.arange(len(v0)), n)
+    cell = np.repeat(c0 - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+    frac = (np.minimum(v1[owner], (cell + 1) * unit) - np.maximum(v0[owner], cell * unit)) / unit
+    return owner, cell, frac
+
+
+def _time_fragments(ts: np.ndarray, te: np.ndarray, t0: int, unit: float, ncells: int):
+    """Cut snapshots [ts, te) into time cells: (snapshot, cell, covered fraction of the cell)."""
+    return _address_fragments((ts - t0).astype(np.float64), (te - t0).astype(np.float64), unit, ncells)
+
+
+def heat_grids(rec: Record, axis: AddressAxis, nt: int, na: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Mean heat and mean age of every (time, address) cell: two float32 arrays of shape (nt, na).
+
+    Heat is samples per aggregation interval averaged over the cell's area (idle and unmapped
+    parts count as 0); age is averaged over the regions with a known age (-1 where none).
+    Returns the grids and the time range (t0, t1) in ns.
+    """
+    t0, t1 = int(rec.start_ns.min()), int(rec.end_ns.max())
+    tunit = max(t1 - t0, 1) / nt
+    vunit = axis.length / na
+    scale = axis.scale()
+    per_snap_heat = np.zeros((rec.nr_snapshots, na), dtype=np.float64)
+    per_snap_age = np.zeros((rec.nr_snapshots, na), dtype=np.float64)
+    per_snap_aged = np.zeros((rec.nr_snapshots, na), dtype=np.float64)
+    snap_of = rec.snapshot_index()
+    for lo in range(0, rec.nr_regions_total, CHUNK_REGIONS):
+        hi = lo + CHUNK_REGIONS
+        rs, re = rec.start[lo:hi], rec.end[lo:hi]
+        area = np.searchsorted(axis.start, rs, side="right") - 1
+        ok = area >= 0
+        area_c = np.maximum(area, 0)
+        re_c = np.minimum(re, axis.end[area_c])
+        ok &= rs < re_c
+        idx = np.flatnonzero(ok)
+        area_c = area_c[idx]
+        v0 = axis.vstart[area_c] + (rs[idx] - axis.start[area_c]).astype(np.float64) * scale[area_c]
+        v1 = axis.vstart[area_c] + (re_c[idx] - axis.start[area_c]).astype(np.float64) * scale[area_c]
+        owner, cell, frac = _address_fragments(v0, v1, vunit, na)
+        region = lo + idx[owner]
+        key = snap_of[region] * na + cell
+        size = rec.nr_snapshots * na
+        per_snap_heat += np.bincount(key, frac * rec.nr_accesses[region], minlength=size).reshape(-1, na)
+        aged = rec.age[region] >= 0
+        per_snap_age += np.bincount(key[aged], frac[aged] * rec.age[region][aged], minlength=size).reshape(-1, na)
+        per_snap_aged += np.bincount(key[aged], frac[aged], minlength=size).reshape(-1, na)
+    snap, tcell, tfrac = _time_fragments(rec.start_ns, rec.end_ns, t0, tunit, nt)
+    heat = _sum_rows(per_snap_heat, snap, tcell, tfrac, nt)
+    age_sum = _sum_rows(per_snap_age, snap, tcell, tfrac, nt)
+    aged = _sum_rows(per_snap_aged, snap, tcell, tfrac, nt)
+    age = np.where(aged > 0, age_sum / np.maximum(aged, 1e-300), -1.0)
+    return heat.astype(np.float32), age.astype(np.float32), (t0, t1)
+
+
+def _sum_rows(per_snap: np.ndarray, snap: np.ndarray, cell: np.ndarray, frac: np.ndarray, ncells: int) -> np.ndarray:
+    """``out[cell[i]] += frac[i] * per_snap[snap[i]]`` for every time fragment, in row blocks."""
+    out = np.zeros((ncells, per_snap.shape[1]), dtype=np.float64)
+    order = np.argsort(cell, kind="stable")
+    snap, cell, frac = snap[order], cell[order], frac[order]
+    if not len(cell):
+        return out
+    starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
+    step = 4096
+    for lo in range(0, len(starts), step):
+        first = starts[lo]
+        last = starts[lo + step] if lo + step < len(starts) else len(cell)
+        rows = per_snap[snap[first:last]] * frac[first:last, None]
+        out[cell[starts[lo:lo + step]]] = np.add.reduceat(rows, starts[lo:lo + step] - first, axis=0)
+    return out
+
+
+def pyramid(grid: np.ndarray, nr_levels: int, weights: np.ndarray | None = None) -> list[np.ndarray]:
+    """``nr_levels`` grids, coarsest first: each halves the finer one's both axes by averaging.
+
+    ``weights`` (same shape) makes the averages weighted; cells of weight 0 do not count.
+    """
+    levels = [grid]
+    w = np.ones_like(grid) if weights is None else weights
+    for _ in range(nr_levels - 1):
+        g, w_ = levels[-1], w
+        nt, na = g.shape
+        ws = w_.reshape(nt // 2, 2, na // 2, 2).sum(axis=(1, 3))
+        gs = (g * w_).reshape(nt // 2, 2, na // 2, 2).sum(axis=(1, 3))
+        levels.append(np.where(ws > 0, gs / np.maximum(ws, 1e-30), -1 if weights is not None else 0)
+                      .astype(np.float32))
+        w = ws
+    return levels[::-1]
+
+
+# --- everything the page shows -------------------------------------------------------------------
+
+def encode_array(values: np.ndarray) -> dict:
+    """A numeric array for the page: dtype, shape and its little-endian bytes, deflated, in base64."""
+    values = np.ascontiguousarray(values)
+    raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+    return {"dtype": values.dtype.name, "shape": list(values.shape),
+            "b64": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+
+
+def heat_scale(max_heat: float) -> int:
+    """Integer steps per sample stored in uint16 cells: whole sample counts decode exactly."""
+    return max(1, int(65535 // max(max_heat, 1.0)))
+
+
+def _level_json(heat: np.ndarray, age: np.ndarray, scale: int) -> dict:
+    # address-major (rows are addresses, y) so the page slices plot rows without copying columns
+    heat_q = np.rint(heat.T * scale).clip(0, 65535).astype(np.uint16)
+    age_q = np.where(age.T < 0, AGE_MAX, np.rint(age.T).clip(0, AGE_MAX - 1)).astype(np.uint16)
+    return {"nt": int(heat.shape[0]), "na": int(heat.shape[1]), "heat": encode_array(heat_q),
+            "age": encode_array(age_q)}
+
+
+def hot_cold_ranges(rec: Record, nr_rows: int = TABLE_ROWS) -> tuple[list[dict], list[dict]]:
+    """The hottest and the coldest address ranges of a single-target record.
+
+    Hottest: most accesses, then largest, then oldest; coldest: fewest accesses, then largest,
+    then oldest. Each address range is listed once, at the snapshot where it ranks best.
+    """
+    sizes = region_sizes(rec)
+    snap_of = rec.snapshot_index()
+
+    def top(acc_key: np.ndarray) -> list[dict]:
+        order = np.lexsort((-rec.age, -sizes, -acc_key)) if len(acc_key) <= 4 * CHUNK_REGIONS else None
+        if order is None:       # big records: a pre-selection by accesses, then the exact order
+            limit = np.partition(-acc_key, min(64 * nr_rows, len(acc_key) - 1))[min(64 * nr_rows, len(acc_key) - 1)]
+            cand = np.flatnonzero(-acc_key <= limit)
+            order = cand[np.lexsort((-rec.age[cand], -sizes[cand], -acc_key[cand]))]
+        rows, seen = [], set()
+        for i in order.tolist():
+            key = (int(rec.start[i]), int(rec.end[i]))
+            if key in seen:
+                continue
+            seen.add(key)
+            s = int(snap_of[i])
+            rows.append({"start": key[0], "end": key[1], "nr_accesses": int(rec.nr_accesses[i]),
+                         "age": int(rec.age[i]), "snapshot_start": int(rec.start_ns[s]),
+                         "snapshot_end": int(rec.end_ns[s])})
+            if len(rows) == nr_rows:
+                break
+        return rows
+
+    return top(rec.nr_accesses), top(-rec.nr_accesses)
+
+
+def wss_thresholds(max_nr_accesses: int) -> np.ndarray:
+    """Slider positions: every access count from 1 up to the maximum, at most MAX_THRESHOLDS of them."""
+    top = max(int(max_nr_accesses), 1)
+    if top <= MAX_THRESHOLDS:
+        return np.arange(1, top + 1)
+    return np.unique(np.rint(np.linspace(1, top, MAX_THRESHOLDS)).astype(np.int64))
+
+
+def wss_by_threshold(rec: Record, thresholds: np.ndarray) -> np.ndarray:
+    """``out[i, s]``: bytes of snapshot s's regions with nr_accesses >= thresholds[i]."""
+    sizes = region_sizes(rec)
+    level = np.searchsorted(thresholds, rec.nr_accesses, side="right")   # thresholds met
+    hist = np.bincount(rec.snapshot_index() * (len(thresholds) + 1) + level, sizes,
+                       minlength=rec.nr_snapshots * (len(thresholds) + 1))
+    hist = hist.reshape(rec.nr_snapshots, len(thresholds) + 1)
+    at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]
+    return at_least[:, 1:].T.astype(np.float64)
+
+
+def target_data(tid: int, rec: Record, max_nr_accesses: int, levels: int = NR_LEVELS) -> dict:
+    """Everything the page shows about one target."""
+    if not rec.nr_regions_total:
+        raise DamoError(f"target {tid} has no region: the record holds no address of it")
+    guide = guide_of(rec, tid)
+    axis = AddressAxis.of_areas(guide.areas)
+    nt, na = OVERVIEW_TIME_CELLS << (levels - 1), OVERVIEW_ADDR_CELLS << (levels - 1)
+    heat, age, (t0, t1) = heat_grids(rec, axis, nt, na)
+    raw = raw_axis(int(axis.start[0]), int(axis.end[-1]))
+    raw_heat, _, _ = heat_grids(rec, raw, OVERVIEW_TIME_CELLS * 2, OVERVIEW_ADDR_CELLS * 4)
+    scale = heat_scale(max_nr_accesses)
+    age_weight = (age >= 0).astype(np.float32)
+    heat_levels = pyramid(heat, levels)
+    age_levels = pyramid(np.maximum(age, 0), levels, age_weight)
+    age_levels[-1] = age
+    thresholds = wss_thresholds(max_nr_accesses)
+    hottest, coldest = hot_cold_ranges(rec)
+    dist = wss_percentiles(rec, WSS_PERCENTILES)
+    return {
+        "target_id": tid, "t0": t0, "t1": t1, "axis": axis.to_json(), "raw_axis": raw.to_json(),
+        "heat_scale": scale, "levels": [_level_json(h, a, scale) for h, a in zip(heat_levels, age_levels)],
+        "raw_level": _level_json(raw_heat, np.full(raw_heat.shape, -1.0), scale),
+        "snapshot_end": encode_array(((rec.end_ns - t0) / 1e9).astype(np.float64)),
+        "nr_regions": encode_array(rec.regions_per_snapshot().astype(np.int32)),
+        "wss_thresholds": thresholds.tolist(), "wss": encode_array(wss_by_threshold(rec, thresholds)),
+        "wss_percentiles": {str(p): int(v) for p, v in zip(WSS_PERCENTILES, next(iter(dist.values())).tolist())},
+        "hottest": hottest, "coldest": coldest, "nr_snapshots": rec.nr_snapshots,
+        "nr_regions_total": rec.nr_regions_total,
+    }
+
+
+def metadata_rows(meta: RecordMeta, record: Record, source: str) -> list[list[str]]:
+    """(name, value) pairs for the metadata table."""
+    from damo.fmt import format_time_ns, format_time_us
+
+    def us(v):
+        return format_time_us(v) if v else "unknown"
+
+    duration = int(record.end_ns.max() - record.start_ns.min()) if record.nr_snapshots else 0
+    rows = [["file", source], ["target kind", meta.target_kind], ["target", meta.target or "unknown"],
+            ["intervals (sample / aggr / update)", f"{us(meta.sample_us)} / {us(meta.aggr_us)} / {us(meta.update_us)}"],
+            ["nr_regions limits", f"{meta.min_nr_regions} .. {meta.max_nr_regions}"],
+            ["duration", format_time_ns(duration)],
+            ["snapshots / regions", f"{record.nr_snapshots:,} / {record.nr_regions_total:,}"],
+            ["kernel", meta.kernel_release or "unknown"],
+            ["recorded by", meta.tool_version or "unknown"]]
+    if meta.start_time:
+        rows.append(["started", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(meta.start_time))])
+    for key, value in sorted(meta.extra.items()):
+        if isinstance(value, (str, int, float)) and len(str(value)) < 200:
+            rows.append([f"label: {key}", str(value)])
+    rows.append(["report by", f"damo-profiler {__version__}"])
+    return rows
+
+
+def report_data(record: Record, source: str, levels: int = NR_LEVELS) -> dict:
+    """The page's data: metadata and one entry per target, in order of first appearance."""
+    if not record.nr_snapshots:
+        raise DamoError(f"{source}: the record has no snapshot")
+    meta = record.meta
+    observed = int(record.nr_accesses.max()) if record.nr_regions_total else 0
+    max_nr_accesses = max(meta.max_nr_accesses or 0, observed, 1)
+    return {"title": os.path.basename(source), "metadata": metadata_rows(meta, record, source),
+            "aggr_us": meta.aggr_us, "sample_us": meta.sample_us, "max_nr_accesses": max_nr_accesses,
+            "default_acc_thres": 1, "exclude_samples": 20,
+            "targets": [target_data(tid, rec, max_nr_accesses, levels) for tid, rec in record.split_targets()]}
+
+
+# --- the page --------------------------------------------------------------------------------------
+
+def plotly_js() -> str:
+    """plotly.min.js as shipped inside the plotly Python package."""
+    try:
+        return (resources.files("plotly") / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        raise DamoError(PLOTLY_INSTALL_HINT) from err
+
+
+def _asset(name: str) -> str:
+    return (resources.files("damo") / "html_assets" / name).read_text(encoding="utf-8")
+
+
+def _script_safe(text: str) -> str:
+    """Text that cannot close its <script> element early."""
+    return text.replace("</", "<\\/")
+
+
+def render_page(data: dict) -> str:
+    """The whole HTML document."""
+    page = _asset("report.html")
+    parts = {"TITLE": html.escape(f"damo report: {data['title']}"), "STYLE": _asset("report.css"),
+             "PLOTLY": _script_safe(plotly_js()), "DATA": _script_safe(json.dumps(data, separators=(",", ":"))),
+             "SCRIPT": _script_safe(_asset("report.js"))}
+    for key, value in parts.items():
+        page = page.replace("{{" + key + "}}", value, 1)
+    return page
+
+
+def write_page(text: str, path: str) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, renamed into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".damo-html-", dir=directory)
+    except OSError as err:
+        raise DamoError(f"{path}: cannot write the report: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as err:
+        os.unlink(tmp)
+        raise DamoError(f"{path}: cannot write the report: {err.strerror}") from None
+
+
+def write_report(record: Record, source: str, path: str, levels: int = NR_LEVELS) -> None:
+    """Analyse ``record`` and write its page to ``path``."""
+    plotly_js()                      # fail before the analysis when plotly is missing
+    write_page(render_page(report_data(record, source, levels)), path)
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_argument(parser)
+    parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
+                        help="the HTML file to write (default: report.html)")
+    parser.epilog = "example: damo report html -i damon.data -o report.html  (then open report.html in a browser)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from damo.formats import read_record
+    from damo.progress import stderr_console
+
+    console = stderr_console()
+    record = read_record(args.input)
+    if console.is_terminal:
+        with console.status("writing the HTML report"):
+            write_report(record, args.input, args.output)
+    else:
+        write_report(record, args.input, args.output)
+    return 0
