@@ -109,64 +109,66 @@ def _time_fragments(ts: np.ndarray, te: np.ndarray, t0: int, unit: float, ncells
     return _address_fragments((ts - t0).astype(np.float64), (te - t0).astype(np.float64), unit, ncells)
 
 
-def heat_grids(rec: Record, axis: AddressAxis, nt: int, na: int) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """Mean heat and mean age of every (time, address) cell: two float32 arrays of shape (nt, na).
+def _snapshot_chunks(rec: Record, limit: int = CHUNK_REGIONS) -> list[tuple[int, int]]:
+    """Consecutive snapshot ranges [first, stop) of about ``limit`` regions each (one snapshot at least)."""
+    bounds = np.searchsorted(rec.offsets, np.arange(0, rec.nr_regions_total, limit), side="right") - 1
+    firsts = np.unique(np.concatenate([[0], bounds]))
+    stops = np.append(firsts[1:], rec.nr_snapshots)
+    return [(int(a), int(b)) for a, b in zip(firsts, stops) if b > a]
+
+
+def heat_grids(rec: Record, axis: AddressAxis, nt: int, na: int,
+               with_age: bool = True) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """Mean heat and mean age of every (time, address) cell: float32 arrays of shape (nt, na).
 
     Heat is samples per aggregation interval averaged over the cell's area (idle and unmapped
     parts count as 0); age is averaged over the regions with a known age (-1 where none).
-    Returns the grids and the time range (t0, t1) in ns.
+    Returns the grids (age None unless ``with_age``) and the time range (t0, t1) in ns.
     """
     t0, t1 = int(rec.start_ns.min()), int(rec.end_ns.max())
     tunit = max(t1 - t0, 1) / nt
     vunit = axis.length / na
     scale = axis.scale()
-    per_snap_heat = np.zeros((rec.nr_snapshots, na), dtype=np.float64)
-    per_snap_age = np.zeros((rec.nr_snapshots, na), dtype=np.float64)
-    per_snap_aged = np.zeros((rec.nr_snapshots, na), dtype=np.float64)
-    snap_of = rec.snapshot_index()
-    for lo in range(0, rec.nr_regions_total, CHUNK_REGIONS):
-        hi = lo + CHUNK_REGIONS
+    sums = [np.zeros((nt, na), dtype=np.float64) for _ in range(3 if with_age else 1)]
+    snap_all, tcell_all, tfrac_all = _time_fragments(rec.start_ns, rec.end_ns, t0, tunit, nt)
+    for first, stop in _snapshot_chunks(rec):
+        lo, hi = int(rec.offsets[first]), int(rec.offsets[stop])
         rs, re = rec.start[lo:hi], rec.end[lo:hi]
         area = np.searchsorted(axis.start, rs, side="right") - 1
-        ok = area >= 0
         area_c = np.maximum(area, 0)
         re_c = np.minimum(re, axis.end[area_c])
-        ok &= rs < re_c
-        idx = np.flatnonzero(ok)
+        idx = np.flatnonzero((area >= 0) & (rs < re_c))
         area_c = area_c[idx]
         v0 = axis.vstart[area_c] + (rs[idx] - axis.start[area_c]).astype(np.float64) * scale[area_c]
         v1 = axis.vstart[area_c] + (re_c[idx] - axis.start[area_c]).astype(np.float64) * scale[area_c]
         owner, cell, frac = _address_fragments(v0, v1, vunit, na)
         region = lo + idx[owner]
-        key = snap_of[region] * na + cell
-        size = rec.nr_snapshots * na
-        per_snap_heat += np.bincount(key, frac * rec.nr_accesses[region], minlength=size).reshape(-1, na)
-        aged = rec.age[region] >= 0
-        per_snap_age += np.bincount(key[aged], frac[aged] * rec.age[region][aged], minlength=size).reshape(-1, na)
-        per_snap_aged += np.bincount(key[aged], frac[aged], minlength=size).reshape(-1, na)
-    snap, tcell, tfrac = _time_fragments(rec.start_ns, rec.end_ns, t0, tunit, nt)
-    heat = _sum_rows(per_snap_heat, snap, tcell, tfrac, nt)
-    age_sum = _sum_rows(per_snap_age, snap, tcell, tfrac, nt)
-    aged = _sum_rows(per_snap_aged, snap, tcell, tfrac, nt)
-    age = np.where(aged > 0, age_sum / np.maximum(aged, 1e-300), -1.0)
-    return heat.astype(np.float32), age.astype(np.float32), (t0, t1)
+        snap = np.repeat(np.arange(stop - first), np.diff(rec.offsets[first:stop + 1]))[idx[owner]]
+        key = snap * na + cell
+        size = (stop - first) * na
+        per_snap = [np.bincount(key, frac * rec.nr_accesses[region], minlength=size)]
+        if with_age:
+            aged = rec.age[region] >= 0
+            per_snap.append(np.bincount(key[aged], frac[aged] * rec.age[region][aged], minlength=size))
+            per_snap.append(np.bincount(key[aged], frac[aged], minlength=size))
+        mine = (snap_all >= first) & (snap_all < stop)
+        for total, values in zip(sums, per_snap):
+            _add_rows(total, values.reshape(-1, na), snap_all[mine] - first, tcell_all[mine], tfrac_all[mine])
+    heat = sums[0].astype(np.float32)
+    if not with_age:
+        return heat, None, (t0, t1)
+    age = np.where(sums[2] > 0, sums[1] / np.maximum(sums[2], 1e-300), -1.0).astype(np.float32)
+    return heat, age, (t0, t1)
 
 
-def _sum_rows(per_snap: np.ndarray, snap: np.ndarray, cell: np.ndarray, frac: np.ndarray, ncells: int) -> np.ndarray:
-    """``out[cell[i]] += frac[i] * per_snap[snap[i]]`` for every time fragment, in row blocks."""
-    out = np.zeros((ncells, per_snap.shape[1]), dtype=np.float64)
+def _add_rows(out: np.ndarray, per_snap: np.ndarray, snap: np.ndarray, cell: np.ndarray, frac: np.ndarray) -> None:
+    """``out[cell[i]] += frac[i] * per_snap[snap[i]]`` for every time fragment."""
+    if not len(cell):
+        return
     order = np.argsort(cell, kind="stable")
     snap, cell, frac = snap[order], cell[order], frac[order]
-    if not len(cell):
-        return out
     starts = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
-    step = 4096
-    for lo in range(0, len(starts), step):
-        first = starts[lo]
-        last = starts[lo + step] if lo + step < len(starts) else len(cell)
-        rows = per_snap[snap[first:last]] * frac[first:last, None]
-        out[cell[starts[lo:lo + step]]] = np.add.reduceat(rows, starts[lo:lo + step] - first, axis=0)
-    return out
+    out[cell[starts]] += np.add.reduceat(per_snap[snap] * frac[:, None], starts, axis=0)
 
 
 def pyramid(grid: np.ndarray, nr_levels: int, weights: np.ndarray | None = None) -> list[np.ndarray]:
@@ -194,7 +196,7 @@ def encode_array(values: np.ndarray) -> dict:
     values = np.ascontiguousarray(values)
     raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
     return {"dtype": values.dtype.name, "shape": list(values.shape),
-            "b64": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+            "b64": base64.b64encode(zlib.compress(raw, 1)).decode("ascii")}
 
 
 def heat_scale(max_heat: float) -> int:
@@ -210,36 +212,47 @@ def _level_json(heat: np.ndarray, age: np.ndarray, scale: int) -> dict:
             "age": encode_array(age_q)}
 
 
+def _rank_key(acc: np.ndarray, sizes: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """One int64 per region ordering by ``acc``, then size, then age (all descending when negated)."""
+    acc_bits = np.clip(acc, 0, (1 << 15) - 1).astype(np.int64) << 47
+    page_bits = np.clip(sizes >> 12, 0, (1 << 31) - 1) << 16
+    return acc_bits | page_bits | np.clip(age, 0, (1 << 16) - 1)
+
+
 def hot_cold_ranges(rec: Record, nr_rows: int = TABLE_ROWS) -> tuple[list[dict], list[dict]]:
     """The hottest and the coldest address ranges of a single-target record.
 
     Hottest: most accesses, then largest, then oldest; coldest: fewest accesses, then largest,
-    then oldest. Each address range is listed once, at the snapshot where it ranks best.
+    then oldest. Each address range is listed once, at the snapshot where it ranks best (the
+    earliest among equals).
     """
     sizes = region_sizes(rec)
     snap_of = rec.snapshot_index()
+    top_acc = int(rec.nr_accesses.max())
 
-    def top(acc_key: np.ndarray) -> list[dict]:
-        order = np.lexsort((-rec.age, -sizes, -acc_key)) if len(acc_key) <= 4 * CHUNK_REGIONS else None
-        if order is None:       # big records: a pre-selection by accesses, then the exact order
-            limit = np.partition(-acc_key, min(64 * nr_rows, len(acc_key) - 1))[min(64 * nr_rows, len(acc_key) - 1)]
-            cand = np.flatnonzero(-acc_key <= limit)
-            order = cand[np.lexsort((-rec.age[cand], -sizes[cand], -acc_key[cand]))]
-        rows, seen = [], set()
-        for i in order.tolist():
-            key = (int(rec.start[i]), int(rec.end[i]))
-            if key in seen:
-                continue
-            seen.add(key)
-            s = int(snap_of[i])
-            rows.append({"start": key[0], "end": key[1], "nr_accesses": int(rec.nr_accesses[i]),
-                         "age": int(rec.age[i]), "snapshot_start": int(rec.start_ns[s]),
-                         "snapshot_end": int(rec.end_ns[s])})
-            if len(rows) == nr_rows:
-                break
-        return rows
+    def top(key: np.ndarray) -> list[dict]:
+        want = min(len(key), 64 * nr_rows)
+        while True:
+            cand = np.argpartition(-key, want - 1)[:want] if want < len(key) else np.arange(len(key))
+            order = cand[np.lexsort((cand, -key[cand]))]
+            rows, seen = [], set()
+            for i in order.tolist():
+                span = (int(rec.start[i]), int(rec.end[i]))
+                if span in seen:
+                    continue
+                seen.add(span)
+                s = int(snap_of[i])
+                rows.append({"start": span[0], "end": span[1], "nr_accesses": int(rec.nr_accesses[i]),
+                             "age": int(rec.age[i]), "snapshot_start": int(rec.start_ns[s]),
+                             "snapshot_end": int(rec.end_ns[s])})
+                if len(rows) == nr_rows:
+                    return rows
+            if want == len(key):
+                return rows
+            want = min(len(key), want * 8)
 
-    return top(rec.nr_accesses), top(-rec.nr_accesses)
+    return (top(_rank_key(rec.nr_accesses, sizes, rec.age)),
+            top(_rank_key(top_acc - rec.nr_accesses, sizes, rec.age)))
 
 
 def wss_thresholds(max_nr_accesses: int) -> np.ndarray:
@@ -269,20 +282,25 @@ def target_data(tid: int, rec: Record, max_nr_accesses: int, levels: int = NR_LE
     axis = AddressAxis.of_areas(guide.areas)
     nt, na = OVERVIEW_TIME_CELLS << (levels - 1), OVERVIEW_ADDR_CELLS << (levels - 1)
     heat, age, (t0, t1) = heat_grids(rec, axis, nt, na)
-    raw = raw_axis(int(axis.start[0]), int(axis.end[-1]))
-    raw_heat, _, _ = heat_grids(rec, raw, OVERVIEW_TIME_CELLS * 2, OVERVIEW_ADDR_CELLS * 4)
+    raw_level = None
+    raw = axis
+    if len(axis.start) > 1:      # with one area the raw axis is the collapsed one
+        raw = raw_axis(int(axis.start[0]), int(axis.end[-1]))
+        raw_heat, _, _ = heat_grids(rec, raw, OVERVIEW_TIME_CELLS * 2, OVERVIEW_ADDR_CELLS * 4, with_age=False)
     scale = heat_scale(max_nr_accesses)
     age_weight = (age >= 0).astype(np.float32)
     heat_levels = pyramid(heat, levels)
     age_levels = pyramid(np.maximum(age, 0), levels, age_weight)
     age_levels[-1] = age
+    if len(axis.start) > 1:
+        raw_level = _level_json(raw_heat, np.full(raw_heat.shape, -1.0), scale)
     thresholds = wss_thresholds(max_nr_accesses)
     hottest, coldest = hot_cold_ranges(rec)
     dist = wss_percentiles(rec, WSS_PERCENTILES)
     return {
         "target_id": tid, "t0": t0, "t1": t1, "axis": axis.to_json(), "raw_axis": raw.to_json(),
         "heat_scale": scale, "levels": [_level_json(h, a, scale) for h, a in zip(heat_levels, age_levels)],
-        "raw_level": _level_json(raw_heat, np.full(raw_heat.shape, -1.0), scale),
+        "raw_level": raw_level,
         "snapshot_end": encode_array(((rec.end_ns - t0) / 1e9).astype(np.float64)),
         "nr_regions": encode_array(rec.regions_per_snapshot().astype(np.int32)),
         "wss_thresholds": thresholds.tolist(), "wss": encode_array(wss_by_threshold(rec, thresholds)),

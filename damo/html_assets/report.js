@@ -30,13 +30,12 @@
   async function targetData(i) {
     if (decoded.has(i)) return decoded.get(i);
     const t = DATA.targets[i];
-    const d = { levels: [await decodeLevel(t.levels[0])], raw: null,
+    const d = { levels: [await decodeLevel(t.levels[0])], raw: t.raw_level ? await decodeLevel(t.raw_level) : null,
                 times: await decode(t.snapshot_end), nrRegions: await decode(t.nr_regions),
                 wss: await decode(t.wss) };
     decoded.set(i, d);
     d.rest = (async () => {
       for (let k = 1; k < t.levels.length; k++) d.levels.push(await decodeLevel(t.levels[k]));
-      d.raw = await decodeLevel(t.raw_level);
     })();
     return d;
   }
@@ -109,7 +108,7 @@
     return { x: [0, (t.t1 - t.t0) / 1e9], y: [0, axisLength(axis())] };
   }
   function levelFor(view, d) {
-    if (state.mode === "raw") return d.raw || d.levels[0];
+    if (state.mode === "raw" && d.raw) return d.raw;
     const full = fullView();
     const f = Math.min((view.x[1] - view.x[0]) / (full.x[1] - full.x[0]), (view.y[1] - view.y[0]) / (full.y[1] - full.y[0]));
     const k = Math.max(0, Math.min(d.levels.length - 1, Math.ceil(Math.log2(1 / f) - 1e-9)));
