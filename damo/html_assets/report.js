@@ -343,7 +343,7 @@
   api.view = () => {
     const s = state.shown, v = state.view || fullView();
     return { x: v.x.slice(), y: v.y.slice(), level: s.level, cellSeconds: s.dt, cellBytes: s.dv * bytesPerUnit(axis(), v),
-             cellsShown: [s.lv.na - 0, s.lv.nt - 0] };
+             levelCells: [s.lv.nt, s.lv.na], target: target().target_id, mode: state.mode };
   };
   api.positionOf = (addr) => positionOf(axis(), addr);
   // page coordinates (CSS pixels) of a time (s from the record start) and an address
