@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "accuracy": "WSS and heatmap error against masim ground truth, per config",
     "masim_touch_rate": "the masim runner's page-touch rate",
     "diff_validate": "report diff and validate time and peak RSS on 6 M-region records",
+    "html": "report html file size, write time and time to interactive in headless Chromium",
 }
 
 # Every figure issue 8 asks for, and the benchmark that measures it.
@@ -49,6 +50,7 @@ FIGURES: list[tuple[str, str]] = [
     ("Accuracy: heatmap cell error per masim config", "accuracy"),
     ("masim runner page-touch rate", "masim_touch_rate"),
     ("`report diff` and `validate` time and peak RSS", "diff_validate"),
+    ("`report html` size, write time and time to interactive (6 M regions)", "html"),
 ]
 
 QUICK_TIMEOUT_S = 100.0

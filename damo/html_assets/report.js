@@ -2,6 +2,7 @@
 // damo/html_report.py; heat grids are deflated uint16 arrays inflated with DecompressionStream.
 "use strict";
 (function () {
+  const marks = { script: performance.now() };
   const DATA = JSON.parse(document.getElementById("damo-data").textContent);
   const OVERVIEW_T = DATA.targets.length ? DATA.targets[0].levels[0].nt : 0;
   const OVERVIEW_A = DATA.targets.length ? DATA.targets[0].levels[0].na : 0;
@@ -10,7 +11,8 @@
   const INFERNO = [[0, "#000004"], [0.1, "#160b39"], [0.2, "#420a68"], [0.3, "#6a176e"], [0.4, "#932667"],
     [0.5, "#bc3754"], [0.6, "#dd513a"], [0.7, "#f37819"], [0.8, "#fca50a"], [0.9, "#f6d746"], [1, "#fcffa4"]];
   const TYPES = { uint16: Uint16Array, int32: Int32Array, float64: Float64Array, float32: Float32Array };
-  const api = { ready: false, allLevels: false, errors: [] };
+  const api = { ready: false, allLevels: false, errors: [], marks };
+  marks.parsed = performance.now();
   window.damoReport = api;
   const state = { target: 0, mode: "mapped", thres: 0, view: null, shown: null, sort: null };
   const decoded = new Map();   // target index -> {levels: [...], raw, series}
@@ -292,10 +294,13 @@
     slider.max = String(t.wss_thresholds.length - 1);
     state.thres = Math.max(0, t.wss_thresholds.indexOf(DATA.default_acc_thres));
     slider.value = String(state.thres);
+    marks.decoded = performance.now();
     await drawHeatmap();
+    marks.heatmap = performance.now();
     drawWss();
     drawNrRegions();
     drawTable();
+    if (!api.ready) api.readyMs = performance.now();
     api.ready = true;
     document.getElementById("status").textContent = "";
     await d.rest;
