@@ -35,7 +35,7 @@ from damo.model import Record, RecordMeta
 from damo.report import add_input_argument
 from damo.wss import region_sizes, wss_percentiles
 
-OVERVIEW_TIME_CELLS = 256          # level 0: time cells (x axis)
+OVERVIEW_TIME_CELLS = 256          # level 0: time cells (x axis), fewer for records of fewer snapshots
 OVERVIEW_ADDR_CELLS = 128          # level 0: address cells (y axis)
 NR_LEVELS = 5                      # level k has 2**k times the overview's resolution: 16x at the last
 TABLE_ROWS = 20                    # hottest and coldest ranges listed
@@ -280,13 +280,14 @@ def target_data(tid: int, rec: Record, max_nr_accesses: int, levels: int = NR_LE
         raise DamoError(f"target {tid} has no region: the record holds no address of it")
     guide = guide_of(rec, tid)
     axis = AddressAxis.of_areas(guide.areas)
-    nt, na = OVERVIEW_TIME_CELLS << (levels - 1), OVERVIEW_ADDR_CELLS << (levels - 1)
+    overview_t = min(OVERVIEW_TIME_CELLS, max(16, 1 << (rec.nr_snapshots - 1).bit_length()))
+    nt, na = overview_t << (levels - 1), OVERVIEW_ADDR_CELLS << (levels - 1)
     heat, age, (t0, t1) = heat_grids(rec, axis, nt, na)
     raw_level = None
     raw = axis
     if len(axis.start) > 1:      # with one area the raw axis is the collapsed one
         raw = raw_axis(int(axis.start[0]), int(axis.end[-1]))
-        raw_heat, _, _ = heat_grids(rec, raw, OVERVIEW_TIME_CELLS * 2, OVERVIEW_ADDR_CELLS * 4, with_age=False)
+        raw_heat, _, _ = heat_grids(rec, raw, overview_t * 2, OVERVIEW_ADDR_CELLS * 4, with_age=False)
     scale = heat_scale(max_nr_accesses)
     age_weight = (age >= 0).astype(np.float32)
     heat_levels = pyramid(heat, levels)

@@ -347,6 +347,10 @@ def test_several_targets_dark_scheme_and_one_printed_page(browser, tmp_path):
         assert _brightness(bg) < 150, bg
         paper = page.evaluate("document.getElementById('heatmap')._fullLayout.paper_bgcolor")
         assert _brightness(paper) < 150, paper
+        page.select_option("#axis-mode", "raw")
+        page.wait_for_function("damoReport.view().mode === 'raw'")
+        span = page.evaluate("damoReport.view().y[1]")
+        assert span == int(record.end.max() - record.start.min())
         pdf = page.pdf(format="A4", landscape=True, print_background=True)
         assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
         assert [m for m in page.messages if m[0] in ("error", "pageerror")] == []

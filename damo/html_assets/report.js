@@ -4,7 +4,6 @@
 (function () {
   const marks = { script: performance.now() };
   const DATA = JSON.parse(document.getElementById("damo-data").textContent);
-  const OVERVIEW_T = DATA.targets.length ? DATA.targets[0].levels[0].nt : 0;
   const OVERVIEW_A = DATA.targets.length ? DATA.targets[0].levels[0].na : 0;
   const AGE_UNKNOWN = 65535;
   // matplotlib's inferno (perceptually uniform, dark to bright): hotter is always brighter
