@@ -41,7 +41,7 @@ NR_LEVELS = 5                      # level k has 2**k times the overview's resol
 TABLE_ROWS = 20                    # hottest and coldest ranges listed
 MAX_THRESHOLDS = 64                # WSS slider positions at most
 WSS_PERCENTILES = (0, 1, 5, 10, 25, 50, 75, 90, 95, 99, 100)
-CHUNK_REGIONS = 1 << 20            # bounds the fragment arrays of one pass
+CHUNK_REGIONS = 1 << 18            # regions per pass: temporaries small enough for the heap to reuse
 AGE_MAX = 65535
 PLOTLY_INSTALL_HINT = "damo report html needs plotly: pip install 'damo-profiler[html]'"
 
@@ -148,9 +148,14 @@ def heat_grids(rec: Record, axis: AddressAxis, nt: int, na: int,
         size = (stop - first) * na
         per_snap = [np.bincount(key, frac * rec.nr_accesses[region], minlength=size)]
         if with_age:
-            aged = rec.age[region] >= 0
-            per_snap.append(np.bincount(key[aged], frac[aged] * rec.age[region][aged], minlength=size))
-            per_snap.append(np.bincount(key[aged], frac[aged], minlength=size))
+            age = rec.age[region]
+            if age.min() >= 0:      # the usual case: no masked copies of the fragment arrays
+                per_snap.append(np.bincount(key, frac * age, minlength=size))
+                per_snap.append(np.bincount(key, frac, minlength=size))
+            else:
+                aged = age >= 0
+                per_snap.append(np.bincount(key[aged], frac[aged] * age[aged], minlength=size))
+                per_snap.append(np.bincount(key[aged], frac[aged], minlength=size))
         mine = (snap_all >= first) & (snap_all < stop)
         for total, values in zip(sums, per_snap):
             _add_rows(total, values.reshape(-1, na), snap_all[mine] - first, tcell_all[mine], tfrac_all[mine])
@@ -213,29 +218,37 @@ def _level_json(heat: np.ndarray, age: np.ndarray, scale: int) -> dict:
 
 
 def _rank_key(acc: np.ndarray, sizes: np.ndarray, age: np.ndarray) -> np.ndarray:
-    """One int64 per region ordering by ``acc``, then size, then age (fields saturate; np.minimum
-    and np.maximum, as np.clip is several times slower on big arrays)."""
-    key = np.minimum(np.maximum(acc, 0), (1 << 15) - 1) << 47
-    key |= np.minimum(sizes >> 12, (1 << 31) - 1) << 16
-    key |= np.minimum(np.maximum(age, 0), (1 << 16) - 1)
+    """One int64 per region ordering by ``acc``, then size, then age; each field saturates.
+
+    In place on two buffers: every fresh 48 MB temporary costs page faults on 6 M regions.
+    """
+    key = np.maximum(acc, 0)
+    np.minimum(key, (1 << 15) - 1, out=key)
+    key <<= 47
+    field = np.right_shift(sizes, 12)
+    np.minimum(field, (1 << 31) - 1, out=field)
+    field <<= 16
+    key |= field
+    np.maximum(age, 0, out=field)
+    np.minimum(field, (1 << 16) - 1, out=field)
+    key |= field
     return key
 
 
-def hot_cold_ranges(rec: Record, nr_rows: int = TABLE_ROWS) -> tuple[list[dict], list[dict]]:
+def hot_cold_ranges(rec: Record, sizes: np.ndarray, nr_rows: int = TABLE_ROWS) -> tuple[list[dict], list[dict]]:
     """The hottest and the coldest address ranges of a single-target record.
 
     Hottest: most accesses, then largest, then oldest; coldest: fewest accesses, then largest,
     then oldest. Each address range is listed once, at the snapshot where it ranks best (the
-    earliest among equals).
+    earliest among equals). ``sizes`` are the regions' sizes (region_sizes).
     """
-    sizes = region_sizes(rec)
     snap_of = rec.snapshot_index()
     top_acc = int(rec.nr_accesses.max())
 
     def top(key: np.ndarray) -> list[dict]:
         want = min(len(key), 64 * nr_rows)
         while True:
-            cand = np.argpartition(-key, want - 1)[:want] if want < len(key) else np.arange(len(key))
+            cand = np.argpartition(key, len(key) - want)[len(key) - want:] if want < len(key) else np.arange(len(key))
             order = cand[np.lexsort((cand, -key[cand]))]
             rows, seen = [], set()
             for i in order.tolist():
@@ -265,9 +278,9 @@ def wss_thresholds(max_nr_accesses: int) -> np.ndarray:
     return np.unique(np.rint(np.linspace(1, top, MAX_THRESHOLDS)).astype(np.int64))
 
 
-def wss_by_threshold(rec: Record, thresholds: np.ndarray) -> np.ndarray:
+def wss_by_threshold(rec: Record, thresholds: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
     """``out[i, s]``: bytes of snapshot s's regions with nr_accesses >= thresholds[i]."""
-    sizes = region_sizes(rec)
+    sizes = region_sizes(rec) if sizes is None else sizes
     level = np.searchsorted(thresholds, rec.nr_accesses, side="right")   # thresholds met
     hist = np.bincount(rec.snapshot_index() * (len(thresholds) + 1) + level, sizes,
                        minlength=rec.nr_snapshots * (len(thresholds) + 1))
@@ -298,7 +311,8 @@ def target_data(tid: int, rec: Record, max_nr_accesses: int, levels: int = NR_LE
     if len(axis.start) > 1:
         raw_level = _level_json(raw_heat, np.full(raw_heat.shape, -1.0), scale)
     thresholds = wss_thresholds(max_nr_accesses)
-    hottest, coldest = hot_cold_ranges(rec)
+    sizes = region_sizes(rec)
+    hottest, coldest = hot_cold_ranges(rec, sizes)
     dist = wss_percentiles(rec, WSS_PERCENTILES)
     return {
         "target_id": tid, "t0": t0, "t1": t1, "axis": axis.to_json(), "raw_axis": raw.to_json(),
@@ -306,7 +320,7 @@ def target_data(tid: int, rec: Record, max_nr_accesses: int, levels: int = NR_LE
         "raw_level": raw_level,
         "snapshot_end": encode_array(((rec.end_ns - t0) / 1e9).astype(np.float64)),
         "nr_regions": encode_array(rec.regions_per_snapshot().astype(np.int32)),
-        "wss_thresholds": thresholds.tolist(), "wss": encode_array(wss_by_threshold(rec, thresholds)),
+        "wss_thresholds": thresholds.tolist(), "wss": encode_array(wss_by_threshold(rec, thresholds, sizes)),
         "wss_percentiles": {str(p): int(v) for p, v in zip(WSS_PERCENTILES, next(iter(dist.values())).tolist())},
         "hottest": hottest, "coldest": coldest, "nr_snapshots": rec.nr_snapshots,
         "nr_regions_total": rec.nr_regions_total,
