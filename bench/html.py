@@ -4,7 +4,7 @@ The record is bench.synth's (6000 snapshots x 1000 regions; quick: 600 x 1000) i
 format. The report runs in a fresh process (bench.measure: wall and CPU time, peak RSS). The
 page is then opened from disk in headless Chromium (Debian's, through Playwright) until
 ``window.damoReport.ready`` (the heatmap, plots and table are drawn and answer the mouse) and
-until every pyramid level is inflated; the best of three loads is kept. Goals (issue 21): at most
+until every pyramid level is inflated; the best of three loads is kept (one with --quick). Goals (issue 21): at most
 25 MB, written in at most 10 s, interactive in at most 3 s.
 
     python -m bench.html [--quick]          (or as part of: python -m bench)
@@ -27,8 +27,8 @@ NR_REGIONS = 1000
 LOADS = 3
 
 
-def time_to_interactive(html_path: Path) -> dict | None:
-    """Seconds from navigation to ready and to all levels, best of LOADS; None without Chromium."""
+def time_to_interactive(html_path: Path, loads: int = LOADS) -> dict | None:
+    """Seconds from navigation to ready and to all levels, best of ``loads``; None without Chromium."""
     import sys
 
     sys.path.insert(0, str(REPO / "tests"))
@@ -42,7 +42,7 @@ def time_to_interactive(html_path: Path) -> dict | None:
     browser = Browser()
     ready, levels = [], []
     try:
-        for _ in range(LOADS):
+        for _ in range(loads):
             begin = time.perf_counter()
             page = browser.open(html_path)          # returns once every level is inflated
             levels.append(time.perf_counter() - begin)
@@ -66,7 +66,7 @@ def run(quick: bool = False) -> dict:
         if cost["returncode"] != 0:
             raise RuntimeError(f"report html failed: {cost['stderr_tail']}")
         size = html_path.stat().st_size
-        browser = time_to_interactive(html_path)
+        browser = time_to_interactive(html_path, 1 if quick else LOADS)
     row = {"regions": f"{regions:,}", "file_mb": round(size / 1e6, 2), "write_s": round(cost["seconds"], 2),
            "write_cpu_s": round(cost.get("cpu_seconds", 0.0), 2),
            "peak_rss_mib": round(cost["peak_rss_bytes"] / 2**20, 1),
