@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import zlib
 from pathlib import Path
@@ -139,7 +140,34 @@ def test_several_targets_each_have_their_own_data():
 
 # --- the file and the command line ------------------------------------------------------------------
 
-def test_cli_writes_one_self_contained_page(tmp_path):
+def require_plotly() -> None:
+    """The page vendors plotly.min.js from the plotly package (the [html] extra): skip, or fail in CI."""
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("plotly is not installed (pip install -e '.[html]')")
+        pytest.skip("plotly is not installed (pip install -e '.[html]')")
+
+
+@pytest.fixture
+def plotly_installed():
+    require_plotly()
+
+
+def test_without_plotly_the_error_says_how_to_install_it(monkeypatch, tmp_path):
+    import damo.html_report as html_report
+
+    def missing(package):
+        raise ModuleNotFoundError(package)
+
+    monkeypatch.setattr(html_report.resources, "files", missing)
+    with pytest.raises(DamoError, match=r"pip install 'damo-profiler\[html\]'"):
+        html_report.write_report(make_record(nr_snapshots=3, nr_regions=4), "x", str(tmp_path / "o.html"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_writes_one_self_contained_page(tmp_path, plotly_installed):
     record = make_record(nr_snapshots=10, nr_regions=10)
     write_record(record, tmp_path / "r.data")
     proc = run_cli("report", "html", "-i", "r.data", "-o", "out.html", cwd=tmp_path)
@@ -167,7 +195,7 @@ def _record_with_an_empty_target(path):
 
 
 @pytest.mark.parametrize("case", ["empty", "target_without_addresses", "unwritable_dir", "output_is_directory"])
-def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, case):
+def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, case, plotly_installed):
     out = tmp_path / "out.html"
     record_path = tmp_path / "r.data"
     write_record(make_record(nr_snapshots=4, nr_regions=5), record_path)
@@ -199,6 +227,8 @@ def test_empty_record_is_an_error_in_the_api():
 @pytest.fixture(scope="module")
 def browser():
     from browser_support import Browser
+
+    require_plotly()
 
     b = Browser()
     yield b
