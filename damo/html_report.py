@@ -383,11 +383,17 @@ def _script_safe(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
+def _json_script_safe(data: dict) -> str:
+    """JSON for a <script> element: every '<' (only ever inside strings) as \\u003c, so no record
+    text such as a command line can end the element or open an HTML comment."""
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+
+
 def render_page(data: dict) -> str:
     """The whole HTML document."""
     page = _asset("report.html")
     parts = {"TITLE": html.escape(f"damo report: {data['title']}"), "STYLE": _asset("report.css"),
-             "PLOTLY": _script_safe(plotly_js()), "DATA": _script_safe(json.dumps(data, separators=(",", ":"))),
+             "PLOTLY": _script_safe(plotly_js()), "DATA": _json_script_safe(data),
              "SCRIPT": _script_safe(_asset("report.js"))}
     for key, value in parts.items():
         page = page.replace("{{" + key + "}}", value, 1)

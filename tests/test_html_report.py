@@ -180,6 +180,17 @@ def test_cli_writes_one_self_contained_page(tmp_path, plotly_installed):
     assert [p.name for p in tmp_path.iterdir()] and not list(tmp_path.glob(".damo-html-*"))
 
 
+def test_record_text_cannot_break_out_of_the_page(tmp_path, plotly_installed):
+    from damo.html_report import write_report
+
+    record = make_record(nr_snapshots=3, nr_regions=4)
+    record.meta.target = "</script><!--<script>alert(1)</script>"
+    write_report(record, "r.data", str(tmp_path / "o.html"))
+    text = (tmp_path / "o.html").read_text()
+    assert "alert(1)</script>" not in text and "<!--<script>" not in text
+    assert ["target", record.meta.target] in page_data(tmp_path / "o.html")["metadata"]
+
+
 def test_help_has_an_example_and_the_default():
     proc = run_cli("report", "html", "--help")
     assert "report.html" in proc.stdout and "example" in proc.stdout
