@@ -264,6 +264,7 @@ def zpage(browser, zigzag):
     page.close()
 
 
+@pytest.mark.slow
 def test_page_has_no_console_error_and_no_network_request(zpage, zigzag):
     assert [m for m in zpage.messages if m[0] in ("error", "pageerror", "warning")] == []
     assert zpage.requests == [f"file://{zigzag[2]}"]
@@ -276,6 +277,7 @@ def _big_area(record):
     return max(guide_of(record, 0).areas, key=lambda a: a[1] - a[0])
 
 
+@pytest.mark.slow
 def test_zigzag_halves_alternate_in_the_screenshot(zpage, zigzag):
     from io import BytesIO
 
@@ -313,6 +315,7 @@ def _drag(page, x0, y0, x1, y1):
     page.mouse.up()
 
 
+@pytest.mark.slow
 def test_zoom_into_a_hot_area_shows_finer_cells(zpage, zigzag):
     record = zigzag[0]
     lo, hi = _big_area(record)
@@ -330,6 +333,7 @@ def test_zoom_into_a_hot_area_shows_finer_cells(zpage, zigzag):
     assert after["cellBytes"] <= before["cellBytes"] / 16
 
 
+@pytest.mark.slow
 def test_hover_shows_the_hz_that_report_raw_prints(zpage, zigzag):
     record, data_path, _ = zigzag
     s = int(np.searchsorted(record.end_ns, record.start_ns[0] + 17_500_000_000))   # high phase 0: b is hot
@@ -355,6 +359,22 @@ def test_hover_shows_the_hz_that_report_raw_prints(zpage, zigzag):
     assert f"nr_accesses: {nr}\n" in text
 
 
+@pytest.mark.slow
+def test_wss_percentiles_follow_the_threshold_slider(zpage, zigzag):
+    from damo.html_report import WSS_PERCENTILES
+    from damo.wss import wss_percentiles
+
+    record = zigzag[0]
+    for thres in (1, 15):
+        expected = wss_percentiles(record, WSS_PERCENTILES, acc_thres=thres)[0].tolist()
+        zpage.evaluate(f"""() => {{ const s = document.getElementById('thres');
+            s.value = String({thres} - 1);   // thresholds are 1..20 here s.dispatchEvent(new Event('input')); }}""")
+        shown = zpage.evaluate("damoReport.wssPercentiles")
+        assert [shown[str(p)] for p in WSS_PERCENTILES] == expected, thres
+        assert zpage.inner_text("#thres-value").startswith(f"{thres} ")
+
+
+@pytest.mark.slow
 def test_table_hottest_row_is_the_hottest_range_and_click_moves_the_heatmap(zpage, zigzag):
     record = zigzag[0]
     (_, start, end, s) = expected_hottest(record)
@@ -375,6 +395,7 @@ def test_table_hottest_row_is_the_hottest_range_and_click_moves_the_heatmap(zpag
     assert sizes == sorted(sizes, reverse=True)
 
 
+@pytest.mark.slow
 def test_several_targets_dark_scheme_and_one_printed_page(browser, tmp_path):
     record = make_record(nr_snapshots=30, nr_regions=10, nr_targets=2)
     write_record(record, tmp_path / "two.data")
