@@ -368,7 +368,7 @@ def test_wss_percentiles_follow_the_threshold_slider(zpage, zigzag):
     for thres in (1, 15):
         expected = wss_percentiles(record, WSS_PERCENTILES, acc_thres=thres)[0].tolist()
         zpage.evaluate(f"""() => {{ const s = document.getElementById('thres');
-            s.value = String({thres} - 1);   // thresholds are 1..20 here s.dispatchEvent(new Event('input')); }}""")
+            s.value = String({thres} - 1); s.dispatchEvent(new Event('input')); }}""")   # thresholds 1..20
         shown = zpage.evaluate("damoReport.wssPercentiles")
         assert [shown[str(p)] for p in WSS_PERCENTILES] == expected, thres
         assert zpage.inner_text("#thres-value").startswith(f"{thres} ")
