@@ -425,18 +425,24 @@ def write_report(record: Record, source: str, path: str, levels: int = NR_LEVELS
 
 # --- command line ----------------------------------------------------------------------------------
 
+DESCRIPTION = """\
+Write one self-contained HTML page of the record, to open in any browser without a server or
+network: a zoomable time x address heatmap (mapped areas with the gaps collapsed, or raw
+addresses; hover for the access rate in Hz and the age), the working set size over time with a
+threshold slider and its percentiles, the number of regions, a sortable table of the hottest and
+coldest address ranges (a click shows one in the heatmap), and the record's metadata.
+Needs plotly: pip install 'damo-profiler[html]'."""
+
+EXAMPLES = """\
+examples:
+  damo report html -i stairs.data -o stairs.html     # then open stairs.html in a browser
+  damo report html                                   # damon.data to report.html"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Write one self-contained HTML page of the record, to open in any browser without a server or "
-        "network: a zoomable time x address heatmap (mapped areas with the gaps collapsed, or raw "
-        "addresses; hover for the access rate in Hz and the age), the working set size over time with a "
-        "threshold slider and its percentiles, the number of regions, a sortable table of the hottest "
-        "and coldest address ranges (a click shows one in the heatmap), and the record's metadata. "
-        "Needs plotly: pip install 'damo-profiler[html]'.")
     add_input_argument(parser)
     parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
                         help="the HTML file to write (default: report.html)")
-    parser.epilog = "example: damo report html -i damon.data -o report.html  (then open report.html in a browser)"
 
 
 def run(args: argparse.Namespace) -> int:

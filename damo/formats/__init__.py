@@ -12,12 +12,14 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from damo.errors import DamoError, RecordFileError
-from damo.model import Record, RecordMeta
+
+if TYPE_CHECKING:       # numpy and the model load with the format modules, not with the names
+    import numpy as np
+
+    from damo.model import Record, RecordMeta
 
 # Order matters for detection: the most specific sniffers come first.
 FORMATS: dict[str, str] = {
@@ -62,7 +64,8 @@ def detect_format(path: str | os.PathLike) -> str:
         with open(path, "rb") as f:
             head = f.read(SNIFF_BYTES)
     except FileNotFoundError:
-        raise RecordFileError(path, "no such file") from None
+        raise RecordFileError(path, "no such file (make a record with `damo record zigzag`, the bundled "
+                                    "simulator, or name another file with -i)") from None
     except IsADirectoryError:
         raise RecordFileError(path, "is a directory") from None
     except PermissionError:

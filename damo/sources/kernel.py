@@ -27,7 +27,7 @@ from damo.errors import DamoError
 from damo.kernel import sysfs as sysfs_mod
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
-from damo.record import RecordRequest, base_meta, finish, open_sink
+from damo.recording import RecordRequest, base_meta, finish, open_sink
 
 POLL_SECONDS = 0.2
 STATE_CHECK_SECONDS = 0.5
@@ -87,16 +87,27 @@ def resolve_target(request: RecordRequest) -> Target:
         if not process_alive(pid):
             raise DamoError(f"the target (pid {pid}) exited before monitoring started")
         return Target(ops, pid=pid, regions=regions, description=f"pid {pid}")
-    if request.shell:
-        argv = [shell_path(), "-c", " ".join(words)]
-    else:
-        # damo takes a command as one string ("sleep 5"); split it like a shell would, but run no shell.
-        argv = shlex.split(words[0]) if len(words) == 1 else list(words)
-        if not argv:
-            raise DamoError("record: empty command")
-        if shutil.which(argv[0]) is None:
-            raise DamoError(f"command not found: {argv[0]}")
+    argv = command_argv(request)
     return Target(ops, argv=argv, regions=regions, description=shlex.join(words if len(words) > 1 else argv))
+
+
+def command_argv(request: RecordRequest) -> list[str]:
+    """The workload's argv; raise if its program does not exist (before anything else is touched)."""
+    words = request.target
+    if request.shell:
+        return [shell_path(), "-c", " ".join(words)]
+    # damo takes a command as one string ("sleep 5"); split it like a shell would, but run no shell.
+    try:
+        argv = shlex.split(words[0]) if len(words) == 1 else list(words)
+    except ValueError as err:
+        raise DamoError(f"record: cannot split the command line {words[0]!r}: {err}") from None
+    if not argv:
+        raise DamoError("record: empty command")
+    if shutil.which(argv[0]) is None:
+        if "/" in argv[0] and Path(argv[0]).exists():
+            raise DamoError(f"record: {argv[0]}: not an executable file")
+        raise DamoError(f"record: no such command: {argv[0]}")
+    return argv
 
 
 def shell_path() -> str:
@@ -294,8 +305,8 @@ class KernelRecorder:
 
     def run(self) -> int:
         request = self.request
+        target = resolve_target(request)      # cheap local checks (no such command or pid) come first
         preflight(self.sysfs)
-        target = resolve_target(request)
         use_trace = has_damon_event(self.tracefs_root)
         instance = TraceInstance(self.tracefs_root, f"damo-{os.getpid()}") if use_trace else None
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
