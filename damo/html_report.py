@@ -33,6 +33,8 @@ from damo.errors import DamoError
 from damo.heats import guide_of
 from damo.model import Record, RecordMeta
 from damo.report import add_input_argument
+from damo.selection import (add_address_range_option, add_target_option, add_time_range_option, clip_addresses,
+                            select_target)
 from damo.wss import region_sizes, wss_percentiles
 
 OVERVIEW_TIME_CELLS = 256          # level 0: time cells (x axis), fewer for records of fewer snapshots
@@ -436,13 +438,34 @@ Needs plotly: pip install 'damo-profiler[html]'."""
 EXAMPLES = """\
 examples:
   damo report html -i stairs.data -o stairs.html     # then open stairs.html in a browser
-  damo report html                                   # damon.data to report.html"""
+  damo report html                                   # damon.data to report.html
+  damo report html --tid 0 --address_range 0x7f0000000000 0x7f0010000000 -o heap.html"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("-o", "--output", default="report.html", metavar="FILE",
                         help="the HTML file to write (default: report.html)")
+    add_target_option(parser, "every target, one at a time in the page")
+    add_time_range_option(parser, "the whole record")
+    add_address_range_option(parser, "show only the addresses in [START, END) (default: all)")
+
+
+def select(record: Record, tid: int | None, time_range, address_range) -> Record:
+    """The part of the record the options ask for: one target, snapshots overlapping a time range
+    (absolute ns), regions cut to an address range."""
+    if tid is not None:
+        record = select_target(record, tid)
+    if time_range:
+        start, end = time_range
+        if not start < end:
+            raise DamoError(f"--time_range: START ({start}) must be below END ({end})")
+        record = record.select((record.end_ns > start) & (record.start_ns < end))
+        if not record.nr_snapshots:
+            raise DamoError(f"--time_range: no snapshot between {start} and {end} ns")
+    if address_range:
+        record = clip_addresses(record, address_range)
+    return record
 
 
 def run(args: argparse.Namespace) -> int:
@@ -450,7 +473,7 @@ def run(args: argparse.Namespace) -> int:
     from damo.progress import stderr_console
 
     console = stderr_console()
-    record = read_record(args.input)
+    record = select(read_record(args.input), args.tid, args.time_range, args.address_range)
     if console.is_terminal:
         with console.status("writing the HTML report"):
             write_report(record, args.input, args.output)

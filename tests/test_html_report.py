@@ -191,6 +191,24 @@ def test_record_text_cannot_break_out_of_the_page(tmp_path, plotly_installed):
     assert ["target", record.meta.target] in page_data(tmp_path / "o.html")["metadata"]
 
 
+def test_tid_time_and_address_range_select_what_the_page_shows(tmp_path, plotly_installed):
+    record = make_record(nr_snapshots=12, nr_regions=10, nr_targets=2)
+    write_record(record, tmp_path / "r.data")
+    lo = int(record.start.min()) + (1 << 24)
+    hi = lo + (1 << 24)
+    t0 = int(record.start_ns[4])
+    t1 = int(record.end_ns[9])
+    proc = run_cli("report", "html", "-i", "r.data", "-o", "o.html", "--tid", "1", "--time_range", str(t0), str(t1),
+                   "--address_range", hex(lo), hex(hi), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (target,) = page_data(tmp_path / "o.html")["targets"]
+    assert target["target_id"] == 1
+    assert (target["t0"], target["t1"]) == (int(record.start_ns[4]), int(record.end_ns[9]))
+    assert target["axis"]["start"][0] == lo and target["axis"]["end"][-1] == hi
+    proc = run_cli("report", "html", "-i", "r.data", "-o", "o.html", "--tid", "7", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == "damo: error: no target 7 in the record"
+
+
 def test_help_has_an_example_and_the_default():
     proc = run_cli("report", "html", "--help")
     assert "report.html" in proc.stdout and "example" in proc.stdout
