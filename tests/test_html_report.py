@@ -431,6 +431,12 @@ def test_several_targets_dark_scheme_and_one_printed_page(browser, tmp_path):
         page.wait_for_function("damoReport.view().mode === 'raw'")
         span = page.evaluate("damoReport.view().y[1]")
         assert span == int(record.end.max() - record.start.min())
+        page.emulate_media(color_scheme="dark", media="print")
+        page.wait_for_function("document.getElementById('heatmap')._fullLayout.height < 400")
+        overlap = page.evaluate("""() => {
+            const svg = document.querySelector('#heatmap .main-svg').getBoundingClientRect();
+            return svg.bottom - document.getElementById('ranges').getBoundingClientRect().top; }""")
+        assert overlap <= 0, "the printed heatmap runs into the table"
         pdf = page.pdf(format="A4", landscape=True, print_background=True)
         assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
         assert [m for m in page.messages if m[0] in ("error", "pageerror")] == []

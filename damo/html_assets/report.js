@@ -306,6 +306,25 @@
     api.allLevels = true;
     if (state.target === i) await drawHeatmap();
   }
+  // Printing: A4 landscape less margins is about 1070 CSS px wide; the heights are those of the
+  // print style sheet. Plotly.relayout redraws at once (Plots.resize would wait for a timer and
+  // miss the print).
+  const PRINT_WIDTH_PX = 1070, PRINT_HEIGHTS_PX = { heatmap: 330, other: 132 };
+  let printing = false;
+  function fitForPrint(on) {
+    if (!api.ready) return;
+    if (on) {
+      if (printing) return;
+      printing = true;
+      const page = document.documentElement.clientWidth;
+      document.querySelectorAll(".plot").forEach((gd) => Plotly.relayout(gd, {
+        width: Math.round(gd.clientWidth * PRINT_WIDTH_PX / page),
+        height: gd.id === "heatmap" ? PRINT_HEIGHTS_PX.heatmap : PRINT_HEIGHTS_PX.other }));
+    } else if (printing && !window.matchMedia("print").matches) {   // else the media change comes later
+      printing = false;
+      document.querySelectorAll(".plot").forEach((gd) => Plotly.relayout(gd, { width: null, height: null, autosize: true }));
+    }
+  }
   function redrawAll() {
     if (!decoded.has(state.target)) return;
     drawHeatmap(); drawWss(); drawNrRegions();
@@ -339,8 +358,9 @@
       heat.on("plotly_unhover", () => { document.getElementById("tooltip").hidden = true; });
     }).catch((err) => { api.errors.push(String(err)); document.getElementById("status").textContent = String(err); throw err; });
     window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redrawAll);
-    window.addEventListener("beforeprint", () => document.querySelectorAll(".plot").forEach((p) => Plotly.Plots.resize(p)));
-    window.addEventListener("afterprint", () => document.querySelectorAll(".plot").forEach((p) => Plotly.Plots.resize(p)));
+    window.addEventListener("beforeprint", () => fitForPrint(true));
+    window.addEventListener("afterprint", () => fitForPrint(false));
+    window.matchMedia("print").addEventListener("change", (e) => fitForPrint(e.matches));
   }
 
   // --- for tests and scripting -----------------------------------------------------------------------
