@@ -375,6 +375,10 @@ def test_hover_shows_the_hz_that_report_raw_prints(zpage, zigzag):
     hz = nr * 1e6 / record.meta.aggr_us
     assert re.search(r"access rate: (\S+) Hz", text).group(1) == f"{hz:.0f}", text
     assert f"nr_accesses: {nr}\n" in text
+    assert f"({nr * 100 / record.meta.max_nr_accesses:.1f} % of the maximum)" in text
+    cell_lo, cell_hi = (int(a, 16) for a in re.search(r"address: 0x([0-9a-f]+)-0x([0-9a-f]+)", text).groups())
+    assert start <= cell_lo < a_mid < cell_hi <= end
+    assert re.search(r"^time: .* - .*$", text, re.M) and re.search(r"^age: ", text, re.M)
 
 
 @pytest.mark.slow
