@@ -6,6 +6,7 @@ about what a module knows, not only about what it loads first.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def project_sources() -> dict[str, str]:
     return {module_name(p): p.read_text() for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))}
 
 
-def imports_of(source: str, known: set[str]) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def imports_of(source: str, known: frozenset[str]) -> frozenset[str]:
     """Project modules that ``source`` imports (``from damo import vm`` is the module damo.vm)."""
     found = set()
     for node in ast.walk(ast.parse(source)):
@@ -78,7 +80,7 @@ def imports_of(source: str, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             subs = {f"{node.module}.{alias.name}" for alias in node.names} & known
             found.update(subs or {node.module})
-    return {name for name in found if name.split(".")[0] in PACKAGES}
+    return frozenset(name for name in found if name.split(".")[0] in PACKAGES)
 
 
 def within(module: str, prefixes: tuple[str, ...]) -> bool:
@@ -87,7 +89,7 @@ def within(module: str, prefixes: tuple[str, ...]) -> bool:
 
 def violations(sources: dict[str, str]) -> list[str]:
     """One line per import that breaks a rule: ``module imports other: rule``."""
-    known = set(sources)
+    known = frozenset(sources)
     out = []
     for module, source in sorted(sources.items()):
         for imported in sorted(imports_of(source, known)):

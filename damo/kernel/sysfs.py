@@ -28,7 +28,7 @@ U32_MAX = 2**32 - 1
 STATE_POLL_SECONDS = 0.05
 EBUSY_RETRY_SECONDS = 2.0
 T = TypeVar("T")
-ALTERNATIVES = "Use --vm or the simulator (damo record masim/configs/...cfg)."
+ALTERNATIVES = "Use --vm or the simulator (damo record zigzag, a bundled masim config)."
 
 
 class SysfsWriteError(DamoError):
