@@ -36,6 +36,7 @@ COMMANDS: dict[str, Command] = {
     "convert_record_format": Command("damo.convert_record_format",
                                      "convert a record file in place (damo 3.x's name of convert)"),
     "validate": Command("damo.validate", "check that a record file is plausible DAMON output"),
+    "status": Command("damo.damon_report", "what the kernel's DAMON is doing now (same as damo report damon)"),
     "features": Command("damo.features", "say what DAMON features this machine has"),
     "vm": Command("damo.vm", "set up the VM that runs `damo record --vm`"),
 }

@@ -34,12 +34,19 @@ class Rule:
     must_not: tuple[str, ...] = ()         # project modules (or packages) they must not import
 
 
+# `report damon` is damo's name for a status command: it shows the live kernel's DAMON, so it
+# reads damo.kernel.status (and only that; the rule below keeps it from sources and the engine).
+LIVE_STATUS_REPORTS = {"damo.damon_report"}
+
+
 def report_modules() -> tuple[str, ...]:
     """Every module registered as a report, with its package when it lives in one, and selection."""
     from damo.report import REPORTS
 
     names = {"damo.selection"}
     for module, _ in REPORTS.values():
+        if module in LIVE_STATUS_REPORTS:
+            continue
         parent = module.rpartition(".")[0]
         names.add(parent if parent != "damo" else module)
     return tuple(sorted(names))
@@ -55,6 +62,8 @@ RULES = (
     Rule("masim knows nothing of the monitor", ("masim",),
          may_import=("masim", "damo.errors", "damo.kernel.emulation")),
     Rule("nothing below the CLI imports the CLI", BELOW_CLI, must_not=CLI),
+    Rule("report damon reads DAMON's status, never a source or the engine", tuple(LIVE_STATUS_REPORTS),
+         must_not=("damo.sources", "damo.engine", "damo.recording", "damo.record")),
 )
 
 

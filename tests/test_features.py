@@ -51,3 +51,27 @@ def test_cli_runs_read_only():
     result = run_cli("features")
     assert result.returncode == 0
     assert "DAMON sysfs" in result.stdout and "vm: vng" in result.stdout
+
+
+def test_record_ongoing_says_when_it_is_possible(tmp_path):
+    fake = FakeDamon(tmp_path, avail_operations="paddr")
+    fake.add_foreign_kdamond(state="on", pid=77)
+    filesystems, kallsyms = tmp_path / "filesystems", tmp_path / "kallsyms"
+    filesystems.write_text("nodev\tsysfs\nnodev\ttracefs\n")
+    kallsyms.write_text("ffffffff8169fd50 T __traceiter_damon_aggregated\n")
+
+    def ongoing(**kwargs):
+        args = dict(tracefs_root=None, is_root=True, filesystems=str(filesystems), kallsyms=str(kallsyms),
+                    modules_dir=tmp_path / "modules")
+        return by_name(check_features(DamonSysfs(fake.root), **{**args, **kwargs}))["record ongoing"]
+
+    f = ongoing()
+    assert (f.ok, f.detail) == (True, "can follow kdamond 0 read-only, tracefs to be mounted privately "
+                                      "(not for the machine): damo record ongoing")
+    kallsyms.write_text("ffffffff8169fd50 T __traceiter_damon_monitor\n")
+    f = ongoing(is_root=False)
+    assert (f.ok, f.detail) == (False, "no damon_aggregated tracepoint; not root")
+    assert f.fix == "damo report damon still shows the kdamonds' setup; run damo as root"
+    filesystems.write_text("nodev\tsysfs\n")
+    assert ongoing().detail == "no tracefs in this kernel"
+    assert fake.log == []
