@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, str] = {
     "diff_validate": "report diff and validate time and peak RSS on 6 M-region records",
     "ongoing": "record ongoing: parser rate on a replayed trace, own CPU on this machine's kdamond, hot buffer",
     "startup": "start-up of `damo --help` and friends above a bare interpreter, and what they import",
+    "html": "report html file size, write time and time to interactive in headless Chromium",
 }
 
 # Every figure issue 8 asks for, and the benchmark that measures it.
@@ -53,6 +54,7 @@ FIGURES: list[tuple[str, str]] = [
     ("`report diff` and `validate` time and peak RSS", "diff_validate"),
     ("`record ongoing` parser regions per CPU-second on a replayed 100 k regions/s trace", "ongoing"),
     ("`damo --help` and `damo report --help` start-up above `python -c pass`", "startup"),
+    ("`report html` size, write time and time to interactive (6 M regions)", "html"),
 ]
 
 QUICK_TIMEOUT_S = 100.0
