@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from damo import __version__
 from damo.errors import DamoError
+from damo.kernel.backend import ALTERNATIVES, INTERFACES, choose_backend
 from damo.formats import DEFAULT_FORMAT, FORMATS, open_writer, rotate_existing
 from damo.model import MonitoringAttrs, RecordMeta
 from damo.progress import RecordProgress
@@ -24,7 +25,10 @@ SOURCES = {
     "sim": "damo.sources.sim",
     "kernel": "damo.sources.kernel",
     "vm": "damo.sources.vm",
+    "page_idle": "damo.sources.page_idle",
 }
+# damo record's backend (damo.kernel.backend) -> source name
+BACKEND_SOURCES = {"sysfs": "kernel", "page_idle": "page_idle"}
 # Set by `damo record --vm` for the record inside the VM: the -o path on the host, which is
 # what the messages should name (the guest writes to a temporary directory).
 HOST_OUT_ENV = "DAMO_HOST_OUT"
@@ -37,6 +41,7 @@ class RecordRequest:
     target: list[str]
     attrs: MonitoringAttrs
     ops: str | None = None
+    damon_interface: str = "auto"
     timeout: float | None = None
     seed: int = 0
     shell: bool = False
@@ -100,8 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output_type", choices=list(FORMATS), default=DEFAULT_FORMAT,
                         help=f"output format (default: {DEFAULT_FORMAT})")
     parser.add_argument("--timeout", type=float, metavar="SEC", help="stop recording after SEC seconds")
-    parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim"],
-                        help="operations set (default: deduced from TARGET)")
+    parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim", "page_idle"],
+                        help="operations set (default: deduced from TARGET); page_idle: damo's own "
+                             "engine over idle page tracking, for kernels without DAMON")
+    parser.add_argument("--damon_interface", choices=list(INTERFACES), default="auto",
+                        help="the kernel DAMON interface to use: sysfs, debugfs (Linux 5.15 and older), "
+                             "or auto: sysfs if present, else debugfs, else idle page tracking "
+                             "(default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulator engine")
     parser.add_argument("--shell", action="store_true",
                         help="run the command line through bash (else /bin/sh); DAMON monitors the "
@@ -119,7 +129,11 @@ def pick_source(request: RecordRequest, use_vm: bool) -> str:
     lone = request.target[0] if len(request.target) == 1 else ""
     if request.ops == "sim" or (lone.endswith(".cfg") and len(lone.split()) == 1):
         return "sim"
-    return "kernel"
+    backend = choose_backend(request.damon_interface, request.ops)
+    if backend.name not in BACKEND_SOURCES:
+        raise DamoError(f"the DAMON {backend.name} backend is not available in this version of damo "
+                        f"({backend.reason}). {ALTERNATIVES}")
+    return BACKEND_SOURCES[backend.name]
 
 
 def request_from_args(args: argparse.Namespace) -> RecordRequest:
@@ -135,7 +149,8 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
         raise DamoError(f"record: bad monitoring attributes: {err}") from None
     if args.timeout is not None and args.timeout <= 0:
         raise DamoError("--timeout must be positive")
-    return RecordRequest(target=target, attrs=attrs, ops=args.ops, timeout=args.timeout, seed=args.seed,
+    return RecordRequest(target=target, attrs=attrs, ops=args.ops, damon_interface=args.damon_interface,
+                         timeout=args.timeout, seed=args.seed,
                          shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
                          output_type=args.output_type)
 

@@ -4,44 +4,12 @@ In CI (CI=true) a missing VM prerequisite fails this test; elsewhere it skips wi
 """
 from __future__ import annotations
 
-import os
-import shlex
-import sys
-import tempfile
-import time
-from pathlib import Path
-
-import pytest
-
 from damo import vm
-from damo.sources.vm import boot_and_run
+from tests.vm_runner import check_prerequisites, run_marker_in_vm
 
-REPO = Path(__file__).resolve().parent.parent
 VM_LIMIT_SECONDS = 600
 
 
 def test_kernel_tests_pass_inside_the_vm():
-    if os.environ.get("DAMO_SKIP_VM_TESTS") == "1" and os.environ.get("CI") != "true":
-        pytest.skip("DAMO_SKIP_VM_TESTS=1")
-    missing = vm.missing_prerequisites()
-    if missing:
-        reason = f"the VM needs {', '.join(p.name for p in missing)}: {missing[0].fix}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with tempfile.TemporaryDirectory(prefix="damo-vm-test-") as rwdir:
-        log = Path(rwdir) / "pytest.log"
-        rc_file = Path(rwdir) / "rc"
-        pytest_cmd = [sys.executable, "-m", "pytest", "-m", "kernel", "tests/kernel", "-q", "-rsP",
-                      "-p", "no:cacheprovider", "--basetemp", "/tmp/damo-kernel-tests"]
-        script = (f"cd {shlex.quote(str(REPO))} && env DAMO_TEST_IN_VM=1 PYTHONPATH={shlex.quote(str(REPO))} "
-                  f"{shlex.join(pytest_cmd)} > {shlex.quote(str(log))} 2>&1; echo $? > {shlex.quote(str(rc_file))}")
-        started = time.monotonic()
-        boot_and_run(str(vm.cached_kernel()), Path(rwdir), script, VM_LIMIT_SECONDS)
-        elapsed = time.monotonic() - started
-        output = log.read_text() if log.exists() else "(no pytest output: the VM did not run the tests)"
-        print(output)
-        print(f"VM boot + kernel tests: {elapsed:.0f} s")
-        assert rc_file.exists(), output
-        assert rc_file.read_text().strip() == "0", output
-        assert " passed" in output and " failed" not in output
+    check_prerequisites()
+    run_marker_in_vm(vm.cached_kernel(), "kernel", "tests/kernel", VM_LIMIT_SECONDS)

@@ -414,14 +414,19 @@ class KernelRecorder:
         """Reap the workload we launched, ending it if the record stopped first; its exit status."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            # Interrupted, timed out or failed: a workload of ours must not outlive its record.
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(WORKLOAD_TERM_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
+        return stop_process(self.proc, WORKLOAD_TERM_SECONDS)
+
+
+def stop_process(proc: HeldWorkload, term_seconds: float) -> int:
+    """Reap ``proc``, ending it first if it still runs (SIGTERM, SIGKILL after ``term_seconds``):
+    an interrupted, timed-out or failed record must not leave its workload behind."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(term_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
 
 
 def record(request: RecordRequest) -> int:

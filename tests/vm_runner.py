@@ -1,0 +1,55 @@
+"""Boot a test VM once and run one marker's real-kernel tests inside it (``pytest -m MARKER``).
+
+In CI (CI=true) a missing prerequisite fails the calling test; elsewhere it skips with the reason.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from damo import vm
+from damo.sources.vm import boot_and_run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with ``reason``; with CI=true the test fails instead, since CI must run it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def check_prerequisites() -> None:
+    if os.environ.get("DAMO_SKIP_VM_TESTS") == "1" and os.environ.get("CI") != "true":
+        pytest.skip("DAMO_SKIP_VM_TESTS=1")
+    missing = vm.missing_prerequisites()
+    if missing:
+        skip_or_fail(f"the VM needs {', '.join(p.name for p in missing)}: {missing[0].fix}")
+
+
+def run_marker_in_vm(kernel: Path, marker: str, test_dir: str, limit_seconds: float) -> str:
+    """Boot ``kernel``, run ``pytest -m marker test_dir`` inside, assert it passed; its output."""
+    with tempfile.TemporaryDirectory(prefix="damo-vm-test-") as rwdir:
+        log = Path(rwdir) / "pytest.log"
+        rc_file = Path(rwdir) / "rc"
+        pytest_cmd = [sys.executable, "-m", "pytest", "-m", marker, test_dir, "-q", "-rsP",
+                      "-p", "no:cacheprovider", "--basetemp", f"/tmp/damo-{marker}-tests"]
+        script = (f"cd {shlex.quote(str(REPO))} && env DAMO_TEST_IN_VM=1 PYTHONPATH={shlex.quote(str(REPO))} "
+                  f"{shlex.join(pytest_cmd)} > {shlex.quote(str(log))} 2>&1; echo $? > {shlex.quote(str(rc_file))}")
+        started = time.monotonic()
+        boot_and_run(str(kernel), Path(rwdir), script, limit_seconds)
+        elapsed = time.monotonic() - started
+        output = log.read_text() if log.exists() else "(no pytest output: the VM did not run the tests)"
+        print(output)
+        print(f"VM boot + {marker} tests: {elapsed:.0f} s")
+        assert rc_file.exists(), output
+        assert rc_file.read_text().strip() == "0", output
+        assert " passed" in output and " failed" not in output
+        return output
