@@ -26,9 +26,10 @@ SOURCES = {
     "kernel": "damo.sources.kernel",
     "vm": "damo.sources.vm",
     "page_idle": "damo.sources.page_idle",
+    "debugfs": "damo.sources.debugfs",
 }
 # damo record's backend (damo.kernel.backend) -> source name
-BACKEND_SOURCES = {"sysfs": "kernel", "page_idle": "page_idle"}
+BACKEND_SOURCES = {"sysfs": "kernel", "debugfs": "debugfs", "page_idle": "page_idle"}
 # Set by `damo record --vm` for the record inside the VM: the -o path on the host, which is
 # what the messages should name (the guest writes to a temporary directory).
 HOST_OUT_ENV = "DAMO_HOST_OUT"

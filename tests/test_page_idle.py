@@ -191,3 +191,32 @@ def test_a_pid_without_pagemap_is_refused_before_the_record_is_created(fake, tmp
     with pytest.raises(DamoError, match=f"no process with pid {os.getpid()}"):
         PageIdleRecorder(request, fake.bitmap, fake.proc).run()
     assert not (tmp_path / "r.data").exists()
+
+
+def test_backend_choice_follows_the_kernels_interfaces(tmp_path):
+    from damo.kernel.backend import KernelInterfaces, choose_backend
+    bitmap = tmp_path / "bitmap"
+    kernel = KernelInterfaces(sysfs_root=tmp_path / "no-sysfs", debugfs_damon=tmp_path / "no-debugfs",
+                              page_idle_bitmap=bitmap, filesystems=tmp_path / "no-filesystems")
+    with pytest.raises(DamoError, match=r"--ops page_idle: this kernel has no idle page tracking"):
+        choose_backend("auto", "page_idle", kernel)
+    bitmap.write_bytes(b"")
+    assert choose_backend("auto", None, kernel).name == "page_idle"
+    assert choose_backend("auto", "page_idle", kernel).reason == "--ops page_idle"
+    with pytest.raises(DamoError, match=r"no DAMON sysfs .*, no DAMON debugfs [^,]*\. Use --vm"):
+        choose_backend("auto", "paddr", kernel)           # page_idle has no paddr
+    with pytest.raises(DamoError, match=r"--damon_interface sysfs: this kernel has no DAMON sysfs interface"):
+        choose_backend("sysfs", None, kernel)
+    with pytest.raises(DamoError, match="drop --damon_interface"):
+        choose_backend("debugfs", "page_idle", kernel)
+
+
+def test_cli_page_idle_without_idle_page_tracking_is_one_line(tmp_path):
+    from conftest import run_cli
+    if os.path.exists("/sys/kernel/mm/page_idle/bitmap"):
+        pytest.skip("this machine has idle page tracking")
+    result = run_cli("record", "--ops", "page_idle", "-o", str(tmp_path / "x.data"), "--", "sleep", "1")
+    assert (result.returncode, result.stderr) == (
+        2, "damo: error: --ops page_idle: this kernel has no idle page tracking (/sys/kernel/mm/page_idle/bitmap "
+           "is missing). Use --vm (a VM with a DAMON kernel) or the simulator (damo record masim/configs/...cfg).\n")
+    assert not (tmp_path / "x.data").exists()

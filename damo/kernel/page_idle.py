@@ -82,9 +82,9 @@ class WordFile:
         uniq, inverse = np.unique(indices, return_inverse=True)
         values = np.zeros(len(uniq), dtype=np.uint64)
         firsts, counts = runs(uniq, max_gap)
-        pos = 0
-        for first, count in zip(firsts.tolist(), counts.tolist()):
-            end = int(np.searchsorted(uniq, first + count, side="left"))
+        bounds = np.searchsorted(uniq, np.append(firsts, np.iinfo(np.int64).max))
+        for i, (first, count) in enumerate(zip(firsts.tolist(), counts.tolist())):
+            members = slice(int(bounds[i]), int(bounds[i + 1]))
             self.syscalls += 1
             try:
                 data = os.pread(self.fd, count * WORD, first * WORD)
@@ -94,10 +94,9 @@ class WordFile:
                                     f"{NO_PAGE_IDLE_ALTERNATIVES}") from None
                 data = b""                 # ESRCH (the process exited), EINVAL (past max_pfn)
             words = np.frombuffer(data[:len(data) // WORD * WORD], dtype="<u8")
-            rel = uniq[pos:end] - first
+            rel = uniq[members] - first
             ok = rel < len(words)
-            values[pos:end][ok] = words[rel[ok]]
-            pos = end
+            values[members][ok] = words[rel[ok]]
         return values[inverse]
 
     def write_bits(self, bit_numbers: np.ndarray, max_gap: int) -> None:
