@@ -53,7 +53,7 @@ def test_cli_runs_read_only():
     assert "DAMON sysfs" in result.stdout and "vm: vng" in result.stdout
 
 
-def old_kernel(tmp_path, sysfs=False, debugfs=False, page_idle=False):
+def old_kernel(tmp_path, sysfs=False, debugfs=False, page_idle=False, debugfs_fs=True):
     from damo.kernel.backend import KernelInterfaces
     tmp_path.mkdir(parents=True, exist_ok=True)
     if debugfs:
@@ -62,7 +62,7 @@ def old_kernel(tmp_path, sysfs=False, debugfs=False, page_idle=False):
     if page_idle:
         (tmp_path / "page_idle").mkdir()
         (tmp_path / "page_idle/bitmap").write_bytes(b"")
-    (tmp_path / "filesystems").write_text("nodev\tsysfs\nnodev\tdebugfs\n")
+    (tmp_path / "filesystems").write_text("nodev\tsysfs\n" + ("nodev\tdebugfs\n" if debugfs_fs else ""))
     return KernelInterfaces(sysfs_root=FakeDamon(tmp_path).root if sysfs else tmp_path / "none",
                             debugfs_damon=tmp_path / "debug/damon", page_idle_bitmap=tmp_path / "page_idle/bitmap",
                             filesystems=tmp_path / "filesystems")
@@ -79,12 +79,18 @@ def test_the_record_backend_is_named_with_the_reason(tmp_path):
         assert f["page_idle"].ok and f["DAMON debugfs"].ok == kwargs.get("debugfs", False)
 
 
-def test_no_backend_says_what_is_missing_and_what_works(tmp_path):
+def test_debugfs_unmounted_is_the_last_resort(tmp_path):
     kernel = old_kernel(tmp_path)
+    f = by_name(check_features(DamonSysfs(kernel.sysfs_root), tracefs_root=None, is_root=True, kernel=kernel))
+    assert f["record backend"].detail.startswith("debugfs: no DAMON sysfs interface and debugfs is not mounted")
+    assert f["DAMON debugfs"].detail == "debugfs is not mounted: unknown"
+
+
+def test_no_backend_says_what_is_missing_and_what_works(tmp_path):
+    kernel = old_kernel(tmp_path, debugfs_fs=False)
     f = by_name(check_features(DamonSysfs(kernel.sysfs_root), tracefs_root=None, is_root=True, kernel=kernel))
     assert not f["record backend"].ok
     assert f["record backend"].fix == (
         f"this kernel cannot monitor accesses: no DAMON sysfs ({tmp_path}/none), no DAMON debugfs "
         f"({tmp_path}/debug/damon), no idle page tracking ({tmp_path}/page_idle/bitmap). Use --vm (a VM with a "
         f"DAMON kernel) or the simulator (damo record masim/configs/...cfg).")
-    assert f["DAMON debugfs"].detail == "debugfs is not mounted: unknown"

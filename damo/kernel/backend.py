@@ -85,6 +85,9 @@ def choose_backend(interface: str = "auto", ops: str | None = None,
     if kernel.page_idle() and ops in (None, "vaddr"):
         return Backend("page_idle", f"the kernel has no DAMON interface, but idle page tracking "
                                     f"({kernel.page_idle_bitmap}): damo's own engine monitors")
+    if kernel.debugfs_mountable():
+        return Backend("debugfs", "no DAMON sysfs interface and debugfs is not mounted: damo mounts it in a "
+                                  "private mount namespace to use DAMON's debugfs files")
     missing = f"no DAMON sysfs ({kernel.sysfs_root}), no DAMON debugfs ({kernel.debugfs_damon})"
     if ops in (None, "vaddr"):
         missing += f", no idle page tracking ({kernel.page_idle_bitmap})"

@@ -47,9 +47,6 @@ def record_hot(tmp, *options: str):
     return out, regions, maps, stderr
 
 
-@pytest.fixture(scope="module")
-def page_idle_record(tmp_path_factory):
-    return record_hot(tmp_path_factory.mktemp("page_idle"), "--ops", "page_idle")
 
 
 def check_hot_record(hot_record) -> float:
