@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from damo.errors import DamoError
-from damo.kernel.sysfs import ALTERNATIVES, ForeignKdamondError, KdamondSetup, write_file
+from damo.kernel.sysfs import ALTERNATIVES, ForeignKdamondError, KdamondSetup, MonitorGuard, write_file
 
 DEFAULT_DEBUGFS = Path("/sys/kernel/debug")
 PADDR_TARGET_ID = 42                  # the id of the paddr target before init_regions took indexes
@@ -84,7 +84,7 @@ def check_free(debugfs: DamonDebugfs) -> None:
                                   f"not touch it. {ALTERNATIVES}")
 
 
-class DebugfsKdamond:
+class DebugfsKdamond(MonitorGuard):
     """Our monitoring through debugfs, with OwnedKdamond's interface (context manager, ``start``,
     ``running``, ``close``); ``index`` is always 0 (the default context)."""
 
@@ -98,18 +98,11 @@ class DebugfsKdamond:
         self._saved: dict[str, str] | None = None
         self._started = False
 
-    def __enter__(self) -> "DebugfsKdamond":
-        try:
-            check_free(self.debugfs)
-            self._saved = {name: self._read_or_empty(name) for name in self.SAVED}
-            self.stage()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def prepare(self) -> None:
+        """Refuse a foreign monitor, remember the files we change, write our setup."""
+        check_free(self.debugfs)
+        self._saved = {name: self._read_or_empty(name) for name in self.SAVED}
+        self.stage()
 
     def _read_or_empty(self, name: str) -> str:
         try:

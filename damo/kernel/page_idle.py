@@ -52,6 +52,17 @@ def _bit(n: int) -> np.uint64:
     return np.uint64(1 << n)
 
 
+def sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` through a stable sort: numpy's default int64
+    sort (its SIMD quicksort) returns unsorted output for large values under QEMU's software
+    emulation (seen in the test VM), and a batch must be sorted for its runs to be right."""
+    ordered = np.sort(values, kind="stable")
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    uniq = ordered[keep]
+    return uniq, np.searchsorted(uniq, values)
+
+
 def runs(indices: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique ``indices`` cut into runs: ``(first index, word count)`` per run, where
     consecutive members of a run are at most ``max_gap`` words apart."""
@@ -79,7 +90,7 @@ class WordFile:
     def read(self, indices: np.ndarray, max_gap: int) -> np.ndarray:
         """The words at ``indices`` (any order, repeats allowed); 0 past the end or on error."""
         indices = np.asarray(indices, dtype=np.int64)
-        uniq, inverse = np.unique(indices, return_inverse=True)
+        uniq, inverse = sorted_unique(indices)
         values = np.zeros(len(uniq), dtype=np.uint64)
         firsts, counts = runs(uniq, max_gap)
         bounds = np.searchsorted(uniq, np.append(firsts, np.iinfo(np.int64).max))
@@ -102,11 +113,11 @@ class WordFile:
     def write_bits(self, bit_numbers: np.ndarray, max_gap: int) -> None:
         """Set the bits ``bit_numbers`` (bit n is bit n % 64 of word n // 64) in one write per
         run of words; the words between them are written as zeros."""
-        bit_numbers = np.unique(np.asarray(bit_numbers, dtype=np.int64))
+        bit_numbers = sorted_unique(np.asarray(bit_numbers, dtype=np.int64))[0]
         if len(bit_numbers) == 0:
             return
         words = bit_numbers >> 6
-        uniq, inverse = np.unique(words, return_inverse=True)
+        uniq, inverse = sorted_unique(words)
         values = np.zeros(len(uniq), dtype=np.uint64)
         np.bitwise_or.at(values, inverse, np.left_shift(np.uint64(1), (bit_numbers & 63).astype(np.uint64)))
         firsts, counts = runs(uniq, max_gap)
@@ -193,7 +204,7 @@ class PageIdle:
         naturally aligned). Each window's flags are read once and kept until ``forget_folios``."""
         out = np.empty(len(tail_pfns), dtype=np.int64)
         window = tail_pfns // MAX_FOLIO_PAGES
-        for w in np.unique(window).tolist():
+        for w in sorted_unique(window)[0].tolist():
             heads = self._heads.get(w)
             if heads is None:
                 base = w * MAX_FOLIO_PAGES

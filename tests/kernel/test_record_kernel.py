@@ -87,16 +87,17 @@ def wait_for(predicate, timeout: float = 120, what: str = "") -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def hot_record(tmp_path_factory):
-    """One record of the hot-region workload, with the addresses it mapped and its /proc maps."""
-    tmp = tmp_path_factory.mktemp("hot")
+def record_hot(tmp: Path, *options: str) -> tuple[Path, dict, str, str]:
+    """One record of the hot-region workload with damo record ``options``: the record, the
+    addresses masim mapped, its /proc maps and damo's stderr.
+
+    -n 100: start from regions of a few MiB, so that DAMON splits the new 40 MiB span quickly.
+    -s/-a 4x damo's: 20 samples per aggregation, and a sampling period well above the emulated
+    guest's scheduling hiccups.
+    """
     out, status = tmp / "hot.data", tmp / "status.jsonl"
-    # -n 100: start from regions of a few MiB, so that DAMON splits the new 40 MiB span quickly.
-    # -s/-a 4x damo's: 20 samples per aggregation, and a sampling period well above the
-    # emulated guest's scheduling hiccups.
-    proc = subprocess.Popen(damo_cmd("record", "-s", "20000", "-a", "400000", "-n", "100", "-o", str(out), "--",
-                                     *workload_argv(status)),
+    proc = subprocess.Popen(damo_cmd("record", "-s", "20000", "-a", "400000", "-n", "100", "-o", str(out),
+                                     *options, "--", *workload_argv(status)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: status.exists() and status.read_text().strip() or proc.poll() is not None,
@@ -112,6 +113,12 @@ def hot_record(tmp_path_factory):
     assert re.fullmatch(r"hot:\t +[\d,.]+ accesses/msec, \d+ msecs run\n", stdout), stdout
     regions = json.loads(status.read_text().splitlines()[0])["regions"]
     return out, regions, maps, stderr
+
+
+@pytest.fixture(scope="module")
+def hot_record(tmp_path_factory):
+    """One record of the hot-region workload, with the addresses it mapped and its /proc maps."""
+    return record_hot(tmp_path_factory.mktemp("hot"))
 
 
 def test_the_vm_cpu_is_emulated_so_masim_flushes_its_tlb():

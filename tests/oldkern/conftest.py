@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.oldkern.test_page_idle_kernel import record_hot
+from tests.kernel.test_record_kernel import record_hot
 
 
 @pytest.fixture(scope="session")

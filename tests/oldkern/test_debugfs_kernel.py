@@ -16,7 +16,8 @@ import pytest
 from damo.formats import read_record
 from damo.kernel.debugfs import DamonDebugfs
 from tests.kernel.test_record_kernel import HOT_SIZE, RUN_TIMEOUT, children, damo, damo_cmd, env, wait_for
-from tests.oldkern.test_page_idle_kernel import check_hot_record, record_hot
+from tests.kernel.test_record_kernel import record_hot
+from tests.oldkern.test_page_idle_kernel import check_hot_record
 
 pytestmark = pytest.mark.oldkern
 REPO = Path(__file__).resolve().parents[2]

@@ -5,16 +5,13 @@ Runs inside the VM that tests/test_oldkern_vm.py boots with ../shared/kernels' k
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from damo.formats import read_record
-from tests.kernel.test_record_kernel import (HOT_BOUNDS, HOT_SIZE, RUN_TIMEOUT, accessed_bytes, children,
-                                             cli_wss_p50, coverage, damo, damo_cmd, hot_phase, mapping_of,
-                                             wait_for, workload_argv)
+from tests.kernel.test_record_kernel import (HOT_BOUNDS, HOT_SIZE, accessed_bytes, cli_wss_p50, coverage,
+                                             hot_phase, mapping_of, record_hot)
 
 pytestmark = pytest.mark.oldkern
 
@@ -23,30 +20,6 @@ pytestmark = pytest.mark.oldkern
 def in_the_vm():
     if os.environ.get("DAMO_TEST_IN_VM") != "1":
         pytest.skip("these tests run inside the VM with the shared kernel (tests/test_oldkern_vm.py boots it)")
-
-
-def record_hot(tmp, *options: str):
-    """One record of masim hot.cfg with ``options``: (record path, masim's regions, its maps, stderr)."""
-    import json
-    out, status = tmp / "hot.data", tmp / "status.jsonl"
-    proc = subprocess.Popen(damo_cmd("record", "-s", "20000", "-a", "400000", "-n", "100", "-o", str(out),
-                                     *options, "--", *workload_argv(status)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: status.exists() and status.read_text().strip() or proc.poll() is not None,
-                 what="the workload's status line")
-        assert proc.poll() is None, proc.communicate()
-        (workload_pid,) = children(proc.pid)
-        maps = open(f"/proc/{workload_pid}/maps").read()
-        _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
-    regions = json.loads(status.read_text().splitlines()[0])["regions"]
-    return out, regions, maps, stderr
-
-
 
 
 def check_hot_record(hot_record) -> float:
