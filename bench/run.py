@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "accuracy": "WSS and heatmap error against masim ground truth, per config",
     "masim_touch_rate": "the masim runner's page-touch rate",
     "diff_validate": "report diff and validate time and peak RSS on 6 M-region records",
+    "page_idle_cost": "page_idle backend CPU vs kernel DAMON's kdamond, 1 GiB workload in the shared-kernel VM",
 }
 
 # Every figure issue 8 asks for, and the benchmark that measures it.
@@ -49,6 +50,7 @@ FIGURES: list[tuple[str, str]] = [
     ("Accuracy: heatmap cell error per masim config", "accuracy"),
     ("masim runner page-touch rate", "masim_touch_rate"),
     ("`report diff` and `validate` time and peak RSS", "diff_validate"),
+    ("page_idle CPU per second of monitoring vs kdamond, 100 and 1,000 regions", "page_idle_cost"),
 ]
 
 QUICK_TIMEOUT_S = 100.0
