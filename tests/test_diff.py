@@ -446,8 +446,10 @@ def test_chunked_integration_matches_one_pass(monkeypatch):
     whole = compare([("a", base)], [("b", new)], options)
     monkeypatch.setattr(damo.diff, "REGION_CHUNK", 7)
     chunked = compare([("a", base)], [("b", new)], options)
-    assert {k: (c.base.mean, c.new.mean) for k, c in whole.metrics.items()} == pytest.approx(
-        {k: (c.base.mean, c.new.mean) for k, c in chunked.metrics.items()})
+    assert whole.metrics.keys() == chunked.metrics.keys()
+    for name, metric in whole.metrics.items():
+        other = chunked.metrics[name]
+        assert (metric.base.mean, metric.new.mean) == pytest.approx((other.base.mean, other.new.mean)), name
     assert np.allclose(whole.base_heat, chunked.base_heat) and np.allclose(whole.new_grid, chunked.new_grid,
                                                                            equal_nan=True)
     assert len(whole.slots) == 3 and [s.target for s in whole.slots] == [0, 1, 2]
