@@ -39,16 +39,18 @@ def run_marker_in_vm(kernel: Path, marker: str, test_dir: str, limit_seconds: fl
     with tempfile.TemporaryDirectory(prefix="damo-vm-test-") as rwdir:
         log = Path(rwdir) / "pytest.log"
         rc_file = Path(rwdir) / "rc"
-        pytest_cmd = [sys.executable, "-m", "pytest", "-m", marker, test_dir, "-q", "-rsP",
+        pytest_cmd = [sys.executable, "-m", "pytest", "-m", marker, test_dir, "-v", "-rsP", "--durations=0",
                       "-p", "no:cacheprovider", "--basetemp", f"/tmp/damo-{marker}-tests"]
         script = (f"cd {shlex.quote(str(REPO))} && env DAMO_TEST_IN_VM=1 PYTHONPATH={shlex.quote(str(REPO))} "
                   f"{shlex.join(pytest_cmd)} > {shlex.quote(str(log))} 2>&1; echo $? > {shlex.quote(str(rc_file))}")
         started = time.monotonic()
-        boot_and_run(str(kernel), Path(rwdir), script, limit_seconds)
-        elapsed = time.monotonic() - started
-        output = log.read_text() if log.exists() else "(no pytest output: the VM did not run the tests)"
-        print(output)
-        print(f"VM boot + {marker} tests: {elapsed:.0f} s")
+        try:
+            boot_and_run(str(kernel), Path(rwdir), script, limit_seconds)
+        finally:
+            # Shown even when the VM was stopped at the limit: which tests had passed by then.
+            output = log.read_text() if log.exists() else "(no pytest output: the VM did not run the tests)"
+            print(output)
+            print(f"VM boot + {marker} tests: {time.monotonic() - started:.0f} s")
         assert rc_file.exists(), output
         assert rc_file.read_text().strip() == "0", output
         assert " passed" in output and " failed" not in output
