@@ -60,13 +60,13 @@ def damo(*args: str) -> subprocess.CompletedProcess:
                           timeout=RUN_TIMEOUT)
 
 
-def workload_argv(status: Path) -> list[str]:
+def workload_argv(status: Path, config: Path = HOT_CONFIG) -> list[str]:
     """masim running hot.cfg, reporting its regions' addresses in its status file.
 
     Under emulation masim flushes its TLB by default (``--flush_tlb auto``), or DAMON would see
     its hot region as mostly idle (masim.runner.TlbFlusher says why).
     """
-    return [sys.executable, "-m", "masim", str(HOT_CONFIG), "--status_out", str(status)]
+    return [sys.executable, "-m", "masim", str(config), "--status_out", str(status)]
 
 
 def children(pid: int) -> list[int]:
@@ -87,7 +87,7 @@ def wait_for(predicate, timeout: float = 120, what: str = "") -> None:
         time.sleep(0.1)
 
 
-def record_hot(tmp: Path, *options: str) -> tuple[Path, dict, str, str]:
+def record_hot(tmp: Path, *options: str, config: Path = HOT_CONFIG) -> tuple[Path, dict, str, str]:
     """One record of the hot-region workload with damo record ``options``: the record, the
     addresses masim mapped, its /proc maps and damo's stderr.
 
@@ -97,7 +97,7 @@ def record_hot(tmp: Path, *options: str) -> tuple[Path, dict, str, str]:
     """
     out, status = tmp / "hot.data", tmp / "status.jsonl"
     proc = subprocess.Popen(damo_cmd("record", "-s", "20000", "-a", "400000", "-n", "100", "-o", str(out),
-                                     *options, "--", *workload_argv(status)),
+                                     *options, "--", *workload_argv(status, config)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: status.exists() and status.read_text().strip() or proc.poll() is not None,

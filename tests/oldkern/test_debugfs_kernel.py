@@ -4,19 +4,16 @@ Runs inside the VM that tests/test_oldkern_vm.py boots with ../shared/kernels' k
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from damo.formats import read_record
 from damo.kernel.debugfs import DamonDebugfs
 from tests.kernel.test_record_kernel import HOT_SIZE, RUN_TIMEOUT, children, damo, damo_cmd, env, wait_for
-from tests.kernel.test_record_kernel import record_hot
 from tests.oldkern.test_page_idle_kernel import check_hot_record
 
 pytestmark = pytest.mark.oldkern
@@ -27,8 +24,6 @@ AGREEMENT = 0.10
 
 @pytest.fixture(autouse=True)
 def debugfs_left_as_found():
-    if os.environ.get("DAMO_TEST_IN_VM") != "1":
-        pytest.skip("these tests run inside the VM with the shared kernel (tests/test_oldkern_vm.py boots it)")
     assert DEBUGFS.present(), "the shared kernel has DAMON's debugfs files"
     attrs = DEBUGFS.read("attrs")
     assert not DEBUGFS.monitor_on() and DEBUGFS.kdamond_pid() is None
@@ -36,21 +31,6 @@ def debugfs_left_as_found():
     assert not DEBUGFS.monitor_on() and DEBUGFS.kdamond_pid() is None
     assert DEBUGFS.read("attrs") == attrs
     assert not list(Path("/sys/kernel/tracing/instances").glob("damo-*"))
-
-
-@pytest.fixture(scope="module")
-def debugfs_record(tmp_path_factory):
-    return record_hot(tmp_path_factory.mktemp("debugfs"), "--damon_interface", "debugfs")
-
-
-@pytest.fixture(scope="module")
-def sysfs_record(tmp_path_factory):
-    return record_hot(tmp_path_factory.mktemp("sysfs"), "--damon_interface", "sysfs")
-
-
-@pytest.fixture(scope="module")
-def page_idle_p50(page_idle_record):
-    return check_hot_record(page_idle_record)
 
 
 def test_debugfs_record_finds_the_hot_region(debugfs_record):

@@ -11,15 +11,9 @@ import pytest
 
 from damo.formats import read_record
 from tests.kernel.test_record_kernel import (HOT_BOUNDS, HOT_SIZE, accessed_bytes, cli_wss_p50, coverage,
-                                             hot_phase, mapping_of, record_hot)
+                                             hot_phase, mapping_of)
 
 pytestmark = pytest.mark.oldkern
-
-
-@pytest.fixture(autouse=True)
-def in_the_vm():
-    if os.environ.get("DAMO_TEST_IN_VM") != "1":
-        pytest.skip("these tests run inside the VM with the shared kernel (tests/test_oldkern_vm.py boots it)")
 
 
 def check_hot_record(hot_record) -> float:
