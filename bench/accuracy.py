@@ -14,7 +14,7 @@ from pathlib import Path
 
 from damo.accuracy import Accuracy, compare
 from damo.model import MonitoringAttrs
-from damo.record import RecordRequest
+from damo.recording import RecordRequest
 from damo.sources.sim import simulate
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,14 @@
-"""The command line: a registry of commands, each a module with ``add_arguments`` and ``run``.
+"""The command line: the ``damo`` entry point and its lazy command registry.
 
-``main`` is the one place where errors become exit codes.
+Commands (and the reports under ``damo report``) are registered by name with their module and a
+one-line summary, so ``damo --help`` lists them without importing any of them: a command's
+module is imported only when that command is chosen (to run it, or to show its ``--help``).
+Start-up stays at a bare interpreter's cost; no numpy, rich or matplotlib for help and for
+mistyped commands.
+
+A command module defines ``DESCRIPTION`` and ``EXAMPLES`` (the user text of its ``--help``),
+``add_arguments(parser)`` and ``run(args) -> int``. Its docstring is for developers and never
+shown to users. ``main`` is the one place where errors become exit codes.
 """
 from __future__ import annotations
 
@@ -8,19 +16,40 @@ import argparse
 import importlib
 import signal
 import sys
+from typing import NamedTuple
 
 from damo import __version__
 from damo.errors import DamoError
 
-# name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "record": ("damo.record", "record data accesses into a record file"),
-    "report": ("damo.report", "analyse a record file"),
-    "convert": ("damo.convert", "convert a record file to another format"),
-    "validate": ("damo.validate", "check that a record file is plausible DAMON output"),
-    "features": ("damo.features", "say what DAMON features this machine has"),
-    "vm": ("damo.vm", "set up the VM that runs `damo record --vm`"),
+
+class Command(NamedTuple):
+    """A registry entry: where the command lives and its line in the parent's --help."""
+
+    module: str
+    summary: str
+
+
+COMMANDS: dict[str, Command] = {
+    "record": Command("damo.record", "record data accesses into a record file"),
+    "report": Command("damo.report", "analyse a record file: heatmaps, working set sizes, ..."),
+    "convert": Command("damo.convert", "convert a record file to another format"),
+    "validate": Command("damo.validate", "check that a record file is plausible DAMON output"),
+    "features": Command("damo.features", "say what DAMON features this machine has"),
+    "vm": Command("damo.vm", "set up the VM that runs `damo record --vm`"),
 }
+
+DESCRIPTION = """\
+Record which memory a workload accesses, with the kernel's DAMON (Data Access MONitor) or with
+a user-space DAMON engine on the bundled simulator masim, and report on the records: heatmaps,
+working set sizes, region listings and regression checks. Commands and reports speak the
+language of the upstream damo tool."""
+
+EXAMPLES = """\
+examples:
+  damo record masim/configs/zigzag.cfg    # simulate a workload; writes damon.data
+  damo report heatmap                     # its access heatmap in the terminal
+  damo report wss                         # its working set size percentiles
+  damo COMMAND --help                     # the options of one command"""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -30,15 +59,78 @@ class ArgumentParser(argparse.ArgumentParser):
         raise DamoError(f"{self.prog}: {message}")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of the description and examples; shows every option's default.
+
+    An option that takes a value and has a default gets ``(default: VALUE)`` unless its help
+    already says what the default is; an option without one must say so in its help.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or not action.option_strings or action.nargs == 0
+                or default in (None, argparse.SUPPRESS) or default == []):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+class LazySubcommands(argparse._SubParsersAction):
+    """Subcommands whose parsers are filled in (their module imported) only when chosen."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending: dict[str, tuple[Command, str]] = {}
+
+    def add_command(self, name: str, command: Command, run_dest: str) -> None:
+        """Register ``name``; ``args.<run_dest>`` becomes the module's ``run`` once it is chosen."""
+        command = Command(*command)
+        self.add_parser(name, help=command.summary, formatter_class=HelpFormatter)
+        self._pending[name] = (command, run_dest)
+
+    def load(self, name: str) -> argparse.ArgumentParser:
+        """The parser of ``name``, its module's options and user text added on first use."""
+        parser = self._name_parser_map[name]
+        if name in self._pending:
+            command, run_dest = self._pending.pop(name)
+            module = importlib.import_module(command.module)
+            parser.description = getattr(module, "DESCRIPTION", command.summary)
+            parser.epilog = getattr(module, "EXAMPLES", None)
+            module.add_arguments(parser)
+            parser.set_defaults(**{run_dest: module.run})
+        return parser
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values and values[0] in self._name_parser_map:
+            self.load(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def add_commands(parser: argparse.ArgumentParser, commands: dict[str, Command], dest: str, metavar: str,
+                 run_dest: str, required: bool = False) -> LazySubcommands:
+    """Add ``commands`` to ``parser`` as lazily loaded subcommands."""
+    parser.register("action", "parsers", LazySubcommands)
+    sub = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=ArgumentParser)
+    sub.required = required
+    for name, command in commands.items():
+        sub.add_command(name, command, run_dest)
+    return sub
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="damo", description="Data access monitoring, recording and reporting.")
+    parser = ArgumentParser(prog="damo", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"damo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        cmd = sub.add_parser(name, help=help_text, description=module.__doc__)
-        module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+    add_commands(parser, COMMANDS, "command", "COMMAND", "_run")
+    return parser
+
+
+def command_parser(path: list[str]) -> argparse.ArgumentParser:
+    """The full parser of a command, e.g. ``["report", "heats"]`` (for tests and docs)."""
+    parser = build_parser()
+    for name in path:
+        (sub,) = [a for a in parser._actions if isinstance(a, LazySubcommands)]
+        parser = sub.load(name)
     return parser
 
 

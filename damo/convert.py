@@ -6,6 +6,17 @@ import argparse
 from damo.formats import DEFAULT_FORMAT, FORMATS, read_record, write_record
 
 
+DESCRIPTION = """\
+Convert a record file to another format: native (this tool's own, the smallest and fastest),
+the upstream damo tool's json_compressed and json, or perf_script text. The input format is
+recognised by content."""
+
+EXAMPLES = """\
+examples:
+  damo convert -i stairs.data -o stairs.json_compressed --format json_compressed
+  damo convert -i damo_record.data -o stairs.data"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", default="damon.data", metavar="FILE", help="record file to read")
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")

@@ -137,6 +137,17 @@ def render(features: list[Feature]) -> str:
     return "\n".join(lines)
 
 
+DESCRIPTION = """\
+Say what this machine can record with, and how to fix what is missing: DAMON and its sysfs
+interface, the operations sets, tracefs and its damon events, root privileges, kdamonds owned
+by someone else, and what `damo record --vm` needs. It only reads; it changes nothing."""
+
+EXAMPLES = """\
+examples:
+  damo features
+  sudo damo features        # as root, as a kernel record runs"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 

@@ -11,6 +11,19 @@ import argparse
 from damo.heats import COLORSETS, add_common_arguments, report
 
 
+DESCRIPTION = """\
+The access heatmap under damo 3.x's name: the same analysis as `damo report heats`, drawn in
+the terminal by default as 40 rows (time, earliest first) of 80 columns (addresses) of digits
+0-9 (relative heat). --output raw prints every cell as a `time address heat` line, --output
+FILE draws an image."""
+
+EXAMPLES = """\
+examples:
+  damo report heatmap -i stairs.data
+  damo report heatmap --all --output heat.png    # every mapped area, gaps collapsed
+  damo report heatmap --address_range 0x7f0000000000 0x7f0000100000"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="stdout", metavar="OUTPUT",
                         help="'stdout' (default), 'raw' for the time/address/heat triples, or an image file "

@@ -28,6 +28,8 @@ import numpy as np
 from damo.errors import DamoError
 from damo.fmt import format_sz, format_time_ns
 from damo.model import Record
+from damo.selection import (add_address_range_option, add_target_option, add_time_range_option,
+                            select_target)
 
 # damo's 256-colour palettes: (backgrounds, foregrounds) per heat digit 0..9
 COLORSETS = {
@@ -617,14 +619,12 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``heats`` and ``heatmap``."""
-    from damo.report import add_input_argument, address
+    from damo.report import add_input_argument
 
     add_input_argument(parser)
-    parser.add_argument("--tid", type=int, metavar="ID", help="target id (default: the guide's first)")
-    parser.add_argument("--time_range", type=int, nargs=2, metavar=("START", "END"),
-                        help="absolute time range in ns (default: the whole record)")
-    parser.add_argument("--address_range", type=address, nargs=2, metavar=("START", "END"),
-                        help="address range, decimal or 0x hex (default: the hottest contiguous area)")
+    add_target_option(parser, "the guide's first")
+    add_time_range_option(parser, "the whole record")
+    add_address_range_option(parser, "address range (default: the hottest contiguous area)")
     parser.add_argument("--abs_time", action="store_true", help="print absolute times")
     parser.add_argument("--abs_addr", action="store_true", help="print absolute addresses")
     parser.add_argument("--guide", action="store_true", help="print the time span and areas of each target")
@@ -635,12 +635,28 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="colour the stdout heatmap: auto (terminal without NO_COLOR), always, never")
 
 
+DESCRIPTION = """\
+When which address ranges were how frequently accessed (damo 2.x's `report heats`). The
+heatmap is a grid: rows are time, columns are addresses, and a cell's heat is the access
+frequency averaged over its area. By default it covers the whole recorded time and the
+contiguous address area with the highest heat per byte (--guide lists them); --all shows every
+mapped area. Without --heatmap it prints every cell as a `time address heat` line;
+--heatmap stdout draws the cells as digits 0-9 (relative heat), --heatmap FILE as an image."""
+
+EXAMPLES = """\
+examples:
+  damo report heats --heatmap stdout --resol 40 80 -i stairs.data
+  damo report heats --guide
+  damo report heats --all --heatmap heat.png"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--resol", type=int, nargs=2, default=[500, 500], metavar=("TIME", "ADDR"),
                         help="rows (time) and columns (address) (default: 500 500)")
     parser.add_argument("--heatmap", metavar="FILE",
-                        help="draw the heatmap: 'stdout' for the terminal, or an image (.png .svg .pdf .jpg)")
+                        help="draw the heatmap: 'stdout' for the terminal, or an image (.png .svg .pdf .jpg) "
+                             "(default: print the time/address/heat lines)")
     parser.add_argument("--stdout_heatmap_color", choices=list(COLORSETS), help="stdout colours (default: gray)")
     parser.add_argument("--ascii_color", choices=list(COLORSETS), help=argparse.SUPPRESS)
     parser.add_argument("--plot_ascii", action="store_true", help="same as --heatmap stdout")
@@ -659,9 +675,7 @@ def run(args: argparse.Namespace) -> int:
 def resolve_ranges(record: Record, tid: int | None, time_range, address_range):
     """damo's defaults: the guide's target, time span and hottest area, for whatever is unset."""
     if tid and time_range and address_range:
-        if tid not in record.target_ids():
-            raise DamoError(f"no target {tid} in the record")
-        return tid, None, time_range, address_range
+        return tid, None, time_range, address_range        # compute_grid checks the target
     gs = guides(record)
     if not gs:
         raise DamoError("the record has no snapshot")
@@ -684,7 +698,7 @@ def compute_grid(record: Record, tid: int | None, time_range, address_range, res
                                                 None if all_areas else address_range)
     if all_areas and time_range:
         trange = time_range
-    rec = record.for_target(tid) if len(record.target_ids()) > 1 else record
+    rec = select_target(record, tid)
     if all_areas:
         return banded_heat_grid(rec, guide, trange, resolution, address_range)
     return heat_grid(rec, tid, trange, arange, resolution)

@@ -14,6 +14,7 @@ import numpy as np
 from damo.errors import DamoError
 from damo.model import Record
 from damo.report import add_input_argument
+from damo.selection import skip_first_mask
 from damo.wss import DEFAULT_PERCENTILES, percentile_values
 
 SKIPPED_SNAPSHOTS = 20
@@ -24,7 +25,7 @@ def nr_regions_distributions(record: Record, sort: bool = True,
     """``{target_id: number of regions of each snapshot}``, after the first ``skip`` snapshots."""
     out = {}
     for tid, rec in record.split_targets():
-        counts = rec.regions_per_snapshot()[skip:]
+        counts = rec.regions_per_snapshot()[skip_first_mask(rec, skip)]
         out[tid] = np.sort(counts) if sort else counts
     return out
 
@@ -54,13 +55,25 @@ def nr_regions_json(dists: dict[int, np.ndarray], percentiles: Sequence[int]) ->
     return {"skipped_snapshots": SKIPPED_SNAPSHOTS, "targets": targets}
 
 
+DESCRIPTION = """\
+The distribution of the number of monitoring regions per snapshot, as percentiles per target.
+The first 20 snapshots of each target are skipped while DAMON adapts its regions, as damo
+does."""
+
+EXAMPLES = """\
+examples:
+  damo report nr_regions -i stairs.data
+  damo report nr_regions --sortby time --plot regions.png"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("-r", "--range", type=int, nargs=3, metavar=("START", "STOP", "STEP"),
                         help="percentiles to print (default: 0 25 50 75 100)")
     parser.add_argument("-s", "--sortby", choices=["time", "size"],
                         help="order of the counts: by size (default) or in time order")
-    parser.add_argument("-p", "--plot", metavar="FILE", help="draw the distribution into an image file")
+    parser.add_argument("-p", "--plot", metavar="FILE",
+                        help="draw the distribution into an image file (default: print text)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

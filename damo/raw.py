@@ -15,6 +15,7 @@ from damo.formats import read_record
 from damo.formats.perf_script import FIRST_START_KEY
 from damo.model import Record
 from damo.report import add_input_argument
+from damo.selection import add_duration_option, duration_window, target_mask
 
 REGION_HEADER = "# %10s %12s  %12s  %11s %5s" % ("start_addr", "end_addr", "length", "nr_accesses", "age")
 LINE_WIDTH = 59                 # a region line when every field fits its printf width
@@ -22,10 +23,21 @@ BLOCK_BYTES = 1 << 20
 PAGER_LINES = 50                # damo prints one more newline when its text fits this many lines
 
 
+DESCRIPTION = """\
+Print the record's snapshots region by region, as the upstream damo 2.x's `report raw` does:
+per snapshot its start, end and duration, its target, and one line per region (start-end
+address, size, nr_accesses, age)."""
+
+EXAMPLES = """\
+examples:
+  damo report raw -i stairs.data | head -20
+  damo report raw --duration 1 2           # the snapshots of the second second
+  damo report raw --json > stairs.json     # damo's JSON form of the record"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
-    parser.add_argument("--duration", type=float, nargs=2, metavar=("FROM", "TO"),
-                        help="only snapshots starting between these offsets (seconds) from each target's first")
+    add_duration_option(parser)
     parser.add_argument("--raw_number", action="store_true", help="print plain numbers instead of units")
     parser.add_argument("--json", action="store_true", help="print damo's JSON form of the record")
 
@@ -54,15 +66,13 @@ def target_snapshots(record: Record, duration: tuple[float, float] | None = None
     """
     selected = []
     for tid in record.target_ids():
-        idx = np.flatnonzero(record.target_id == np.uint64(tid))
+        idx = np.flatnonzero(target_mask(record, tid))
         if duration is not None and len(idx):
             base = exact_start(record, int(idx[0]))
             starts = record.start_ns[idx].astype(np.float64)
             starts[0] = base
             offsets = (starts - base) / 1e9 if isinstance(base, float) else (record.start_ns[idx] - base) / 1e9
-            past = np.flatnonzero(offsets > duration[1])
-            stop = past[0] if len(past) else len(idx)
-            idx = idx[:stop][offsets[:stop] >= duration[0]]
+            idx = idx[duration_window(np.asarray(offsets, dtype=np.float64), duration)]
         selected.append((tid, idx))
     return selected
 

@@ -1,44 +1,46 @@
-"""Analyse a record file: ``damo report REPORT [options]``.
+"""The ``report`` command: a lazy registry of reports, each a module of its own.
 
-Each report is a module with ``add_arguments(parser)`` and ``run(args) -> int``; analysis lives in
-pure numpy functions beside the renderers, so tests can check numbers without parsing text.
+A report module defines ``DESCRIPTION``, ``EXAMPLES``, ``add_arguments(parser)`` and
+``run(args) -> int`` (see damo.cli); its analysis lives in pure numpy functions beside the
+renderers, so tests can check numbers without parsing text. Its selection options (target,
+time, addresses, snapshots) come from damo.selection. Register it in ``REPORTS`` below with the
+line ``damo report --help`` shows for it: the module is imported only when the report runs.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 
-# report name -> (module, help)
-REPORTS: dict[str, tuple[str, str]] = {
-    "raw": ("damo.raw", "print the snapshots region by region (damo 2.x's raw report)"),
-    "heats": ("damo.heats", "when which address ranges were how frequently accessed (damo 2.x)"),
-    "heatmap": ("damo.heatmap", "the access heatmap (damo 3.x name of heats)"),
-    "wss": ("damo.wss", "distribution of the working set size"),
-    "nr_regions": ("damo.nr_regions", "distribution of the number of monitoring regions"),
-    "diff": ("damo.diff_cli", "compare records (repeated runs) for CI regression gates"),
+from damo.cli import Command, add_commands
+
+REPORTS: dict[str, Command] = {
+    "raw": Command("damo.raw", "print the snapshots region by region (damo 2.x's raw report)"),
+    "heats": Command("damo.heats", "when which address ranges were how frequently accessed (damo 2.x)"),
+    "heatmap": Command("damo.heatmap", "the access heatmap (damo 3.x name of heats)"),
+    "wss": Command("damo.wss", "distribution of the working set size"),
+    "nr_regions": Command("damo.nr_regions", "distribution of the number of monitoring regions"),
+    "diff": Command("damo.diff.command", "compare records (repeated runs) for CI regression gates"),
 }
+
+DESCRIPTION = """\
+Analyse a record file that `damo record` (or the upstream damo tool) wrote. Each report reads
+the record given with -i (default: damon.data), in any of the formats damo reads."""
+
+EXAMPLES = """\
+examples:
+  damo report heatmap -i stairs.data       # the access heatmap in the terminal
+  damo report wss --raw_number             # working set size percentiles in bytes
+  damo report raw | head                   # the snapshots, region by region
+  damo report REPORT --help                # the options of one report"""
 
 
 def add_input_argument(parser: argparse.ArgumentParser) -> None:
+    """``-i FILE``: the record a report reads."""
     parser.add_argument("-i", "--input", default="damon.data", metavar="FILE",
                         help="record file (default: damon.data)")
 
 
-def address(text: str) -> int:
-    """An address on the command line: decimal, or 0x-prefixed hexadecimal (as /proc/PID/maps shows)."""
-    return int(text, 0)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from damo.cli import ArgumentParser
-
-    sub = parser.add_subparsers(dest="report", metavar="REPORT", parser_class=ArgumentParser)
-    sub.required = True
-    for name, (module_name, help_text) in REPORTS.items():
-        module = importlib.import_module(module_name)
-        cmd = sub.add_parser(name, help=help_text, description=module.__doc__)
-        module.add_arguments(cmd)
-        cmd.set_defaults(_report_run=module.run)
+    add_commands(parser, REPORTS, "report", "REPORT", "_report_run", required=True)
 
 
 def run(args: argparse.Namespace) -> int:

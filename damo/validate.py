@@ -1,6 +1,7 @@
 """Check that a record file is plausible DAMON output: ``damo validate [-i FILE]``.
 
-Checks, with damo's defaults:
+Checks, with damo's defaults, or with limits derived from what the record asked for (see
+``limits_for``) where the record says so and the option is not given:
 
 - every snapshot's aggregation interval (end - start) is within ``--aggr MIN MAX`` us;
 - every snapshot's number of regions is within ``--nr_regions MIN MAX``;
@@ -64,6 +65,36 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.violations
+
+
+# A kdamond aggregates after aggr/sample sampling intervals, and each interval is a sleep of
+# sample_us plus the time the access checks take. So an aggregation can end early only by timer
+# jitter (damo's default allows 20%), and it stretches on a slow or emulated machine by the check
+# time: 121-171 ms for 100 ms were measured in a QEMU TCG guest at load 2-9. Up to 2x the asked
+# interval (check time up to the sampling interval itself) is what a faithful record of a slow
+# machine shows; more than that means lost aggregations, which validate still reports.
+AGGR_SLACK = (0.8, 2.0)
+# damo's defaults are 20% above the default max_nr_regions (1000 -> 1200) and nr_accesses
+# (aggr/sample = 20 -> 24); the same 20% is kept for other asked values.
+COUNT_SLACK = 1.2
+
+
+def limits_for(meta, aggr_us=None, nr_regions=None, nr_accesses=None, **rest) -> Limits:
+    """Limits for a record: given values win, then what ``meta`` says was asked, then damo's defaults."""
+    if aggr_us is None:
+        aggr_us = DEFAULT_AGGR_US
+        if meta.aggr_us:
+            aggr_us = (int(meta.aggr_us * AGGR_SLACK[0]), int(meta.aggr_us * AGGR_SLACK[1]))
+    if nr_regions is None:
+        nr_regions = DEFAULT_NR_REGIONS
+        if meta.max_nr_regions:
+            nr_regions = (min(DEFAULT_NR_REGIONS[0], meta.min_nr_regions or DEFAULT_NR_REGIONS[0]),
+                          int(meta.max_nr_regions * COUNT_SLACK))
+    if nr_accesses is None:
+        nr_accesses = DEFAULT_NR_ACCESSES
+        if meta.aggr_us and meta.sample_us:
+            nr_accesses = (0, int(math.ceil(meta.aggr_us / meta.sample_us) * COUNT_SLACK))
+    return Limits(tuple(aggr_us), tuple(nr_regions), tuple(nr_accesses), **rest)
 
 
 def _allowed_errors(nr_snapshots: int, percent: float) -> int:
@@ -249,22 +280,48 @@ def _boundary(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+DESCRIPTION = """\
+Check that a record file is plausible DAMON output. The limits are damo's defaults, or, where the
+record says what it asked for, limits derived from that: an aggregation interval of 0.8x to 2x
+the asked one (a slow or emulated machine stretches every interval by the time its access checks
+take), and up to 1.2x the asked max_nr_regions and aggr/sample. Options given explicitly win.
+
+- every snapshot's aggregation interval (end - start) is within --aggr MIN MAX microseconds;
+- every snapshot's number of regions is within --nr_regions MIN MAX;
+  these two may be out of range in up to --allow_error percent of each target's snapshots;
+- every region's nr_accesses is within --nr_accesses MIN MAX, and no larger than the number of
+  sampling intervals that fit in its snapshot;
+- regions are non-empty, sorted and non-overlapping within each snapshot;
+- each target's snapshots are in time order;
+- with --regions_boundary, every region lies inside one of the given ranges.
+
+Prints each violation (up to --max_lines per kind unless --all) and exits 1 if there are any,
+0 otherwise; an unreadable file exits 2."""
+
+EXAMPLES = """\
+examples:
+  damo validate -i new/run1.data
+  damo validate --aggr 90000 110000 --allow_error 5 --regions_boundary 0x1000-0x200000"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from damo.report import add_input_argument
 
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_input_argument(parser)
-    parser.add_argument("--aggr", type=int, nargs=2, default=list(DEFAULT_AGGR_US), metavar=("MIN", "MAX"),
-                        help="valid aggregation intervals in us (default: %(default)s)")
-    parser.add_argument("--nr_regions", type=int, nargs=2, default=list(DEFAULT_NR_REGIONS),
-                        metavar=("MIN", "MAX"), help="valid numbers of regions (default: %(default)s)")
-    parser.add_argument("--nr_accesses", type=int, nargs=2, default=list(DEFAULT_NR_ACCESSES),
-                        metavar=("MIN", "MAX"), help="valid nr_accesses per region (default: %(default)s)")
+    parser.add_argument("--aggr", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="valid aggregation intervals in us (default: 0.8x to 2x the interval the record "
+                             f"asked for, else {DEFAULT_AGGR_US[0]} {DEFAULT_AGGR_US[1]})")
+    parser.add_argument("--nr_regions", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="valid numbers of regions (default: up to 1.2x the record's max_nr_regions, "
+                             f"else {DEFAULT_NR_REGIONS[0]} {DEFAULT_NR_REGIONS[1]})")
+    parser.add_argument("--nr_accesses", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="valid nr_accesses per region (default: up to 1.2x the record's aggr/sample, "
+                             f"else {DEFAULT_NR_ACCESSES[0]} {DEFAULT_NR_ACCESSES[1]})")
     parser.add_argument("--allow_error", type=float, default=DEFAULT_ALLOW_ERROR_PERCENT, metavar="PERCENT",
                         help="percent of a target's snapshots that may break --aggr or --nr_regions "
                              "(default: %(default)s)")
     parser.add_argument("--regions_boundary", type=_boundary, nargs="+", default=[], metavar="START-END",
-                        help="ranges every region must lie in")
+                        help="ranges every region must lie in (default: anywhere)")
     parser.add_argument("--max_lines", type=int, default=DEFAULT_MAX_LINES, metavar="N",
                         help="print at most N lines per kind of violation (default: %(default)s)")
     parser.add_argument("--all", action="store_true", help="print every violation")
@@ -274,16 +331,16 @@ def run(args: argparse.Namespace) -> int:
     from damo.formats import read_record
 
     for name in ("aggr", "nr_regions", "nr_accesses"):
-        lo, hi = getattr(args, name)
+        lo, hi = getattr(args, name) or (0, 0)
         if lo > hi:
             raise DamoError(f"validate: --{name} MIN {lo} is larger than MAX {hi}")
     if args.allow_error < 0:
         raise DamoError("validate: --allow_error must not be negative")
     if args.max_lines < 0:
         raise DamoError("validate: --max_lines must not be negative")
-    limits = Limits(tuple(args.aggr), tuple(args.nr_regions), tuple(args.nr_accesses), args.allow_error,
-                    list(args.regions_boundary))
     record = read_record(args.input)
+    limits = limits_for(record.meta, args.aggr, args.nr_regions, args.nr_accesses,
+                        allow_error_percent=args.allow_error, regions_boundary=list(args.regions_boundary))
     report = validate_record(record, limits, None if args.all else args.max_lines)
     for line in render(report, args.input):
         print(line)

@@ -245,6 +245,18 @@ def status() -> int:
     return 0 if ok else 1
 
 
+DESCRIPTION = """\
+Manage the VM that gives `damo record --vm` a kernel with full DAMON. `damo vm setup` installs
+qemu and the tools virtme-ng needs with apt (root, Debian-like systems), Debian's newest Linux
+6.12 kernel and virtme-ng into a cache directory (~/.cache/damo/vm, or $DAMO_VM_CACHE);
+`damo vm status` says what is there."""
+
+EXAMPLES = """\
+examples:
+  sudo damo vm setup --yes
+  damo vm status"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="vm_command", metavar="ACTION", parser_class=type(parser))
     setup_parser = sub.add_parser("setup", help="install qemu, a Debian 6.12 kernel and virtme-ng")

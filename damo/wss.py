@@ -19,7 +19,8 @@ import numpy as np
 from damo.errors import DamoError
 from damo.fmt import format_sz
 from damo.model import Record
-from damo.report import add_input_argument, address
+from damo.report import add_input_argument
+from damo.selection import add_address_range_option, add_exclude_samples_option, clip_addresses, nr_skipped
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 
@@ -146,7 +147,7 @@ def target_wss(record: Record, acc_thres: int = 1, sz_thres: int = 1, exclude_sa
                work_time_us: int = 1) -> np.ndarray:
     """WSS over time of a single-target record, after damo's skip and re-aggregation."""
     n = record.nr_snapshots
-    skip = min(max(exclude_samples, 0), n) if exclude_samples >= 0 else max(n + exclude_samples, 0)
+    skip = nr_skipped(n, exclude_samples)
     groups = work_time_groups(record.start_ns[skip:], record.end_ns[skip:], work_time_us)
     if not groups:
         return np.zeros(0, dtype=np.int64)
@@ -280,15 +281,27 @@ def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int]
 
 # --- command line ----------------------------------------------------------------------------
 
+DESCRIPTION = """\
+The distribution of the working set size: per snapshot, the total size of the regions accessed
+at least --acc_thres times, printed as percentiles with a bar each, as damo 2.x does. The first
+--exclude_samples snapshots of each target are skipped while DAMON adapts its regions, and the
+targets are summed unless --per_target."""
+
+EXAMPLES = """\
+examples:
+  damo report wss -i stairs.data
+  damo report wss --raw_number -r 1 101 1        # every percentile, in bytes
+  damo report wss --address_range 0x7f0000000000 0x7f0010000000
+  damo report wss --plot wss.png"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("-r", "--range", type=int, nargs=3, default=[0, 101, 25],
                         metavar=("START", "STOP", "STEP"), help="percentiles to print (default: 0 101 25)")
-    parser.add_argument("--exclude_samples", type=int, default=20, metavar="N",
-                        help="skip the first N snapshots of each target (default: 20)")
-    parser.add_argument("--address_range", type=address, nargs=2, metavar=("START", "END"),
-                        help="count only the addresses in [START, END) (decimal or 0x hex), e.g. "
-                             "one mapping of the process (not in damo)")
+    add_exclude_samples_option(parser, 20)
+    add_address_range_option(parser, "count only the addresses in [START, END), e.g. one mapping of the "
+                                     "process (default: all; not in damo)")
     parser.add_argument("-t", "--acc_thres", type=int, default=1, metavar="NR",
                         help="minimum nr_accesses of a region in the working set (default: 1)")
     parser.add_argument("--sz_thres", type=int, default=1, metavar="BYTES",
@@ -297,7 +310,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-aggregate snapshots into ones at least this long (microseconds)")
     parser.add_argument("-s", "--sortby", choices=["time", "size"],
                         help="order of the sizes: by size (default) or in time order")
-    parser.add_argument("-p", "--plot", metavar="FILE", help="draw the distribution into an image file")
+    parser.add_argument("-p", "--plot", metavar="FILE",
+                        help="draw the distribution into an image file (default: print text)")
     parser.add_argument("--nr_cols_bar", type=int, default=59, metavar="NR",
                         help="width of the star bars (default: 59; 0 hides them)")
     parser.add_argument("--raw_number", action="store_true", help="print sizes as plain byte counts")
@@ -320,10 +334,7 @@ def run(args: argparse.Namespace) -> int:
     sort = args.sortby != "time"
     record = read_record(args.input)
     if args.address_range:
-        lo, hi = args.address_range
-        if not 0 <= lo < hi:
-            raise DamoError(f"--address_range: START ({lo}) must be below END ({hi}), both not negative")
-        record = record.clip(lo, hi)
+        record = clip_addresses(record, args.address_range)
     dists = wss_distributions(record, args.acc_thres, args.sz_thres, args.exclude_samples, args.work_time,
                               sort, args.collapse_targets)
     if args.plot:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from damo.cli import main
-from damo.diff import Options, compare, parse_rate
-from damo.diff_gates import evaluate, parse_gate
-from damo.diff_render import heatmap_diff_data, plot_heatmap_diff, render_json, render_markdown, render_text
+from damo.diff.analysis import Options, compare, parse_rate
+from damo.diff.gates import evaluate, parse_gate
+from damo.diff.render import heatmap_diff_data, plot_heatmap_diff, render_json, render_markdown, render_text
 from damo.errors import DamoError
 from damo.formats import write_record
 from damo.model import RecordBuilder, RecordMeta
@@ -192,7 +192,7 @@ def test_bad_gates_show_the_syntax(text, why):
 
 
 def two_sided(base_values, new_values, name="wss.p50"):
-    from damo.diff import MetricChange, Stats
+    from damo.diff.analysis import MetricChange, Stats
     return MetricChange(name, "bytes", Stats(list(base_values)), Stats(list(new_values)))
 
 
@@ -360,7 +360,7 @@ def test_markdown_output(moved, tmp_path, capsys):
 
 def test_rich_table_on_a_terminal(moved):
     from rich.console import Console
-    from damo.diff_render import render_rich
+    from damo.diff.render import render_rich
     from damo.formats import read_record
     cmp = compare([("b", read_record(moved[0]))], [("n", read_record(moved[1]))])
     console = Console(file=io.StringIO(), width=160, force_terminal=True, color_system=None)
@@ -440,11 +440,11 @@ def test_subprocess_exit_codes_and_streams(moved, tmp_path):
 
 def test_chunked_integration_matches_one_pass(monkeypatch):
     """Heat and class sums are computed a chunk of snapshots at a time; chunking changes nothing."""
-    import damo.diff
+    import damo.diff.analysis
     base, new = make_record(nr_snapshots=40, nr_targets=3, seed=1), make_record(nr_snapshots=40, nr_targets=3, seed=2)
     options = Options(exclude_samples=5, time_rows=8)
     whole = compare([("a", base)], [("b", new)], options)
-    monkeypatch.setattr(damo.diff, "REGION_CHUNK", 7)
+    monkeypatch.setattr(damo.diff.analysis, "REGION_CHUNK", 7)
     chunked = compare([("a", base)], [("b", new)], options)
     assert whole.metrics.keys() == chunked.metrics.keys()
     for name, metric in whole.metrics.items():

@@ -10,7 +10,7 @@ from damo.errors import DamoError
 from damo.kernel.debugfs import DamonDebugfs, DebugfsKdamond, check_free
 from damo.kernel.sysfs import ForeignKdamondError, KdamondSetup
 from damo.model import MonitoringAttrs
-from damo.record import RecordRequest
+from damo.recording import RecordRequest
 from damo.sources.kernel import KernelRecorder
 from fake_debugfs import FakeDebugfs
 

@@ -12,7 +12,7 @@ from damo.formats import read_record
 from damo.kernel.sysfs import (U32_MAX, U64_MAX, DamonSysfs, ForeignKdamondError, KdamondSetup, OwnedKdamond,
                                SysfsWriteError, check_free)
 from damo.model import MonitoringAttrs
-from damo.record import RecordRequest
+from damo.recording import RecordRequest
 from damo.sources.kernel import KernelRecorder, largest_system_ram, resolve_target
 from fake_damon import FakeDamon
 

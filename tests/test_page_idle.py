@@ -7,13 +7,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from damo.engine.page_idle_ops import PageIdleOps, page_idle_context
+from damo.engine.page_idle_ops import PageIdleOps
 from damo.errors import DamoError
 from damo.formats import read_record
 from damo.kernel.page_idle import PAGE_SHIFT, PageIdle, WordFile, open_pagemap, read_mappings, runs
 from damo.model import MonitoringAttrs
-from damo.record import RecordRequest
-from damo.sources.page_idle import PageIdleRecorder
+from damo.recording import RecordRequest
+from damo.sources.page_idle import PageIdleRecorder, page_idle_context
 from tests.fake_page_idle import HUGETLB, NOT_LRU, FakePageIdle
 
 PID = 4321
@@ -101,8 +101,8 @@ def test_maps_leave_out_vsyscall(fake):
 class Toucher(PageIdleOps):
     """The page_idle ops with a workload that touches ``hot`` PFNs between mark and check."""
 
-    def __init__(self, page_idle, proc, fake, hot):
-        super().__init__(page_idle, proc)
+    def __init__(self, ops, fake, hot):
+        super().__init__(ops.page_idle, ops._open_pagemap, ops._read_mappings)
         self.fake, self.hot = fake, hot
         self.marked: list[np.ndarray] = []
 
@@ -120,7 +120,7 @@ def attrs(sample_us=1000, aggr_us=20000, minr=10, maxr=100) -> MonitoringAttrs:
 def test_one_sample_marks_every_regions_page_and_reads_accesses_back(fake):
     hot_pfns = set(range(0x20000, 0x20000 + (HEAP[1] - HEAP[0]) // PAGE))     # the whole heap
     ctx = page_idle_context([PID], attrs(), PageIdle(fake.bitmap, fake.proc), fake.proc, seed=1)
-    ops = Toucher(ctx.ops.page_idle, fake.proc, fake, hot_pfns)
+    ops = Toucher(ctx.ops, fake, hot_pfns)
     ctx.ops = ops
     ctx.start()
     target = ctx.targets[0]
@@ -141,7 +141,7 @@ def test_the_engine_finds_the_hot_area_over_real_sampling(fake):
     hot_lo, hot_hi = HEAP[0] + 4 * MIB, HEAP[0] + 6 * MIB
     hot_pfns = set(range(0x20000 + 4 * MIB // PAGE, 0x20000 + 6 * MIB // PAGE))
     ctx = page_idle_context([PID], attrs(), PageIdle(fake.bitmap, fake.proc), fake.proc, seed=2)
-    ctx.ops = Toucher(ctx.ops.page_idle, fake.proc, fake, hot_pfns)
+    ctx.ops = Toucher(ctx.ops, fake, hot_pfns)
     last = None
     for last in ctx.run(until_ns=12 * 20_000_000):
         pass

@@ -30,6 +30,24 @@ FAKE_VNG = textwrap.dedent("""\
     rwdir, script = args[args.index("--rwdir") + 1], args[args.index("--exec") + 1]
     with open(os.environ["FAKE_VNG_LOG"], "w") as log:
         log.write("\\n".join(args))
+    if os.environ.get("FAKE_VNG_MODE") == "qemu":
+        # Like the real vng: qemu is a child in vng's session; the guest stops on the stop file.
+        time.sleep(float(os.environ.get("FAKE_VNG_BOOT", "0.3")))
+        qemu = subprocess.Popen(["sleep", "1000"])
+        with open(os.environ["FAKE_VNG_LOG"] + ".qemu", "w") as f:
+            f.write(str(qemu.pid))
+        print("\\x1bc[    0.000000] Linux version 6.12 (fake)\\r\\nguest: recording", flush=True)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(os.path.join(rwdir, "stop")):
+            if time.monotonic() > deadline:
+                sys.exit(3)       # nobody asked the guest to stop: it would run on (qemu is left)
+            time.sleep(0.02)
+        shutil.copy(os.environ["FAKE_VNG_RECORD"], os.path.join(rwdir, "record.data"))
+        qemu.kill()
+        qemu.wait()
+        with open(os.path.join(rwdir, "status"), "w") as f:
+            f.write("130\\n")
+        sys.exit(0)
     if os.environ.get("FAKE_VNG_MODE") == "wait_for_stop":
         # A guest record running until damo on the host asks it to stop.
         open(os.environ["FAKE_VNG_LOG"] + ".started", "w").close()
@@ -135,3 +153,109 @@ def test_a_missing_vm_kernel_is_named(fake_vm, tmp_path):
     assert (result.returncode, result.stderr) == (
         2, f"damo: error: --vm-kernel: {tmp_path / 'nope'}: no such kernel image\n")
     assert not log.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _start_vm_record(run_dir: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "damo", "record", "--vm", "-o", "vm.data", "--", "sleep", "100"],
+                            cwd=run_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+# When the signals come: (event, seconds after it, signals). "start" is damo's own start (it is
+# still importing, or parsing, or checking prerequisites), "vng" the moment vng runs (booting),
+# "qemu" the moment the guest runs (recording; later ones land while the record is copied out).
+# A stop signal that comes while vng is being created is covered by blocking them there.
+MOMENTS = ([("start", d, 1) for d in (0.0, 0.2, 0.5)] + [("vng", d, 1) for d in (0.0, 0.05, 0.1, 0.2)]
+           + [("qemu", d, 1) for d in (0.0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.8)]
+           + [("vng", 0.0, 2), ("qemu", 0.0, 2), ("qemu", 0.1, 2), ("qemu", 0.2, 3), ("qemu", 0.4, 2)])
+
+
+def test_no_vm_outlives_damo_whenever_the_signal_comes(fake_vm, tmp_path):
+    """SIGINT, SIGTERM or SIGHUP (once, or repeated) at 20 moments: no qemu is left, whatever the load."""
+    import threading
+
+    env, kernel, log = fake_vm
+    made = damo(env, "record", "-o", str(tmp_path / "made.data"), str(REPO / ZIGZAG), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    failures = []
+
+    def one_run(i: int, event: str, delay: float, repeats: int) -> None:
+        run_dir = tmp_path / f"run{i}"
+        run_dir.mkdir()
+        run_env = dict(env, FAKE_VNG_MODE="qemu", FAKE_VNG_RECORD=str(tmp_path / "made.data"),
+                       FAKE_VNG_LOG=str(run_dir / "vng.log"), FAKE_VNG_BOOT="0.3")
+        proc = _start_vm_record(run_dir, run_env)
+        marker = {"start": None, "vng": run_dir / "vng.log", "qemu": run_dir / "vng.log.qemu"}[event]
+        deadline = time.monotonic() + 120
+        while marker is not None and not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(delay)
+        sig = signals[i % 3]
+        for _ in range(repeats):
+            if proc.poll() is None:
+                proc.send_signal(sig)
+            time.sleep(0.02)
+        try:
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        qemu = run_dir / "vng.log.qemu"
+        if event == "qemu" and not qemu.exists():
+            failures.append(f"run {i}: the stand-in qemu never ran: {stderr}")
+        if qemu.exists():
+            pid = int(qemu.read_text())
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                failures.append(f"run {i}: {signal.Signals(sig).name} x{repeats} {delay} s after {event} "
+                                f"left qemu {pid} (damo exit {proc.returncode}): {stderr}")
+                os.kill(pid, signal.SIGKILL)
+
+    def guarded_run(*args) -> None:
+        try:
+            one_run(*args)
+        except BaseException as err:         # a thread's exception must fail the test, not warn
+            failures.append(f"run {args[0]}: {err!r}")
+
+    for batch in range(0, len(MOMENTS), 4):
+        threads = [threading.Thread(target=guarded_run, args=(i, *MOMENTS[i]))
+                   for i in range(batch, min(batch + 4, len(MOMENTS)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failures, "\n".join(failures)
+
+
+def test_vm_output_redirected_to_a_file_stays_readable(fake_vm, tmp_path):
+    """Host and guest lines stay whole and in order; the guest's terminal resets are dropped."""
+    env, kernel, log = fake_vm
+    made = damo(env, "record", "-o", str(tmp_path / "made.data"), str(REPO / ZIGZAG), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    env = dict(env, FAKE_VNG_MODE="qemu", FAKE_VNG_RECORD=str(tmp_path / "made.data"), FAKE_VNG_BOOT="0")
+    with open(tmp_path / "log", "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "damo", "record", "--vm", "-o", "vm.data", "--",
+                                 "sleep", "100"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while "guest: recording" not in (tmp_path / "log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    lines = (tmp_path / "log").read_text().splitlines()
+    assert lines[0].startswith("booting vmlinuz-6.12.1+deb12-amd64 in a VM")
+    assert "vm| [    0.000000] Linux version 6.12 (fake)" in lines
+    assert "vm| guest: recording" in lines
+    assert "stopping the record inside the VM..." in lines
+    assert lines[-1].startswith("the VM record is at vm.data")
+    assert "\x1b" not in "".join(lines) and "\r" not in "".join(lines)

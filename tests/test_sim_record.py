@@ -9,7 +9,7 @@ from damo.accuracy import compare, damo_percentiles, record_heatmap, snapshot_ws
 from damo.cli import main
 from damo.formats import read_record
 from damo.model import MonitoringAttrs, RecordBuilder, RecordMeta
-from damo.record import RecordRequest
+from damo.recording import RecordRequest
 from damo.sources import sim
 
 CONFIGS = REPO / "masim" / "configs"
@@ -174,7 +174,8 @@ def test_damo_percentiles_pick_like_damo():
 def test_a_masim_command_line_is_not_simulated():
     """`damo record "masim X.cfg"` runs masim for real under the kernel (or --vm); a lone X.cfg is simulated."""
     from damo.model import MonitoringAttrs
-    from damo.record import RecordRequest, pick_source
+    from damo.record import pick_source
+    from damo.recording import RecordRequest
 
     def source(*target):
         return pick_source(RecordRequest(target=list(target), attrs=MonitoringAttrs()), use_vm=False)

@@ -215,3 +215,32 @@ def test_help():
     done = run_cli("validate", "--help")
     assert done.returncode == 0 and "--nr_accesses MIN MAX" in done.stdout
     assert "\n- regions are non-empty, sorted and non-overlapping within each snapshot;\n" in done.stdout
+
+
+def slow_machine_record(interval_ms: float, aggr_us: int | None = 100000):
+    """A faithful record of a machine whose aggregations stretched to ``interval_ms``."""
+    meta = RecordMeta(target_kind="vaddr", sample_us=5000 if aggr_us else None, aggr_us=aggr_us,
+                      min_nr_regions=10, max_nr_regions=1000)
+    builder = RecordBuilder(meta)
+    for t in range(50):
+        starts = np.arange(10) * MIB
+        ns = int(interval_ms * 1e6)
+        builder.add(0, t * ns, (t + 1) * ns, starts, starts + MIB, np.arange(10) % 21)
+    return builder.build()
+
+
+@pytest.mark.parametrize("interval_ms, asked_us, explicit, valid", [
+    (150, 100000, [], True),            # a slow VM: 1.5x the asked interval
+    (199, 100000, [], True),
+    (210, 100000, [], False),           # more than 2x: aggregations were lost
+    (150, 100000, ["--aggr", "80000", "120000"], False),   # explicit limits win
+    (150, None, [], False),             # nothing asked: damo's defaults
+    (300, 200000, [], True),            # a record asked for 200 ms
+    (150, 200000, [], False),           # shorter than 0.8x the asked interval
+])
+def test_limits_follow_what_the_record_asked_for(tmp_path, capsys, interval_ms, asked_us, explicit, valid):
+    path = tmp_path / "r.data"
+    write_record(slow_machine_record(interval_ms, asked_us), path)
+    assert main(["validate", "-i", str(path), *explicit]) == (0 if valid else 1)
+    out = capsys.readouterr().out
+    assert ("valid (50 snapshots" in out) == valid, out

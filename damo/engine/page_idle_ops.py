@@ -1,5 +1,8 @@
 """The ``page_idle`` operations set: vaddr monitoring of real processes through idle page tracking.
 
+The engine sees no kernel file: the idle tracker and the pagemap/maps readers are handed in
+(damo.kernel.page_idle provides them; damo.sources.page_idle wires them up).
+
 For kernels without DAMON (idle page tracking exists since Linux 4.3). Each target's handle is
 a pid. Per sample, as DAMON's vaddr ops do per region: pick a random address in each region,
 find its page (``/proc/PID/pagemap``, then the folio head in ``/proc/kpageflags``) and mark it
@@ -12,14 +15,28 @@ cached per 2 MiB of physical memory until the next ops update.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from damo.engine.core import PAGE_SIZE, Context, Target
 from damo.engine.ops import VirtualAddressOps
-from damo.kernel.page_idle import DEFAULT_PROC, PAGE_SHIFT, PageIdle, Resolved, open_pagemap, read_mappings
+
+PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
+
+
+class Resolved(Protocol):
+    trackable: np.ndarray          # bool per sampled page: present, on the LRU
+    head_pfn: np.ndarray           # its folio's head PFN where trackable
+
+
+class IdleTracker(Protocol):
+    """What the ops need of idle page tracking (damo.kernel.page_idle.PageIdle, handed in)."""
+
+    def resolve(self, pagemap, vpn: np.ndarray) -> Resolved: ...
+    def mark_idle(self, pfns: np.ndarray) -> None: ...
+    def idle(self, pfns: np.ndarray) -> np.ndarray: ...
+    def forget_folios(self) -> None: ...
 
 
 class PageIdleOps(VirtualAddressOps):
@@ -29,9 +46,11 @@ class PageIdleOps(VirtualAddressOps):
     virtual_clock = False
     max_batch = 1
 
-    def __init__(self, page_idle: PageIdle, proc: Path = DEFAULT_PROC):
+    def __init__(self, page_idle: IdleTracker, open_pagemap: Callable[[int], object],
+                 read_mappings: Callable[[int], Sequence[tuple[int, int]]]):
         self.page_idle = page_idle
-        self.proc = proc
+        self._open_pagemap = open_pagemap
+        self._read_mappings = read_mappings
         self._pagemaps: dict[int, object] = {}
         self._resolved: list[Resolved] = []
 
@@ -42,11 +61,11 @@ class PageIdleOps(VirtualAddressOps):
 
     def pagemap(self, pid: int):
         if pid not in self._pagemaps:
-            self._pagemaps[pid] = open_pagemap(pid, self.proc)
+            self._pagemaps[pid] = self._open_pagemap(pid)
         return self._pagemaps[pid]
 
     def mappings(self, target: Target) -> Sequence[tuple[int, int]]:
-        return read_mappings(target.handle, self.proc)
+        return self._read_mappings(target.handle)
 
     def update(self, ctx: Context) -> None:
         super().update(ctx)
@@ -73,10 +92,3 @@ class PageIdleOps(VirtualAddressOps):
             out.append(accessed.reshape(t.sampling_addr.shape))
         return out
 
-
-def page_idle_context(pids: Sequence[int], attrs, page_idle: PageIdle | None = None,
-                      proc: Path = DEFAULT_PROC, seed: int | None = None) -> Context:
-    """A context monitoring ``pids`` (one target each) with the page_idle operations set."""
-    ops = PageIdleOps(page_idle or PageIdle(proc=proc), proc)
-    rng = np.random.default_rng(seed)
-    return Context(attrs, ops, [Target(pid) for pid in pids], rng=rng, min_region=PAGE_SIZE)

@@ -12,12 +12,14 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from damo.errors import DamoError, RecordFileError
-from damo.model import Record, RecordMeta
+
+if TYPE_CHECKING:       # numpy and the model load with the format modules, not with the names
+    import numpy as np
+
+    from damo.model import Record, RecordMeta
 
 # Order matters for detection: the most specific sniffers come first.
 FORMATS: dict[str, str] = {

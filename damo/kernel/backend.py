@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from damo.errors import DamoError
-from damo.kernel.page_idle import DEFAULT_BITMAP
 
 INTERFACES = ("auto", "sysfs", "debugfs")
 SYSFS_ROOT = Path("/sys/kernel/mm/damon/admin")
 DEBUGFS_DAMON = Path("/sys/kernel/debug/damon")
+PAGE_IDLE_BITMAP = Path("/sys/kernel/mm/page_idle/bitmap")
 ALTERNATIVES = "Use --vm (a VM with a DAMON kernel) or the simulator (damo record masim/configs/...cfg)."
 
 
@@ -32,7 +32,7 @@ class KernelInterfaces:
 
     sysfs_root: Path = SYSFS_ROOT
     debugfs_damon: Path = DEBUGFS_DAMON
-    page_idle_bitmap: Path = DEFAULT_BITMAP
+    page_idle_bitmap: Path = PAGE_IDLE_BITMAP
     filesystems: Path = Path("/proc/filesystems")
 
     def sysfs(self) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from damo.errors import DamoError
+from damo.kernel.backend import PAGE_IDLE_BITMAP
 
 PAGE_SHIFT = 12
 WORD = 8                                  # bytes per entry or bitmap word
@@ -43,7 +44,7 @@ PAGEMAP_MAX_GAP = 64
 KPAGEFLAGS_MAX_GAP = 64
 BITMAP_MAX_GAP = 0
 
-DEFAULT_BITMAP = Path("/sys/kernel/mm/page_idle/bitmap")
+DEFAULT_BITMAP = PAGE_IDLE_BITMAP
 DEFAULT_PROC = Path("/proc")
 NO_PAGE_IDLE_ALTERNATIVES = "Use --vm or the simulator (damo record masim/configs/...cfg)."
 
@@ -274,6 +275,3 @@ def read_mappings(pid: int, proc: Path = DEFAULT_PROC) -> list[tuple[int, int]]:
     return sorted(out)
 
 
-def page_idle_available(bitmap: Path = DEFAULT_BITMAP) -> bool:
-    """Does this kernel have idle page tracking? (Existence only: opening it needs root.)"""
-    return bitmap.exists()

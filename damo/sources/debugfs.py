@@ -13,7 +13,7 @@ from pathlib import Path
 from damo.errors import DamoError
 from damo.kernel.debugfs import DEFAULT_DEBUGFS, DamonDebugfs
 from damo.kernel.sysfs import ALTERNATIVES
-from damo.record import RecordRequest
+from damo.recording import RecordRequest
 from damo.sources.kernel import KernelRecorder
 
 CLONE_NEWNS = 0x00020000

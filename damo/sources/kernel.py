@@ -29,7 +29,7 @@ from damo.kernel.debugfs import DamonDebugfs, DebugfsKdamond
 from damo.kernel.debugfs import check_free as debugfs_check_free
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
-from damo.record import RecordRequest, base_meta, finish, open_sink
+from damo.recording import RecordRequest, base_meta, finish, open_sink
 
 POLL_SECONDS = 0.2
 STATE_CHECK_SECONDS = 0.5

@@ -14,14 +14,29 @@ import sys
 import time
 from pathlib import Path
 
-from damo.engine.page_idle_ops import page_idle_context
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from damo.engine.core import PAGE_SIZE, Context, Target
+from damo.engine.page_idle_ops import PageIdleOps
 from damo.errors import DamoError
-from damo.kernel.page_idle import DEFAULT_BITMAP, DEFAULT_PROC, PageIdle
-from damo.record import RecordRequest, base_meta, finish, open_sink
+from damo.kernel.page_idle import DEFAULT_BITMAP, DEFAULT_PROC, PageIdle, open_pagemap, read_mappings
+from damo.recording import RecordRequest, base_meta, finish, open_sink
 from damo.sources.kernel import (STOP_FILE_ENV, WORKLOAD_TERM_SECONDS, HeldWorkload, process_alive,
                                  resolve_target, stop_process)
 
 STOP_CHECK_SECONDS = 0.2
+
+
+def page_idle_context(pids: Sequence[int], attrs, page_idle: PageIdle | None = None,
+                      proc: Path = DEFAULT_PROC, seed: int | None = None) -> Context:
+    """An engine context monitoring ``pids`` (one target each) through idle page tracking."""
+    ops = PageIdleOps(page_idle or PageIdle(proc=proc), functools.partial(open_pagemap, proc=proc),
+                      functools.partial(read_mappings, proc=proc))
+    return Context(attrs, ops, [Target(pid) for pid in pids], rng=np.random.default_rng(seed),
+                   min_region=PAGE_SIZE)
 
 
 class PageIdleRecorder:

@@ -13,7 +13,7 @@ from typing import Iterator
 from damo.engine.sim_ops import sim_context
 from damo.errors import DamoError
 from damo.model import Record, RecordBuilder, RecordMeta
-from damo.record import RecordRequest, base_meta, finish, open_sink
+from damo.recording import RecordRequest, base_meta, finish, open_sink
 
 SIM_START_TIME = 0.0      # the virtual clock's epoch, recorded instead of the wall clock
 VIRTUAL_SECONDS_PER_TIMER_SECOND = 15

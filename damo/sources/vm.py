@@ -8,22 +8,29 @@ directory, which the guest's record treats like its own Ctrl-C.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TextIO
 
 import damo
 from damo import vm as vm_setup
 from damo.errors import DamoError
 from damo.formats import rotate_existing
-from damo.record import HOST_OUT_ENV, RecordRequest
+from damo.recording import HOST_OUT_ENV, RecordRequest
 
-BOOT_ALLOWANCE_SECONDS = 300          # boot + start + shutdown under software emulation
+# Boot + start + shutdown under software emulation: about 20 s on a quiet 2-core machine, 4x that at
+# load 4; the rest is slack for a slower machine.
+BOOT_ALLOWANCE_SECONDS = 600
 DEFAULT_RUN_SECONDS = 3600            # a workload without --timeout
 STOP_GRACE_SECONDS = 60
 GUEST_OUT = "record.data"
@@ -92,32 +99,38 @@ def record(request: RecordRequest) -> int:
         print(f"booting {Path(kernel).name} in a VM (software emulation; the boot takes about 20 s)",
               file=sys.stderr, flush=True)
         started = time.monotonic()
-        rc, interrupted = boot_and_run(kernel, rwdir, guest_script(request, rwdir), limit)
+        run = boot_and_run(kernel, rwdir, guest_script(request, rwdir), limit)
         status = _guest_status(rwdir)
         produced = rwdir / GUEST_OUT
-        if produced.exists() and produced.stat().st_size > 0:
+        landed = produced.exists() and produced.stat().st_size > 0
+        if landed:
             rotate_existing(out)
             shutil.move(str(produced), str(out))
             os.chmod(out, 0o600)
             print(f"the VM record is at {request.out} ({time.monotonic() - started:.0f} s in the VM)",
                   file=sys.stderr)
-        elif status is None:
-            raise DamoError(f"the VM did not run the record (vng exit {rc}); see the messages above")
-        if interrupted:
+        if run.timed_out:
+            raise DamoError(f"{run.timed_out}; it was stopped")
+        if status is None and not landed and not run.interrupted:
+            raise DamoError(f"the VM did not run the record (vng exit {run.returncode}); see the vm| lines above")
+        if run.interrupted:
             return 130
-        return status if status is not None else rc
+        return status if status is not None else run.returncode
     finally:
         shutil.rmtree(rwdir, ignore_errors=True)
 
 
-def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float) -> tuple[int, bool]:
+def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float, *, quiet_limit: float | None = None,
+                 heartbeat: Path | None = None, echo: bool = True) -> VmRun:
     """Boot ``kernel``, run the shell line ``script`` in it with ``rwdir`` shared for writing.
 
-    Returns vng's exit code and whether Ctrl-C interrupted it; raises DamoError after ``limit``
-    seconds.
+    The VM is stopped after ``limit`` seconds, or after ``quiet_limit`` seconds in which it printed
+    nothing and ``heartbeat`` (a file the guest appends to) did not grow. The guest's console goes
+    to our stderr (when ``echo``), and its last lines are kept for error messages.
     """
     env = dict(os.environ, PATH=f"{vm_setup.vng_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
-    return _run_vm(vng_command(kernel, rwdir, script), env, limit, rwdir)
+    return _run_vm(vng_command(kernel, rwdir, script), env, rwdir,
+                   Budget(limit, quiet_limit, heartbeat), GuestConsole(sys.stderr if echo else None))
 
 
 def _guest_status(rwdir: Path) -> int | None:
@@ -127,37 +140,156 @@ def _guest_status(rwdir: Path) -> int | None:
         return None
 
 
-def _run_vm(cmd: list[str], env: dict, limit: float, rwdir: Path) -> tuple[int, bool]:
-    """Run vng; on Ctrl-C ask the guest to stop through the stop file, then wait for it."""
+@dataclass
+class VmRun:
+    """How a VM run ended."""
+
+    returncode: int
+    interrupted: bool              # a stop signal asked the guest to stop
+    timed_out: str | None          # why the VM was stopped, if the budget ran out
+    console_tail: list[str]        # the guest console's last lines, for error messages
+
+
+@dataclass
+class Budget:
+    """How long a VM may run: a hard limit, and optionally a limit on silence."""
+
+    limit: float
+    quiet_limit: float | None = None
+    heartbeat: Path | None = None
+
+    def __post_init__(self):
+        self.started = self.last_sign_of_life = time.monotonic()
+        self._heartbeat_size = -1
+
+    def expired(self, console: "GuestConsole") -> str | None:
+        """Why the run should stop now, or None."""
+        now = time.monotonic()
+        size = self.heartbeat.stat().st_size if self.heartbeat and self.heartbeat.exists() else -1
+        if size != self._heartbeat_size:
+            self._heartbeat_size = size
+            self.last_sign_of_life = now
+        self.last_sign_of_life = max(self.last_sign_of_life, console.last_output)
+        if now - self.started >= self.limit:
+            return f"the VM did not finish within {self.limit:.0f} s"
+        if self.quiet_limit is not None and now - self.last_sign_of_life >= self.quiet_limit:
+            return f"the VM showed no progress for {self.quiet_limit:.0f} s"
+        return None
+
+
+# Control sequences that a guest console prints: colours, cursor moves, and the terminal resets that
+# would wipe the host's own messages from a terminal or from a log viewed with `cat`.
+_ESCAPES = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_]|c)")
+
+
+class GuestConsole:
+    """Copies the guest's console to our stderr line by line, so host and guest lines never mix.
+
+    Escape sequences and carriage-return redraws are removed (a progress bar keeps its last state),
+    every guest line is prefixed with ``vm| ``, and the last lines are kept for error messages.
+    """
+
+    PREFIX = "vm| "
+
+    def __init__(self, out: TextIO | None, keep: int = 40):
+        self.out = out
+        self.tail: deque[str] = deque(maxlen=keep)
+        self.last_output = 0.0
+        self._thread: threading.Thread | None = None
+
+    def start(self, stream: IO[bytes]) -> None:
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float = 5.0) -> None:
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self.last_output = time.monotonic()
+            line = _ESCAPES.sub(b"", raw).rstrip(b"\r\n").split(b"\r")[-1]
+            text = line.decode("utf-8", "replace")
+            self.tail.append(text)
+            if self.out is not None:
+                try:
+                    self.out.write(f"{self.PREFIX}{text}\n")
+                    self.out.flush()
+                except (OSError, ValueError):
+                    self.out = None       # our stderr went away; keep draining the VM's output
+        stream.close()
+
+
+# Ctrl-C, `kill` and a closed terminal all stop the guest's record, never only us.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _start_vm(cmd: list[str], env: dict) -> subprocess.Popen:
+    """Start vng in its own session with its output piped to us (stop signals are blocked by the caller)."""
+    def in_child():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=in_child)
     except FileNotFoundError:
         raise DamoError("--vm: vng is not installed; run `damo vm setup`") from None
-    interrupted = False
-    deadline = time.monotonic() + limit
+
+
+def _run_vm(cmd: list[str], env: dict, rwdir: Path, budget: Budget, console: GuestConsole) -> VmRun:
+    """Run vng; a stop signal asks the guest to stop through the stop file, a second one kills the VM.
+
+    Stop signals are blocked while the VM process is being created, so that a signal at any moment
+    either comes before the VM exists or finds it known and is handled; the VM never outlives us.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS if sig != signal.SIGINT}
+    proc = None
     try:
+        proc = _start_vm(cmd, env)
+        console.start(proc.stdout)
+        interrupted, deadline = False, None
         while True:
             try:
-                return proc.wait(timeout=max(0.1, min(1.0, deadline - time.monotonic()))), interrupted
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
+                if mask is not None:       # a signal that came while vng started is raised here
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                    mask = None
+                try:
+                    rc = proc.wait(timeout=0.5)
+                    console.join()
+                    return VmRun(rc, interrupted, None, list(console.tail))
+                except subprocess.TimeoutExpired:
+                    pass
+                why = budget.expired(console)
+                if deadline is not None and time.monotonic() >= deadline:
+                    why = why or f"the guest did not stop within {STOP_GRACE_SECONDS} s of the stop request"
+                if why:
                     _kill(proc)
-                    raise DamoError(f"the VM did not finish within {limit:.0f} s; it was stopped") from None
+                    console.join()
+                    return VmRun(proc.returncode, interrupted, why, list(console.tail))
             except KeyboardInterrupt:
-                if interrupted:       # a second Ctrl-C: stop the VM now
+                if interrupted:          # a second stop signal: stop the VM now
                     _kill(proc)
-                    return proc.wait(), True
+                    console.join()
+                    return VmRun(proc.returncode, True, None, list(console.tail))
                 interrupted = True
                 (rwdir / STOP_FILE).touch()
-                deadline = min(deadline, time.monotonic() + STOP_GRACE_SECONDS)
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
                 print("stopping the record inside the VM...", file=sys.stderr, flush=True)
-    except BaseException:
-        if proc.poll() is None:
+    finally:
+        if proc is not None and proc.poll() is None:
             _kill(proc)
-        raise
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _kill(proc: subprocess.Popen) -> None:
+    """Kill vng and everything it started (qemu included): they share vng's session."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from damo.diff import Comparison, MetricChange, RecordSummary
-from damo.diff_gates import GateResult
+from damo.diff.analysis import Comparison, MetricChange, RecordSummary
+from damo.diff.gates import GateResult
 from damo.errors import DamoError
 from damo.fmt import format_sz
 
@@ -243,7 +243,7 @@ def render_json(cmp: Comparison, results: list[GateResult], noise_k: float) -> s
 
 
 def schema_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "docs" / "diff-schema.json"
+    return Path(__file__).resolve().parents[2] / "docs" / "diff-schema.json"
 
 
 # ----------------------------------------------------------------------------- heatmap image

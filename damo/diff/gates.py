@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from damo.diff import METRIC_UNITS, MetricChange
+from damo.diff.analysis import METRIC_UNITS, MetricChange
 from damo.errors import DamoError
 from damo.fmt import format_sz
 

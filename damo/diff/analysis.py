@@ -1,8 +1,8 @@
 """Compare records: ``damo report diff BASE NEW`` for CI regression checks.
 
 Analysis only: pure functions from records to a ``Comparison``. Rendering lives in
-``damo.diff_render``, the gate language in ``damo.diff_gates``, the command line in
-``damo.diff_cli``. docs/ci.md documents the metrics, the alignment and the noise rule.
+``damo.diff.render``, the gate language in ``damo.diff.gates``, the command line in
+``damo.diff.command``. docs/ci.md documents the metrics, the alignment and the noise rule.
 
 Flow: per record, scalar metrics (WSS percentiles, hot/warm/cold bytes, nr_regions percentiles,
 duration) and its mapped areas (maximal runs of address space covered by regions); the areas of
@@ -23,6 +23,7 @@ import numpy as np
 
 from damo.errors import DamoError
 from damo.model import Record
+from damo.selection import snapshot_rank, target_order
 from damo.wss import percentile_values, wss_distributions
 
 PERCENTILES = (0, 25, 50, 75, 100)
@@ -154,23 +155,6 @@ def effective_aggr_us(record: Record) -> float:
     return float(np.median(durations)) / 1000.0
 
 
-def _target_order(record: Record) -> np.ndarray:
-    """Per snapshot: the index of its target among the record's targets, in first-seen order."""
-    order = {tid: i for i, tid in enumerate(record.target_ids())}
-    uniq, inverse = np.unique(record.target_id, return_inverse=True)
-    return np.array([order[int(u)] for u in uniq], dtype=np.int64)[inverse]
-
-
-def _rank_in_target(target: np.ndarray) -> np.ndarray:
-    """Per snapshot: how many snapshots of the same target come before it."""
-    order = np.argsort(target, kind="stable")
-    sorted_t = target[order]
-    first = np.searchsorted(sorted_t, sorted_t, side="left")
-    rank = np.empty(len(target), dtype=np.int64)
-    rank[order] = np.arange(len(target)) - first
-    return rank
-
-
 def _areas(target: np.ndarray, start: np.ndarray, end: np.ndarray, min_gap: int) -> tuple[list[Area], np.ndarray]:
     """Mapped areas per target of address ranges, and each range's area index (into the list)."""
     areas: list[Area] = []
@@ -213,8 +197,8 @@ class _Kept:
 def _kept(record: Record, path: str, exclude_samples: int) -> _Kept:
     if record.nr_snapshots == 0:
         raise DamoError(f"{path}: the record has no snapshots")
-    target = _target_order(record)
-    rank = _rank_in_target(target)
+    target = target_order(record)
+    rank = snapshot_rank(record, target)
     keep = rank >= exclude_samples
     if not keep.any():
         raise DamoError(f"{path}: no snapshots left after excluding the first {exclude_samples} "

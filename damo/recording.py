@@ -1,0 +1,90 @@
+"""The recording core: what every record source shares, and nothing of the command line.
+
+A source (``damo.sources.*``) receives a ``RecordRequest``, builds the record's metadata with
+``base_meta``, opens a ``SnapshotSink`` with ``open_sink`` (the existing output rotates to
+``*.old``), appends snapshots to it and ends with ``finish``. ``damo.record`` turns command-line
+options into the request; sources must not import it (see docs/architecture.md).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from damo import __version__
+from damo.errors import DamoError
+from damo.formats import DEFAULT_FORMAT, open_writer, rotate_existing
+from damo.model import MonitoringAttrs, RecordMeta
+from damo.progress import RecordProgress
+
+# Set by `damo record --vm` for the record inside the VM: the -o path on the host, which is
+# what the messages should name (the guest writes to a temporary directory).
+HOST_OUT_ENV = "DAMO_HOST_OUT"
+
+
+@dataclass
+class RecordRequest:
+    """Everything a record source needs to know, parsed once from the command line."""
+
+    target: list[str]
+    attrs: MonitoringAttrs
+    ops: str | None = None
+    damon_interface: str = "auto"       # auto | sysfs | debugfs (damo.kernel.backend)
+    timeout: float | None = None
+    seed: int = 0
+    shell: bool = False
+    regions: list[tuple[int, int]] = field(default_factory=list)
+    vm_kernel: str | None = None
+    out: str = "damon.data"
+    output_type: str = DEFAULT_FORMAT
+    argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
+
+
+class SnapshotSink:
+    """Where a source puts snapshots: the record writer plus the progress display."""
+
+    def __init__(self, writer, progress: RecordProgress):
+        self.writer = writer
+        self.progress = progress
+        self.nr_snapshots = 0
+        self.nr_regions = 0
+
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
+        """Write one snapshot and show it in the progress display."""
+        self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+        self.nr_snapshots += 1
+        self.nr_regions += len(start)
+        self.progress.update(end_ns, self.nr_snapshots, len(start))
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+
+def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMeta:
+    """The metadata every source records: what was monitored and with which attributes."""
+    a = request.attrs
+    return RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
+                      update_us=a.update_us, min_nr_regions=a.min_nr_regions, max_nr_regions=a.max_nr_regions,
+                      tool_version=__version__)
+
+
+def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = None,
+              clock: str = "time") -> SnapshotSink:
+    """Rotate an existing output to ``*.old`` and open the writer and progress display."""
+    rotate_existing(request.out)
+    try:
+        writer = open_writer(request.out, meta, request.output_type)
+    except OSError as err:
+        raise DamoError(f"{request.out}: cannot create ({err.strerror})") from None
+    return SnapshotSink(writer, RecordProgress(total_ns=total_ns, clock=clock))
+
+
+def finish(sink: SnapshotSink, request: RecordRequest, interrupted: bool = False) -> None:
+    """Close the writer and the progress display, then say where the record went."""
+    sink.progress.close()
+    sink.writer.close()
+    how = "interrupted; " if interrupted else ""
+    out = os.environ.get(HOST_OUT_ENV) or request.out
+    print(f"{how}wrote {sink.nr_snapshots} snapshots ({sink.nr_regions} regions) to {out}",
+          file=sys.stderr)
+    print(f"view it with: damo report heatmap -i {out}", file=sys.stderr)
