@@ -100,15 +100,22 @@ def record_hot(tmp: Path, *options: str, config: Path = HOT_CONFIG) -> tuple[Pat
                                      *options, "--", *workload_argv(status, config)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # masim imports numpy and maps its regions first: minutes under emulation on a busy host
         wait_for(lambda: status.exists() and status.read_text().strip() or proc.poll() is not None,
-                 what="the workload's status line")
+                 timeout=600, what="the workload's status line")
         assert proc.poll() is None, proc.communicate()
         (workload_pid,) = children(proc.pid)
         maps = Path(f"/proc/{workload_pid}/maps").read_text()
         stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            # Ctrl-C first, so damo stops its monitor and removes its trace instance; then kill.
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 0, stderr
     assert re.fullmatch(r"hot:\t +[\d,.]+ accesses/msec, \d+ msecs run\n", stdout), stdout
     regions = json.loads(status.read_text().splitlines()[0])["regions"]
