@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shutil
 import signal
 from typing import TYPE_CHECKING
 
@@ -63,7 +65,8 @@ Record which memory a workload accesses into a record file (default: damon.data;
 file is kept as damon.data.old). TARGET picks how:
 
   FILE.cfg        a masim config: the user-space DAMON engine watches the simulated workload,
-                  with no kernel support needed (a 70 s config records in about a second)
+                  with no kernel support needed (a 70 s config records in about a second);
+                  a bundled config goes by its name (zigzag, stairs_30secs; `masim --list`)
   COMMAND / PID   this machine's kernel DAMON watches that process (needs root); on a kernel
                   without DAMON but with idle page tracking, damo's own engine does (--ops page_idle)
   paddr           this machine's kernel DAMON watches physical memory (needs root)
@@ -73,6 +76,7 @@ A kernel record stops when the workload exits, after --timeout, or on Ctrl-C."""
 
 EXAMPLES = """\
 examples:
+  damo record zigzag
   damo record masim/configs/stairs.cfg -o stairs.data
   sudo damo record -- ./my_workload --its-option
   sudo damo record --timeout 10 paddr
@@ -114,6 +118,15 @@ def pick_source(request: RecordRequest, use_vm: bool) -> str:
         return "vm"
     # A lone masim config is simulated; "masim X.cfg" (one quoted command line) runs masim for real.
     lone = request.target[0] if len(request.target) == 1 else ""
+    if lone and len(lone.split()) == 1:
+        from masim.config import resolve_config_path
+
+        # A bundled config by name ("zigzag", or "zigzag.cfg" where no such file is here), unless
+        # the name is a file or a command of this machine.
+        bundled = resolve_config_path(lone)
+        if bundled != lone and not os.path.exists(lone) and (lone.endswith(".cfg") or not shutil.which(lone)):
+            request.target = [bundled]
+            return "sim"
     if request.ops == "sim" or (lone.endswith(".cfg") and len(lone.split()) == 1):
         return "sim"
     from damo.kernel.backend import choose_backend

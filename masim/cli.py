@@ -11,7 +11,7 @@ import signal
 import sys
 
 from damo.errors import DamoError
-from masim.config import (DEFAULT_RW_MODE, RW_MODES, format_config, load_config,
+from masim.config import (DEFAULT_RW_MODE, RW_MODES, bundled_configs, format_config, load_config,
                           resolve_config_path)
 
 
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                "'zigzag' or 'stairs_30secs' picks a bundled config.")
     parser.add_argument("config", nargs="?", default="default", metavar="CONFIG",
                         help="memory access pattern config file")
+    parser.add_argument("--list", action="store_true",
+                        help="list the bundled configs (name and file) and exit")
     parser.add_argument("-p", "--pr_config", action="store_true",
                         help="print the parsed config before running")
     parser.add_argument("-d", "--dry_run", action="store_true",
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             raise DamoError(f"--repeat must be at least 1, not {args.repeat}")
         if args.log_interval < 0:
             raise DamoError(f"--log_interval must not be negative, not {args.log_interval}")
+        if args.list:
+            for name, path in bundled_configs().items():
+                print(f"{name:<16} {path}")
+            return 0
         config = load_config(resolve_config_path(args.config), args.default_rw_mode)
         if args.pr_config and not args.quiet:
             print(format_config(config), end="", flush=True)

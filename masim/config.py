@@ -254,6 +254,13 @@ def bundled_configs_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 
+def bundled_configs() -> dict[str, str]:
+    """The bundled configs by name (file name without .cfg), sorted."""
+    folder = bundled_configs_dir()
+    names = sorted(f for f in os.listdir(folder) if f.endswith(".cfg"))
+    return {f[:-len(".cfg")]: os.path.join(folder, f) for f in names}
+
+
 def resolve_config_path(name: str) -> str:
     """``name`` as given if it exists, else a bundled config of that name (with or without .cfg)."""
     if os.path.exists(name) or os.sep in name:

@@ -13,6 +13,7 @@ from damo.kernel.sysfs import (U32_MAX, U64_MAX, DamonSysfs, ForeignKdamondError
                                SysfsWriteError, check_free)
 from damo.model import MonitoringAttrs
 from damo.recording import RecordRequest
+from conftest import run_cli
 from damo.sources.kernel import KernelRecorder, largest_system_ram, resolve_target
 from fake_damon import FakeDamon
 
@@ -221,7 +222,7 @@ def request(target, **kw) -> RecordRequest:
     return RecordRequest(target=target, attrs=MonitoringAttrs(), **kw)
 
 
-def test_resolve_target():
+def test_resolve_target(tmp_path):
     t = resolve_target(request(["sleep 5"]))
     assert (t.ops, t.argv) == ("vaddr", ["sleep", "5"])
     t = resolve_target(request(["sleep", "5"], regions=[(4096, 8192)]))
@@ -233,8 +234,22 @@ def test_resolve_target():
     assert resolve_target(request([str(os.getpid())])).pid == os.getpid()
     with pytest.raises(DamoError, match="^no process with pid 999999999$"):
         resolve_target(request(["999999999"]))
-    with pytest.raises(DamoError, match="^command not found: ./no-such-program$"):
+    with pytest.raises(DamoError, match="^record: no such command: ./no-such-program$"):
         resolve_target(request(["./no-such-program"]))
+    plain = tmp_path / "notes.txt"
+    plain.write_text("not a program")
+    plain.chmod(0o644)
+    with pytest.raises(DamoError, match=f"^record: {plain}: not an executable file$"):
+        resolve_target(request([str(plain)]))
+
+
+def test_a_missing_command_is_named_before_any_kernel_check(tmp_path):
+    """On this machine a foreign kdamond runs (or DAMON is absent): neither is what the user must hear."""
+    for target in ("./nonexistent", "no-such-program-xyz --arg"):
+        done = run_cli("record", "-o", str(tmp_path / "x.data"), target)
+        assert (done.returncode, done.stderr) == (
+            2, f"damo: error: record: no such command: {target.split()[0]}\n"), done.stderr
+    assert not (tmp_path / "x.data").exists()
 
 
 def test_recorder_with_tried_regions_fallback_restores_and_completes_the_file(tmp_path, monkeypatch):

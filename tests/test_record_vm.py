@@ -259,3 +259,10 @@ def test_vm_output_redirected_to_a_file_stays_readable(fake_vm, tmp_path):
     assert "stopping the record inside the VM..." in lines
     assert lines[-1].startswith("the VM record is at vm.data")
     assert "\x1b" not in "".join(lines) and "\r" not in "".join(lines)
+
+
+def test_a_missing_command_is_named_before_the_vm_boots(fake_vm, tmp_path):
+    env, kernel, log = fake_vm
+    result = damo(env, "record", "--vm", "-o", "x.data", "./nonexistent", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (2, "damo: error: record: no such command: ./nonexistent\n")
+    assert not log.exists()

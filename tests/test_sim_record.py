@@ -1,6 +1,11 @@
 """`damo record` on the simulator: the CLI, the record file, determinism, and the Done-when bounds."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -183,3 +188,27 @@ def test_a_masim_command_line_is_not_simulated():
     assert source("masim/configs/zigzag.cfg") == "sim"
     assert source("masim masim/configs/zigzag.cfg") == "kernel"
     assert source("masim", "masim/configs/zigzag.cfg") == "kernel"
+
+
+def test_bundled_configs_go_by_name(tmp_path):
+    """After a plain install the configs are not in the cwd: `damo record zigzag` still finds them."""
+    by_name = run_cli("record", "-o", str(tmp_path / "name.data"), "zigzag", cwd=tmp_path)
+    assert by_name.returncode == 0, by_name.stderr
+    by_file = run_cli("record", "-o", str(tmp_path / "file.data"), "zigzag.cfg", cwd=tmp_path)
+    assert by_file.returncode == 0, by_file.stderr
+    by_path = run_cli("record", "-o", str(tmp_path / "path.data"), str(REPO / "masim/configs/zigzag.cfg"))
+    assert by_path.returncode == 0, by_path.stderr
+    assert (tmp_path / "name.data").read_bytes() == (tmp_path / "path.data").read_bytes()
+    assert (tmp_path / "file.data").read_bytes() == (tmp_path / "path.data").read_bytes()
+    listed = subprocess.run([sys.executable, "-m", "masim", "--list"], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=tmp_path)
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert listed.returncode == 0 and "zigzag" in names and "stairs_30secs" in names
+    assert all(Path(line.split()[1]).is_file() for line in listed.stdout.splitlines())
+
+
+def test_a_report_without_a_record_says_how_to_make_one(tmp_path):
+    done = run_cli("report", "wss", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, "damo: error: damon.data: no such file (make a record with "
+                                                 "`damo record zigzag`, the bundled simulator, or name another "
+                                                 "file with -i)\n")

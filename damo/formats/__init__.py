@@ -64,7 +64,8 @@ def detect_format(path: str | os.PathLike) -> str:
         with open(path, "rb") as f:
             head = f.read(SNIFF_BYTES)
     except FileNotFoundError:
-        raise RecordFileError(path, "no such file") from None
+        raise RecordFileError(path, "no such file (make a record with `damo record zigzag`, the bundled "
+                                    "simulator, or name another file with -i)") from None
     except IsADirectoryError:
         raise RecordFileError(path, "is a directory") from None
     except PermissionError:

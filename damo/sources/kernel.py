@@ -89,16 +89,27 @@ def resolve_target(request: RecordRequest) -> Target:
         if not process_alive(pid):
             raise DamoError(f"the target (pid {pid}) exited before monitoring started")
         return Target(ops, pid=pid, regions=regions, description=f"pid {pid}")
-    if request.shell:
-        argv = [shell_path(), "-c", " ".join(words)]
-    else:
-        # damo takes a command as one string ("sleep 5"); split it like a shell would, but run no shell.
-        argv = shlex.split(words[0]) if len(words) == 1 else list(words)
-        if not argv:
-            raise DamoError("record: empty command")
-        if shutil.which(argv[0]) is None:
-            raise DamoError(f"command not found: {argv[0]}")
+    argv = command_argv(request)
     return Target(ops, argv=argv, regions=regions, description=shlex.join(words if len(words) > 1 else argv))
+
+
+def command_argv(request: RecordRequest) -> list[str]:
+    """The workload's argv; raise if its program does not exist (before anything else is touched)."""
+    words = request.target
+    if request.shell:
+        return [shell_path(), "-c", " ".join(words)]
+    # damo takes a command as one string ("sleep 5"); split it like a shell would, but run no shell.
+    try:
+        argv = shlex.split(words[0]) if len(words) == 1 else list(words)
+    except ValueError as err:
+        raise DamoError(f"record: cannot split the command line {words[0]!r}: {err}") from None
+    if not argv:
+        raise DamoError("record: empty command")
+    if shutil.which(argv[0]) is None:
+        if "/" in argv[0] and Path(argv[0]).exists():
+            raise DamoError(f"record: {argv[0]}: not an executable file")
+        raise DamoError(f"record: no such command: {argv[0]}")
+    return argv
 
 
 def shell_path() -> str:
@@ -301,12 +312,12 @@ class KernelRecorder:
 
     def run(self) -> int:
         request = self.request
+        target = resolve_target(request)      # cheap local checks (no such command or pid) come first
         if self.debugfs is not None:
             preflight_root()
             debugfs_check_free(self.debugfs)
         else:
             preflight(self.sysfs)
-        target = resolve_target(request)
         use_trace = has_damon_event(self.tracefs_root)
         if self.debugfs is not None and not use_trace:
             raise DamoError("recording through DAMON's debugfs interface needs the damon:damon_aggregated "

@@ -27,6 +27,7 @@ from damo import vm as vm_setup
 from damo.errors import DamoError
 from damo.formats import rotate_existing
 from damo.recording import HOST_OUT_ENV, RecordRequest
+from damo.sources.kernel import command_argv
 
 # Boot + start + shutdown under software emulation: about 20 s on a quiet 2-core machine, 4x that at
 # load 4; the rest is slack for a slower machine.
@@ -76,6 +77,15 @@ def vng_command(kernel: str, rwdir: Path, script: str) -> list[str]:
             "--rwdir", str(rwdir), "--exec", script]
 
 
+def check_target(request: RecordRequest) -> None:
+    """Name a missing command before a VM boots for a minute: the guest sees this machine's files."""
+    words = request.target
+    lone = words[0] if len(words) == 1 else ""
+    if request.ops == "sim" or lone.endswith(".cfg") or lone == "paddr" or lone.isdigit():
+        return
+    command_argv(request)
+
+
 def check_prerequisites(request: RecordRequest) -> str:
     """The kernel image to boot; raise with the fix when something is missing."""
     missing = vm_setup.missing_prerequisites(kernel=request.vm_kernel)
@@ -90,6 +100,7 @@ def check_prerequisites(request: RecordRequest) -> str:
 
 def record(request: RecordRequest) -> int:
     """Record inside a VM; the record lands at ``request.out`` on this machine."""
+    check_target(request)
     kernel = check_prerequisites(request)
     out = Path(request.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
