@@ -89,15 +89,15 @@ class WordFile:
             self.fd = -1
 
     def read(self, indices: np.ndarray, max_gap: int) -> np.ndarray:
-        """The words at ``indices`` (any order, repeats allowed); 0 past the end or on error."""
+        """The words at ``indices`` (any order, repeats allowed); 0 past the end or on error.
+
+        The loop only issues the reads; finding each word in what came back is vectorised."""
         indices = np.asarray(indices, dtype=np.int64)
         uniq, inverse = sorted_unique(indices)
-        values = np.zeros(len(uniq), dtype=np.uint64)
         firsts, counts = runs(uniq, max_gap)
-        bounds = np.searchsorted(uniq, np.append(firsts, np.iinfo(np.int64).max))
+        chunks = []
+        got = np.zeros(len(firsts), dtype=np.int64)          # words each read returned
         for i, (first, count) in enumerate(zip(firsts.tolist(), counts.tolist())):
-            members = slice(int(bounds[i]), int(bounds[i + 1]))
-            self.syscalls += 1
             try:
                 data = os.pread(self.fd, count * WORD, first * WORD)
             except OSError as err:
@@ -105,35 +105,40 @@ class WordFile:
                     raise DamoError(f"reading {self.path} needs root privileges (run damo as root). "
                                     f"{NO_PAGE_IDLE_ALTERNATIVES}") from None
                 data = b""                 # ESRCH (the process exited), EINVAL (past max_pfn)
-            words = np.frombuffer(data[:len(data) // WORD * WORD], dtype="<u8")
-            rel = uniq[members] - first
-            ok = rel < len(words)
-            values[members][ok] = words[rel[ok]]
+            got[i] = len(data) // WORD
+            chunks.append(data[:got[i] * WORD])
+        self.syscalls += len(firsts)
+        words = np.frombuffer(b"".join(chunks), dtype="<u8")
+        run = np.searchsorted(firsts, uniq, side="right") - 1
+        rel = uniq - firsts[run]
+        ok = rel < got[run]
+        where = np.concatenate([[0], np.cumsum(got)[:-1]])[run] + rel
+        values = np.zeros(len(uniq), dtype=np.uint64)
+        values[ok] = words[where[ok]]
         return values[inverse]
 
     def write_bits(self, bit_numbers: np.ndarray, max_gap: int) -> None:
         """Set the bits ``bit_numbers`` (bit n is bit n % 64 of word n // 64) in one write per
         run of words; the words between them are written as zeros."""
-        bit_numbers = sorted_unique(np.asarray(bit_numbers, dtype=np.int64))[0]
+        bit_numbers = np.asarray(bit_numbers, dtype=np.int64)
         if len(bit_numbers) == 0:
             return
-        words = bit_numbers >> 6
-        uniq, inverse = sorted_unique(words)
-        values = np.zeros(len(uniq), dtype=np.uint64)
-        np.bitwise_or.at(values, inverse, np.left_shift(np.uint64(1), (bit_numbers & 63).astype(np.uint64)))
+        uniq, inverse = sorted_unique(bit_numbers >> 6)
         firsts, counts = runs(uniq, max_gap)
-        pos = 0
-        for first, count in zip(firsts.tolist(), counts.tolist()):
-            end = int(np.searchsorted(uniq, first + count, side="left"))
-            buf = np.zeros(count, dtype="<u8")
-            buf[uniq[pos:end] - first] = values[pos:end]
-            self.syscalls += 1
+        # All runs laid out back to back in one buffer; each write sends its slice.
+        run = np.searchsorted(firsts, uniq, side="right") - 1
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        buf = np.zeros(int(counts.sum()), dtype="<u8")
+        np.bitwise_or.at(buf, (offsets[run] + uniq - firsts[run])[inverse],
+                         np.left_shift(np.uint64(1), (bit_numbers & 63).astype(np.uint64)))
+        view = memoryview(buf.view(np.uint8))
+        for first, count, offset in zip(firsts.tolist(), counts.tolist(), offsets.tolist()):
             try:
-                os.pwrite(self.fd, buf.tobytes(), first * WORD)
+                os.pwrite(self.fd, view[offset * WORD:(offset + count) * WORD], first * WORD)
             except OSError as err:
                 if err.errno not in (errno.EINVAL, errno.ENXIO):      # past max_pfn: nothing to mark
                     raise DamoError(f"writing {self.path} failed ({os.strerror(err.errno or 0)})") from None
-            pos = end
+        self.syscalls += len(firsts)
 
     def read_bits(self, bit_numbers: np.ndarray, max_gap: int) -> np.ndarray:
         """The bits ``bit_numbers`` as a bool array (same order)."""
