@@ -110,6 +110,9 @@ def guest(size: int, window: float, out: Path) -> None:
 
 
 def shared_kernel() -> Path | None:
+    named = os.environ.get("DAMO_OLDKERN_KERNEL")
+    if named:
+        return Path(named) if Path(named).is_file() else None
     for base in (REPO.parent, REPO.parent.parent):
         path = base / "shared" / "kernels" / KERNEL_NAME
         if path.is_file():

@@ -220,3 +220,12 @@ def test_cli_page_idle_without_idle_page_tracking_is_one_line(tmp_path):
         2, "damo: error: --ops page_idle: this kernel has no idle page tracking (/sys/kernel/mm/page_idle/bitmap "
            "is missing). Use --vm (a VM with a DAMON kernel) or the simulator (damo record masim/configs/...cfg).\n")
     assert not (tmp_path / "x.data").exists()
+
+
+def test_bench_rows_render_the_vm_figures_and_the_native_estimate():
+    from bench.page_idle_cost import render, run
+    assert "not measured: " in render(run(quick=True))
+    result = {"workload_bytes": 1 << 30, "emulation_slowdown": 20.0, "host_load_1min": 3.0,
+              "rows": [{"nr_regions": 1000, "page_idle_cpu": 0.8, "kdamond_cpu": 0.1, "ratio": 8.0,
+                        "page_idle_native_estimate": 0.04, "kdamond_native_estimate": 0.005}]}
+    assert "| 1000 | 80.0% | 10.0% | 8.0x | 4.00% | 0.50% |" in render(result)
