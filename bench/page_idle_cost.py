@@ -64,15 +64,17 @@ def _wait_for(predicate, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def _measure_monitor(argv: list[str], monitor_pid, warmup: float, window: float) -> float:
-    """Start ``argv`` (a damo record), find the monitoring thread's pid, and its CPU fraction."""
+def _measure_monitor(argv: list[str], out: Path, monitor_pid, warmup: float, window: float) -> float:
+    """Start ``argv`` (a damo record to ``out``), wait until it records, find the monitoring
+    thread's pid, let it settle for ``warmup`` seconds, and return its CPU fraction."""
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(warmup)
+        _wait_for(lambda: out.exists() or proc.poll() is not None, 600)
         if proc.poll() is not None:
             raise RuntimeError(proc.stderr.read()[-500:])
         pid = monitor_pid(proc)
+        time.sleep(warmup)
         cpu0, t0 = _cpu_seconds(pid), time.monotonic()
         time.sleep(window)
         cpu1, t1 = _cpu_seconds(pid), time.monotonic()
@@ -96,13 +98,15 @@ def guest(size: int, window: float, out: Path) -> None:
         for nr in NR_REGIONS:
             common = ["-n", str(nr), "-m", str(nr), str(workload.pid)]
             with tempfile.TemporaryDirectory() as tmp:
+                p_out, k_out = Path(tmp) / "p.data", Path(tmp) / "k.data"
                 page_idle = _measure_monitor(
-                    [sys.executable, "-m", "damo", "record", "--ops", "page_idle", "-o", f"{tmp}/p.data", *common],
-                    lambda proc: proc.pid, warmup=15, window=window)
+                    [sys.executable, "-m", "damo", "record", "--ops", "page_idle", "-o", str(p_out), *common],
+                    p_out, lambda proc: proc.pid, warmup=5, window=window)
                 kdamond = _measure_monitor(
-                    [sys.executable, "-m", "damo", "record", "--damon_interface", "sysfs", "-o", f"{tmp}/k.data",
-                     *common], lambda proc: int(kdamond_pid_file.read_text()), warmup=15, window=window)
+                    [sys.executable, "-m", "damo", "record", "--damon_interface", "sysfs", "-o", str(k_out),
+                     *common], k_out, lambda proc: int(kdamond_pid_file.read_text()), warmup=5, window=window)
             result["rows"].append({"nr_regions": nr, "page_idle_cpu": page_idle, "kdamond_cpu": kdamond})
+            out.write_text(json.dumps(result))          # what is measured so far
     finally:
         workload.kill()
         workload.wait()
