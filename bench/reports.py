@@ -46,7 +46,20 @@ REPORTS = {
     "heatmap": (["heatmap"], ["heatmap"], ["heatmap"]),
     "wss": (["wss"], ["wss"], ["wss"]),
     "raw": (["raw"], ["raw"], ["access", "--raw_form"]),
+    "access": (["access"], None, ["access"]),
+    "access --style temperature-percentiles": (["access", "--style", "temperature-percentiles"], None,
+                                               ["access", "--style", "temperature-percentiles"]),
+    "access --raw_form": (["access", "--raw_form"], None, ["access", "--raw_form"]),
 }
+
+
+def selected(table: dict, env_name: str) -> dict:
+    """The entries named (comma-separated) in the environment variable, or all of them.
+
+    e.g. DAMO_BENCH_REPORT_SIZES=0.3M,1M DAMO_BENCH_REPORTS=access when 6 M runs of damo do not fit.
+    """
+    names = [n.strip() for n in os.environ.get(env_name, "").split(",") if n.strip()]
+    return {k: v for k, v in table.items() if not names or k in names}
 
 
 def write_inputs(directory: Path, label: str, nr_snapshots: int, nr_regions: int) -> dict:
@@ -79,15 +92,20 @@ def run_one(argv: list[str], out_path: Path, timeout: float | None, env=None) ->
             "cpu_seconds": round(cost.get("cpu_seconds", 0.0), 3) if ok else None,
             "peak_rss_bytes": cost["peak_rss_bytes"] if ok else None, "error": error,
             "load_average": load, "output_sha256": output_hash(out_path) if ok else None,
+            "text_sha256": output_hash(out_path, final_newline=False) if ok else None,
             "measured_at": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
 
 
-def output_hash(path: Path) -> str:
-    """SHA-256 of a command's output with ANSI colour codes removed, read line by line."""
+def output_hash(path: Path, final_newline: bool = True) -> str:
+    """SHA-256 of a command's output with ANSI colour codes removed, read line by line.
+
+    ``final_newline=False`` ignores a missing last newline (damo 3.x pages long text through
+    ``less``, which drops it).
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for line in f:
-            digest.update(ANSI.sub(b"", line))
+            digest.update(ANSI.sub(b"", line if final_newline else line.rstrip(b"\n") + b"\n"))
     return digest.hexdigest()
 
 
@@ -124,7 +142,8 @@ def run(quick: bool = False) -> dict:
     """Time every report on every size; see the module docstring."""
     from bench.peers import CACHE, PeerUnavailable, peer_damo
 
-    sizes = QUICK_SIZES if quick else SIZES
+    sizes = QUICK_SIZES if quick else selected(SIZES, "DAMO_BENCH_REPORT_SIZES")
+    reports = selected(REPORTS, "DAMO_BENCH_REPORTS")
     peers: dict[str, list[str] | None] = {}
     notes, not_measured = [], {}
     for version in ([] if quick else PEERS):
@@ -143,7 +162,7 @@ def run(quick: bool = False) -> dict:
         for label, (nr_snapshots, nr_regions) in sizes.items():
             inputs = write_inputs(tmp, label, nr_snapshots, nr_regions)
             files = inputs["files"]
-            for report, (ours_args, v2_args, v3_args) in REPORTS.items():
+            for report, (ours_args, v2_args, v3_args) in reports.items():
                 row = {"size": label, "nr_regions": inputs["nr_regions"], "report": report}
                 out = tmp / "out"
                 for fmt in ("native", "json_compressed"):
@@ -163,6 +182,9 @@ def run(quick: bool = False) -> dict:
                     else:
                         reused.add(theirs["measured_at"])
                     row[f"damo_{version}"] = theirs
+                v3 = row.get("damo_3.4.3")
+                if v3 and v3.get("text_sha256") and report.startswith("access"):
+                    row["same_output_as_damo_3.4.3"] = row["ours_native"]["text_sha256"] == v3["text_sha256"]
                 v2 = row.get("damo_2.6.4")
                 if v2 and v2["output_sha256"]:
                     row["same_output_as_damo_2.6.4"] = row["ours_native"]["output_sha256"] == v2["output_sha256"]
@@ -219,14 +241,16 @@ def tables(rows: list[dict]) -> list[dict]:
         time_rows.append([r["size"], r["report"], _cell_time(native), _cell_time(jsonc), _cell_time(v2),
                           _cell_time(v3), _x(speedup(native, v2)), _x(speedup(jsonc, v2)),
                           _x(speedup(native, v3)), _x(speedup(jsonc, v3)),
-                          {True: "yes", False: "NO"}.get(r.get("same_output_as_damo_2.6.4"), "-")])
+                          {True: "yes", False: "NO"}.get(r.get("same_output_as_damo_2.6.4"),
+                                                         {True: "yes (3.4.3)", False: "NO (3.4.3)"}.get(
+                                                             r.get("same_output_as_damo_3.4.3"), "-"))])
         mem_rows.append([r["size"], r["report"], _cell_mib(native), _cell_mib(jsonc), _cell_mib(v2), _cell_mib(v3),
                          _x(speedup(native, v2, "peak_rss_bytes")), _x(speedup(native, v3, "peak_rss_bytes"))])
     return [
         {"title": "Wall seconds (CPU seconds); speed-up = damo CPU / ours CPU",
          "columns": ["size", "report", "ours native", "ours json_c", "damo 2.6.4", "damo 3.4.3",
                      "vs 2.6.4 native", "vs 2.6.4 json_c", "vs 3.4.3 native", "vs 3.4.3 json_c",
-                     "same text as 2.6.4"], "rows": time_rows},
+                     "same text as damo"], "rows": time_rows},
         {"title": "Peak RSS (MiB); smaller-by = damo / ours (native file)",
          "columns": ["size", "report", "ours native", "ours json_c", "damo 2.6.4", "damo 3.4.3",
                      "smaller than 2.6.4 by", "smaller than 3.4.3 by"], "rows": mem_rows},

@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "accuracy": "WSS and heatmap error against masim ground truth, per config",
     "masim_touch_rate": "the masim runner's page-touch rate",
     "diff_validate": "report diff and validate time and peak RSS on 6 M-region records",
+    "ongoing": "record ongoing: parser rate on a replayed trace, own CPU on this machine's kdamond, hot buffer",
     "startup": "start-up of `damo --help` and friends above a bare interpreter, and what they import",
     "page_idle_cost": "page_idle backend CPU vs kernel DAMON's kdamond, 1 GiB workload in the shared-kernel VM",
 }
@@ -51,6 +52,7 @@ FIGURES: list[tuple[str, str]] = [
     ("Accuracy: heatmap cell error per masim config", "accuracy"),
     ("masim runner page-touch rate", "masim_touch_rate"),
     ("`report diff` and `validate` time and peak RSS", "diff_validate"),
+    ("`record ongoing` parser regions per CPU-second on a replayed 100 k regions/s trace", "ongoing"),
     ("`damo --help` and `damo report --help` start-up above `python -c pass`", "startup"),
     ("page_idle CPU per second of monitoring vs kdamond, 100 and 1,000 regions", "page_idle_cost"),
 ]

@@ -33,7 +33,10 @@ COMMANDS: dict[str, Command] = {
     "record": Command("damo.record", "record data accesses into a record file"),
     "report": Command("damo.report", "analyse a record file: heatmaps, working set sizes, ..."),
     "convert": Command("damo.convert", "convert a record file to another format"),
+    "convert_record_format": Command("damo.convert_record_format",
+                                     "convert a record file in place (damo 3.x's name of convert)"),
     "validate": Command("damo.validate", "check that a record file is plausible DAMON output"),
+    "status": Command("damo.damon_report", "what the kernel's DAMON is doing now (same as damo report damon)"),
     "features": Command("damo.features", "say what DAMON features this machine has"),
     "vm": Command("damo.vm", "set up the VM that runs `damo record --vm`"),
 }
@@ -46,7 +49,7 @@ language of the upstream damo tool."""
 
 EXAMPLES = """\
 examples:
-  damo record masim/configs/zigzag.cfg    # simulate a workload; writes damon.data
+  damo record zigzag                      # simulate a bundled workload; writes damon.data
   damo report heatmap                     # its access heatmap in the terminal
   damo report wss                         # its working set size percentiles
   damo COMMAND --help                     # the options of one command"""

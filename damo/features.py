@@ -15,7 +15,8 @@ from damo.errors import DamoError
 from damo.kernel.backend import KernelInterfaces, choose_backend
 from damo.kernel.emulation import cpu_is_emulated
 from damo.kernel.sysfs import DamonSysfs, foreign_kdamond_message
-from damo.kernel.tracefs import EVENT, find_tracefs, has_damon_event
+from damo.kernel.status import MODULES_DIR, damon_stat_status
+from damo.kernel.tracefs import EVENT, find_tracefs, has_damon_event, tracefs_supported
 
 OPS_CONFIGS = {"vaddr": "CONFIG_DAMON_VADDR", "fvaddr": "CONFIG_DAMON_VADDR", "paddr": "CONFIG_DAMON_PADDR"}
 
@@ -74,9 +75,50 @@ def backend_features(kernel: KernelInterfaces) -> list[Feature]:
     return features
 
 
+# Any of these in /proc/kallsyms means the kernel has the damon_aggregated tracepoint.
+TRACEPOINT_SYMBOLS = (b"__traceiter_damon_aggregated", b"__tracepoint_damon_aggregated",
+                      b"trace_event_raw_event_damon_aggregated")
+
+
+def kernel_has_tracepoint(kallsyms: str = "/proc/kallsyms") -> bool | None:
+    """Does the kernel have damon_aggregated (without mounting tracefs)? None if unknown."""
+    try:
+        with open(kallsyms, "rb") as f:
+            return any(line.split()[2:3] and line.split()[2] in TRACEPOINT_SYMBOLS for line in f
+                       if b"damon_aggregated" in line)
+    except OSError:
+        return None
+
+
+def ongoing_feature(running: list[str], tracefs_root: Path | None, is_root: bool, filesystems: str,
+                    kallsyms: str, modules_dir: Path) -> Feature:
+    """Can ``damo record ongoing`` follow a kdamond here, and if not, what is missing."""
+    stat = damon_stat_status(modules_dir)
+    followable = running + (["DAMON_STAT"] if stat is not None and stat["enabled"] else [])
+    if tracefs_root is not None:
+        tracepoint = has_damon_event(tracefs_root)
+    else:
+        tracepoint = kernel_has_tracepoint(kallsyms)
+    missing = []
+    if not followable:
+        missing.append(("no kdamond is running", "start one (damo record TARGET), or enable DAMON_STAT"))
+    if not tracefs_supported(filesystems):
+        missing.append(("no tracefs in this kernel", "damo report damon still shows the kdamonds' setup"))
+    elif tracepoint is False:
+        missing.append(("no damon_aggregated tracepoint", "damo report damon still shows the kdamonds' setup"))
+    if not is_root:
+        missing.append(("not root", "run damo as root"))
+    if missing:
+        return Feature("record ongoing", False, "; ".join(m[0] for m in missing), "; ".join(m[1] for m in missing))
+    how = f"tracefs at {tracefs_root}" if tracefs_root else "tracefs to be mounted privately (not for the machine)"
+    return Feature("record ongoing", True, f"can follow {', '.join(followable)} read-only, {how}: "
+                                           f"damo record ongoing")
+
+
 def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = None,
                    is_root: bool | None = None, cpuinfo: str = "/proc/cpuinfo",
-                   kernel: KernelInterfaces | None = None) -> list[Feature]:
+                   filesystems: str = "/proc/filesystems", kallsyms: str = "/proc/kallsyms",
+                   modules_dir: Path = MODULES_DIR, kernel: KernelInterfaces | None = None) -> list[Feature]:
     """Every check, in the order shown to the user."""
     sysfs = sysfs or DamonSysfs()
     kernel = kernel or KernelInterfaces(sysfs_root=sysfs.root)
@@ -84,6 +126,7 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
     is_root = os.geteuid() == 0 if is_root is None else is_root
     use_vm = "use `damo record --vm ...` (see `damo vm setup`) or the simulator"
     features = []
+    running_names: list[str] = []
     present = sysfs.present()
     features.append(Feature("DAMON sysfs", present, str(sysfs.root) if present else f"no {sysfs.kdamonds_dir}",
                             "" if present else f"this kernel lacks CONFIG_DAMON_SYSFS; {use_vm}"))
@@ -98,6 +141,7 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
                 features.append(Feature(f"ops {ops}", ok, f"{'listed' if ok else 'not listed'} in {source}",
                                         "" if ok else f"this kernel lacks {OPS_CONFIGS[ops]}; {use_vm}"))
         infos = sysfs.kdamonds()
+        running_names = [f"kdamond {k.index}" for k in infos if k.running]
         if infos:
             running = [k for k in infos if k.running] or infos
             message = foreign_kdamond_message(running[0]).split(";")[0]
@@ -113,6 +157,7 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
         event_ok = has_damon_event(tracefs_root)
         features.append(Feature(f"tracepoint {EVENT}", event_ok, "present" if event_ok else "absent",
                                 "" if event_ok else "none needed: damo falls back to tried_regions snapshots"))
+    features.append(ongoing_feature(running_names, tracefs_root, is_root, filesystems, kallsyms, modules_dir))
     features.append(Feature("root", is_root, "yes" if is_root else f"running as uid {os.geteuid()}",
                              "" if is_root else "run damo as root (sudo) to use the kernel's DAMON"))
     emulated = cpu_is_emulated(cpuinfo)

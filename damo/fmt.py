@@ -141,6 +141,19 @@ def format_ratio(ratio: float, machine_friendly: bool = False) -> str:
     return "%s.%s %%" % (whole, fraction) if fraction else "%s %%" % whole
 
 
+def format_permil(permil: float, machine_friendly: bool = False) -> str:
+    return "%f" % permil if machine_friendly else format_ratio(float(permil) / 1000)
+
+
+def format_bp(bp: float, machine_friendly: bool = False) -> str:
+    """Basis points (1/10,000) as a percentage."""
+    return "%f" % bp if machine_friendly else format_ratio(float(bp) / 10000)
+
+
+def indent_lines(text: str, width: int) -> str:
+    return "\n".join(" " * width + line for line in text.split("\n"))
+
+
 def format_percent(percent: float, machine_friendly: bool = False) -> str:
     return "%f" % percent if machine_friendly else format_ratio(float(percent) / 100)
 

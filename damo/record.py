@@ -1,8 +1,9 @@
 """The ``record`` command: options into a ``RecordRequest``, pick a source, run it.
 
 TARGET picks the source: a masim config (``*.cfg``, or ``--ops sim``) runs the user-space
-DAMON engine on the simulator; ``--vm`` runs the kernel record inside a VM; anything else
-(a command, a pid, ``paddr``) uses this machine's kernel DAMON. What the sources share (the
+DAMON engine on the simulator; ``--vm`` runs the kernel record inside a VM; ``ongoing``
+follows kdamonds that are already running (someone else's too) without touching them; anything
+else (a command, a pid, ``paddr``) uses this machine's kernel DAMON. What the sources share (the
 request, the sink, the metadata, finishing) is the recording core, damo.recording; sources
 never import this module.
 """
@@ -28,6 +29,7 @@ SOURCES = {
     "vm": "damo.sources.vm",
     "page_idle": "damo.sources.page_idle",
     "debugfs": "damo.sources.debugfs",
+    "ongoing": "damo.sources.ongoing",
 }
 # damo record's backend (damo.kernel.backend) -> source name
 BACKEND_SOURCES = {"sysfs": "kernel", "debugfs": "debugfs", "page_idle": "page_idle"}
@@ -71,6 +73,8 @@ file is kept as damon.data.old). TARGET picks how:
                   without DAMON but with idle page tracking, damo's own engine does (--ops page_idle)
   paddr           this machine's kernel DAMON watches physical memory (needs root)
   --vm            the same, inside a VM whose kernel has full DAMON (see `damo vm`)
+  ongoing         the snapshots of kdamonds that are already running, someone else's too,
+                  without touching them (needs root; `damo report damon` shows their setup)
 
 A kernel record stops when the workload exits, after --timeout, or on Ctrl-C."""
 
@@ -82,6 +86,7 @@ examples:
   sudo damo record --timeout 10 paddr
   sudo damo record --ops page_idle --timeout 10 1234
   sudo damo record --damon_interface debugfs -- ./my_workload
+  sudo damo record ongoing --kdamond 0 --timeout 60 -o host.data
   damo record --vm -o stairs.data 'masim masim/configs/stairs_30secs.cfg'"""
 
 
@@ -89,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # nargs="*" (not REMAINDER) so options may follow TARGET, as in damo; a command line
     # with its own options goes after "--" or in one quoted string.
     parser.add_argument("target", nargs="*", metavar="TARGET",
-                        help="masim config (.cfg), command line, pid, or 'paddr'")
+                        help="masim config (.cfg), command line, pid, 'paddr', or 'ongoing'")
     add_monitoring_arguments(parser)
     parser.add_argument("-o", "--out", default="damon.data", help="output file (default: damon.data)")
     parser.add_argument("--output_type", choices=list(FORMATS), default=DEFAULT_FORMAT,
@@ -109,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--regions", type=parse_regions, default=[], metavar="'S-E ...'",
                         help="monitoring regions, for paddr and fvaddr (default: paddr watches the largest "
                              "System RAM range; fvaddr needs them)")
+    parser.add_argument("--kdamond", action="append", default=[], metavar="N",
+                        help="with 'ongoing': a kdamond index to follow, or 'stat' for DAMON_STAT's; "
+                             "repeatable (default: every running kdamond)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
     parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm (default: the one `damo vm setup` fetched)")
 
@@ -116,6 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
     if use_vm:
         return "vm"
+    if request.target == ["ongoing"]:
+        return "ongoing"
     # A lone masim config is simulated; "masim X.cfg" (one quoted command line) runs masim for real.
     lone = request.target[0] if len(request.target) == 1 else ""
     if lone and len(lone.split()) == 1:
@@ -153,7 +163,7 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
     return RecordRequest(target=target, attrs=attrs, ops=args.ops, damon_interface=args.damon_interface,
                          timeout=args.timeout, seed=args.seed,
                          shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
-                         output_type=args.output_type)
+                         output_type=args.output_type, kdamonds=list(args.kdamond))
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -162,6 +172,8 @@ def _raise_keyboard_interrupt(signum, frame):
 
 def run(args: argparse.Namespace) -> int:
     request = request_from_args(args)
+    if request.kdamonds and request.target != ["ongoing"]:
+        raise DamoError("--kdamond goes with 'damo record ongoing'")
     source_name = pick_source(request, args.vm)
     source = importlib.import_module(SOURCES[source_name])
     # SIGTERM stops a record like Ctrl-C does: sources clean up in their finally blocks.

@@ -38,6 +38,7 @@ class RecordRequest:
     out: str = "damon.data"
     output_type: str = DEFAULT_FORMAT
     argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
+    kdamonds: list[str] = field(default_factory=list)   # record ongoing: kdamond indexes, or "stat"
 
 
 class SnapshotSink:

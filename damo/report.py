@@ -18,7 +18,11 @@ REPORTS: dict[str, Command] = {
     "heatmap": Command("damo.heatmap", "the access heatmap (damo 3.x name of heats)"),
     "wss": Command("damo.wss", "distribution of the working set size"),
     "nr_regions": Command("damo.nr_regions", "distribution of the number of monitoring regions"),
+    "access": Command("damo.access", "each snapshot's regions, heatmap and temperatures (damo 3.x)"),
+    "times": Command("damo.times", "time ranges of the snapshots with regions of an access pattern (damo 3.x)"),
+    "record_info": Command("damo.record_info", "time span and address areas of each target (damo 3.x)"),
     "diff": Command("damo.diff.command", "compare records (repeated runs) for CI regression gates"),
+    "damon": Command("damo.damon_report", "what the kernel's DAMON is doing now (read-only; alias: damo status)"),
 }
 
 DESCRIPTION = """\

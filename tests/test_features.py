@@ -93,4 +93,26 @@ def test_no_backend_says_what_is_missing_and_what_works(tmp_path):
     assert f["record backend"].fix == (
         f"this kernel cannot monitor accesses: no DAMON sysfs ({tmp_path}/none), no DAMON debugfs "
         f"({tmp_path}/debug/damon), no idle page tracking ({tmp_path}/page_idle/bitmap). Use --vm (a VM with a "
-        f"DAMON kernel) or the simulator (damo record masim/configs/...cfg).")
+        f"DAMON kernel) or the simulator (damo record zigzag, a bundled masim config).")
+def test_record_ongoing_says_when_it_is_possible(tmp_path):
+    fake = FakeDamon(tmp_path, avail_operations="paddr")
+    fake.add_foreign_kdamond(state="on", pid=77)
+    filesystems, kallsyms = tmp_path / "filesystems", tmp_path / "kallsyms"
+    filesystems.write_text("nodev\tsysfs\nnodev\ttracefs\n")
+    kallsyms.write_text("ffffffff8169fd50 T __traceiter_damon_aggregated\n")
+
+    def ongoing(**kwargs):
+        args = dict(tracefs_root=None, is_root=True, filesystems=str(filesystems), kallsyms=str(kallsyms),
+                    modules_dir=tmp_path / "modules")
+        return by_name(check_features(DamonSysfs(fake.root), **{**args, **kwargs}))["record ongoing"]
+
+    f = ongoing()
+    assert (f.ok, f.detail) == (True, "can follow kdamond 0 read-only, tracefs to be mounted privately "
+                                      "(not for the machine): damo record ongoing")
+    kallsyms.write_text("ffffffff8169fd50 T __traceiter_damon_monitor\n")
+    f = ongoing(is_root=False)
+    assert (f.ok, f.detail) == (False, "no damon_aggregated tracepoint; not root")
+    assert f.fix == "damo report damon still shows the kdamonds' setup; run damo as root"
+    filesystems.write_text("nodev\tsysfs\n")
+    assert ongoing().detail == "no tracefs in this kernel"
+    assert fake.log == []

@@ -16,7 +16,7 @@ from fake_debugfs import FakeDebugfs
 
 ATTRS = "5000 100000 1000000 10 1000\n"
 FOREIGN = ("DAMON's debugfs interface is in use (kdamond pid 77) by someone else; damo will not touch it. "
-           "Use --vm or the simulator (damo record masim/configs/...cfg).")
+           "Use --vm or the simulator (damo record zigzag, a bundled masim config).")
 
 
 @pytest.fixture

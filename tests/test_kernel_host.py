@@ -44,11 +44,11 @@ def test_check_free_names_the_running_kdamond_read_only():
 def test_record_refuses_and_leaves_damon_unchanged(tmp_path):
     info = foreign_running()
     before = tree_contents()
-    result = run_cli("record", "./anything", "-o", str(tmp_path / "x.data"))
+    result = run_cli("record", "true", "-o", str(tmp_path / "x.data"))
     after = tree_contents()
     assert result.returncode == 2
     assert result.stderr == (f"damo: error: kdamond {info.index} (pid {info.pid}) is already running and belongs to "
                              f"someone else; damo will not touch it. Use --vm or the simulator "
-                             f"(damo record masim/configs/...cfg).\n")
+                             f"(damo record zigzag, a bundled masim config).\n")
     assert after == before
     assert not (tmp_path / "x.data").exists()

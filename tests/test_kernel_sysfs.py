@@ -19,7 +19,7 @@ from fake_damon import FakeDamon
 
 CTX = "kdamonds/0/contexts/0"
 FOREIGN_RUNNING = ("kdamond 0 (pid 77) is already running and belongs to someone else; damo will not touch it. "
-                   "Use --vm or the simulator (damo record masim/configs/...cfg).")
+                   "Use --vm or the simulator (damo record zigzag, a bundled masim config).")
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_missing_ops_set_is_named_and_restored(tmp_path):
         with OwnedKdamond(driver(fake), vaddr_setup()):
             pass
     assert str(err.value) == ("the 'vaddr' operations set is not available in this kernel (it has: paddr). "
-                              "Use --vm or the simulator (damo record masim/configs/...cfg).")
+                              "Use --vm or the simulator (damo record zigzag, a bundled masim config).")
     assert fake.get("kdamonds/nr_kdamonds") == "0"
 
 

@@ -61,3 +61,41 @@ def test_a_lost_line_with_an_equal_count_is_caught_by_addresses_going_back():
     b = b"k-1 [000] ..... 1.000002: damon_aggregated: target_id=0 nr_regions=2 8192-9000: 1 1\n"
     snaps = parse([a, a, b])          # the first snapshot lost its second line
     assert len(snaps) == 1 and snaps[0].start.tolist() == [4096, 8192]
+
+
+def _trace(lines_per_snapshot: int, nr_snapshots: int, pid: int = 77, flags: bytes = b"d..1.") -> bytes:
+    lines = []
+    for k in range(nr_snapshots):
+        for i in range(lines_per_snapshot):
+            lines.append(b"       kdamond.0-%d      [001] %s  %d.%06d: damon_aggregated: target_id=0 "
+                         b"nr_regions=%d %d-%d: %d %d\n" % (pid, flags, 1387 + k, 849500 + i, lines_per_snapshot,
+                                                            4096 * (i + 1), 4096 * (i + 2), i % 7, k))
+    return b"".join(lines)
+
+
+def test_vectorised_and_line_by_line_parsing_agree():
+    from damo.kernel.tracefs import _parse_lines_slowly, parse_event_lines
+
+    # The first part has tracefs's fixed columns (as this machine prints them); the second a pid
+    # too wide for them, so the columns are searched for.
+    for text in (_trace(5, 3), _trace(5, 3) + _trace(4, 2, pid=1234567, flags=b".Ns21")):
+        fast, slow = parse_event_lines(text), _parse_lines_slowly(text)
+        assert fast is not None
+        for name in slow:
+            assert fast[name].tolist() == slow[name].tolist(), name
+    assert fast["pid"].tolist() == [77] * 15 + [1234567] * 8
+    assert fast["end_ns"][:2].tolist() == [1387_849_500_000, 1387_849_501_000]
+    assert fast["age"].tolist()[:6] == [0] * 5 + [1]
+
+
+def test_lines_of_two_kdamonds_interleaved_stay_apart():
+    a, b = _trace(3, 2, pid=10).splitlines(True), _trace(2, 3, pid=20).splitlines(True)
+    mixed = b"".join(x for pair in zip(a, b) for x in pair) + b"".join(a[len(b):] + b[len(a):])
+    snaps = parse([mixed[i:i + 97] for i in range(0, len(mixed), 97)])
+    assert sorted((s.pid, len(s.start)) for s in snaps) == [(10, 3)] * 2 + [(20, 2)] * 3
+    assert all(s.start.tolist() == sorted(s.start.tolist()) for s in snaps)
+
+
+def test_a_lost_events_line_falls_back_to_the_line_by_line_path():
+    text = _trace(2, 1) + b"CPU:1 [LOST 3 EVENTS]\n" + _trace(2, 1)
+    assert [len(s.start) for s in parse([text])] == [2, 2]

@@ -90,7 +90,7 @@ def test_missing_bitmap_names_the_kernel_option_and_the_alternatives(tmp_path):
         PageIdle(tmp_path / "nope" / "bitmap", tmp_path)
     assert str(err.value) == (f"this kernel has no idle page tracking ({tmp_path}/nope/bitmap is missing: "
                               f"CONFIG_IDLE_PAGE_TRACKING). Use --vm or the simulator "
-                              f"(damo record masim/configs/...cfg).")
+                              f"(damo record zigzag, a bundled masim config).")
 
 
 def test_maps_leave_out_vsyscall(fake):
@@ -218,7 +218,7 @@ def test_cli_page_idle_without_idle_page_tracking_is_one_line(tmp_path):
     result = run_cli("record", "--ops", "page_idle", "-o", str(tmp_path / "x.data"), "--", "sleep", "1")
     assert (result.returncode, result.stderr) == (
         2, "damo: error: --ops page_idle: this kernel has no idle page tracking (/sys/kernel/mm/page_idle/bitmap "
-           "is missing). Use --vm (a VM with a DAMON kernel) or the simulator (damo record masim/configs/...cfg).\n")
+           "is missing). Use --vm (a VM with a DAMON kernel) or the simulator (damo record zigzag, a bundled masim config).\n")
     assert not (tmp_path / "x.data").exists()
 
 

@@ -38,7 +38,7 @@ EXAMPLES = """\
 examples:
   damo report diff base.data new.data
   damo report diff baseline/ new/ --fail-if 'wss.p50>+10%' --markdown "$GITHUB_STEP_SUMMARY"
-  damo report diff --base a1.data a2.data --new b1.data b2.data --json diff.json"""
+  damo report diff --base A1 A2 A3 --new B1 B2 B3 --json diff.json   # repeated runs (globs welcome)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -50,6 +50,7 @@ class AggregatedSnapshot:
     end: np.ndarray
     nr_accesses: np.ndarray
     age: np.ndarray
+    pid: int = -1           # the kdamond's, where the trace line names it
 
 
 def timestamp_ns(seconds: str | bytes) -> int:

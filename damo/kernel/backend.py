@@ -17,7 +17,7 @@ INTERFACES = ("auto", "sysfs", "debugfs")
 SYSFS_ROOT = Path("/sys/kernel/mm/damon/admin")
 DEBUGFS_DAMON = Path("/sys/kernel/debug/damon")
 PAGE_IDLE_BITMAP = Path("/sys/kernel/mm/page_idle/bitmap")
-ALTERNATIVES = "Use --vm (a VM with a DAMON kernel) or the simulator (damo record masim/configs/...cfg)."
+ALTERNATIVES = "Use --vm (a VM with a DAMON kernel) or the simulator (damo record zigzag, a bundled masim config)."
 
 
 @dataclass(frozen=True)

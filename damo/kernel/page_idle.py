@@ -46,7 +46,7 @@ BITMAP_MAX_GAP = 0
 
 DEFAULT_BITMAP = PAGE_IDLE_BITMAP
 DEFAULT_PROC = Path("/proc")
-NO_PAGE_IDLE_ALTERNATIVES = "Use --vm or the simulator (damo record masim/configs/...cfg)."
+NO_PAGE_IDLE_ALTERNATIVES = "Use --vm or the simulator (damo record zigzag, a bundled masim config)."
 
 
 def _bit(n: int) -> np.uint64:

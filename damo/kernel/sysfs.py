@@ -28,7 +28,7 @@ U32_MAX = 2**32 - 1
 STATE_POLL_SECONDS = 0.05
 EBUSY_RETRY_SECONDS = 2.0
 T = TypeVar("T")
-ALTERNATIVES = "Use --vm or the simulator (damo record masim/configs/...cfg)."
+ALTERNATIVES = "Use --vm or the simulator (damo record zigzag, a bundled masim config)."
 
 
 class SysfsWriteError(DamoError):
@@ -156,16 +156,22 @@ def foreign_kdamond_message(info: KdamondInfo) -> str:
             f"'echo 0 > {{kdamonds}}/nr_kdamonds'. {ALTERNATIVES}")
 
 
-def check_free(sysfs: DamonSysfs) -> None:
-    """Raise unless DAMON's sysfs is there and holds no kdamond (read-only)."""
+def read_checked(sysfs: DamonSysfs, operation: Callable[[], T], advice: str = "") -> T:
+    """``operation()`` on DAMON's sysfs, with a one-line error (ending in ``advice``) where the
+    interface is absent or readable by root only."""
+    tail = f" {advice}" if advice else ""
     if not sysfs.present():
         raise DamoError(f"DAMON's sysfs interface is not at {sysfs.kdamonds_dir} (this kernel lacks "
-                        f"CONFIG_DAMON_SYSFS, or DAMON). {ALTERNATIVES}")
+                        f"CONFIG_DAMON_SYSFS, or DAMON).{tail}")
     try:
-        infos = sysfs.kdamonds()
+        return operation()
     except PermissionError:
-        raise DamoError(f"reading {sysfs.kdamonds_dir} needs root privileges (run damo as root). "
-                        f"{ALTERNATIVES}") from None
+        raise DamoError(f"reading {sysfs.kdamonds_dir} needs root privileges (run damo as root).{tail}") from None
+
+
+def check_free(sysfs: DamonSysfs) -> None:
+    """Raise unless DAMON's sysfs is there and holds no kdamond (read-only)."""
+    infos = read_checked(sysfs, sysfs.kdamonds, ALTERNATIVES)
     running = [k for k in infos if k.running]
     if running or infos:
         message = foreign_kdamond_message((running or infos)[0])

@@ -64,7 +64,7 @@ def test_a_foreign_debugfs_monitor_is_refused_and_left_running(tmp_path):
         result = damo("record", "--damon_interface", "debugfs", "-o", str(tmp_path / "f.data"), "--", "sleep", "1")
         assert (result.returncode, result.stderr) == (
             2, f"damo: error: DAMON's debugfs interface is in use (kdamond pid {pid}) by someone else; damo will "
-               f"not touch it. Use --vm or the simulator (damo record masim/configs/...cfg).\n")
+               f"not touch it. Use --vm or the simulator (damo record zigzag, a bundled masim config).\n")
         assert {name: DEBUGFS.read(name) for name in before} == before and DEBUGFS.monitor_on()
         assert not (tmp_path / "f.data").exists()
     finally:
