@@ -54,8 +54,9 @@ def run_marker_in_vm(kernel: Path, marker: str, test_dir: str, limit_seconds: fl
                   f"PYTHONPATH={shlex.quote(str(REPO))} "
                   f"{shlex.join(pytest_cmd)} > {shlex.quote(str(log))} 2>&1; echo $? > {shlex.quote(str(rc_file))}")
         started = time.monotonic()
+        # verbose: the guest kernel's messages too, so a guest crash shows in the console tail
         run = boot_and_run(str(kernel), Path(rwdir), script, limit_seconds, quiet_limit=quiet_seconds,
-                           heartbeat=log)
+                           heartbeat=log, verbose=True)
         elapsed = time.monotonic() - started
         output = log.read_text() if log.exists() else "(no pytest output: the VM did not run the tests)"
         print(output)
