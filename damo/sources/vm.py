@@ -50,6 +50,8 @@ def guest_record_argv(request: RecordRequest, out: str) -> list[str]:
         argv += ["--timeout", repr(request.timeout)]
     if request.ops:
         argv += ["--ops", request.ops]
+    if request.damon_interface != "auto":
+        argv += ["--damon_interface", request.damon_interface]
     if request.shell:
         argv.append("--shell")
     if request.regions:
