@@ -29,6 +29,7 @@ class RecordRequest:
     target: list[str]
     attrs: MonitoringAttrs
     ops: str | None = None
+    damon_interface: str = "auto"       # auto | sysfs | debugfs (damo.kernel.backend)
     timeout: float | None = None
     seed: int = 0
     shell: bool = False
