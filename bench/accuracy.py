@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from damo.accuracy import Accuracy, compare
+from damo.accuracy import Accuracy, compare, heatmap_hz_error
 from damo.model import MonitoringAttrs
 from damo.recording import RecordRequest
 from damo.sources.sim import simulate
@@ -29,7 +29,9 @@ GOAL_MIN_WSS = 1 << 20
 def measure_config(path: Path, seed: int) -> tuple[Accuracy, float]:
     begin = time.perf_counter()
     record, model = simulate(RecordRequest(target=[str(path)], attrs=MonitoringAttrs(), seed=seed))
-    return compare(record, model), time.perf_counter() - begin
+    acc = compare(record, model)
+    acc.extra["heatmap_hz"] = vars(heatmap_hz_error(record, model))
+    return acc, time.perf_counter() - begin
 
 
 def run(quick: bool = False) -> dict:
@@ -50,6 +52,7 @@ def run(quick: bool = False) -> dict:
             "nr_regions": [first.nr_regions_min, first.nr_regions_max],
             "nr_regions_within_bounds": all(acc.nr_regions_within_bounds for acc, _ in runs),
             "excluded_snapshots": first.extra["excluded_snapshots"],
+            "heatmap_hz": first.extra["heatmap_hz"],
             "seconds_per_run": sum(sec for _, sec in runs) / len(runs),
         })
     result = {
@@ -67,11 +70,16 @@ def run(quick: bool = False) -> dict:
     judged = [r for r in rows if r["config"] not in result["goal_exempt"]]
     worst = max(judged, key=lambda r: abs(r["wss_p50_error_worst_over_seeds"]))
     cell_err = sorted(r["heatmap_relative_error"] for r in judged)
+    hz_median = sorted(r["heatmap_hz"]["median_abs_hz"] for r in rows)
+    hz_worst = max(rows, key=lambda r: r["heatmap_hz"]["worst_abs_hz"])
     result["headline"] = [
         {"figure": f"Accuracy: worst p50 WSS error, {len(judged)} masim configs x {len(seeds)} seed(s)",
          "value": f"{worst['wss_p50_error_worst_over_seeds'] * 100:+.2f}% ({worst['config']}; goal 5%)"},
         {"figure": "Accuracy: heatmap cell relative error (40x80), median / worst config",
          "value": f"{cell_err[len(cell_err) // 2] * 100:.1f}% / {cell_err[-1] * 100:.1f}%"},
+        {"figure": "Accuracy: heatmap access rate vs truth (Hz), median and worst cell (report heatmap, 40x80)",
+         "value": f"{hz_median[len(hz_median) // 2]:.2f} Hz / {hz_worst['heatmap_hz']['worst_abs_hz']:.1f} Hz "
+                  f"({hz_worst['config']}; its hottest true cell {hz_worst['heatmap_hz']['peak_truth_hz']:.0f} Hz)"},
     ]
     print(render(result))
     return result
@@ -85,15 +93,19 @@ def render(result: dict) -> str:
     seeds = result["seeds"]
     lines = ["| config | true p50 | p25 err | p50 err | p75 err | worst p50 err "
              f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}) | heatmap abs err | heatmap rel err "
-             "| regions (min-max) | in bounds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| regions (min-max) | in bounds | heatmap Hz err median / worst cell (peak truth) "
+             "| worst cell from damo's default start |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in result["configs"]:
         e = r["wss_error"]
+        hz = r["heatmap_hz"]
         note = " (no skip)" if r["excluded_snapshots"] == 0 else ""
         lines.append(f"| {r['config']}{note} | {r['wss_truth_p50'] / 1e6:.3f} MB | {pct(e['25'])} | {pct(e['50'])} "
                      f"| {pct(e['75'])} | {pct(r['wss_p50_error_worst_over_seeds'])} "
                      f"| {r['heatmap_mean_abs_error']:.4f} | {r['heatmap_relative_error'] * 100:.1f}% "
-                     f"| {r['nr_regions'][0]}-{r['nr_regions'][1]} | {'yes' if r['nr_regions_within_bounds'] else 'NO'} |")
+                     f"| {r['nr_regions'][0]}-{r['nr_regions'][1]} | {'yes' if r['nr_regions_within_bounds'] else 'NO'} "
+                     f"| {hz['median_abs_hz']:.2f} / {hz['worst_abs_hz']:.1f} Hz ({hz['peak_truth_hz']:.0f} Hz) "
+                     f"| {hz['default_range_worst_abs_hz']:.1f} Hz |")
     lines.append("")
     lines.append(f"goal (|p50 error| <= {result['goal_p50_within'] * 100:.0f}% on every config with a "
                  f"working set of at least {GOAL_MIN_WSS >> 20} MiB): {'met' if result['goal_met'] else 'NOT met'}")

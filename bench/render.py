@@ -324,21 +324,24 @@ def reports_section(result: dict) -> list[str]:
         columns = ["Regions", "Report", "Ours, native file", "Ours, json_c file"]
         columns += [f"damo {v}, json_c file" for v in peers]
         columns += [f"Ours/damo {v} ({label} file)" for v in peers for _, label in ours_cols]
-        if what == "time" and "2.6.4" in peers:
-            columns.append("Same text as damo 2.6.4")
+        if what == "time" and peers:
+            columns.append("Same text as damo")
         body = []
         for r in rows:
             row = [f"{r['nr_regions']:,}", f"`report {r['report']}`"]
             row += [run_cell(r.get(key), what) for key, _ in ours_cols]
             row += [run_cell(r.get(f"damo_{v}"), what) for v in peers]
             row += [ratio_cell(r.get(key), r.get(f"damo_{v}"), what) for v in peers for key, _ in ours_cols]
-            if what == "time" and "2.6.4" in peers:
-                row.append({True: "yes", False: "NO"}.get(r.get("same_output_as_damo_2.6.4"), "–"))
+            if what == "time" and peers:
+                same = {True: "yes", False: "NO"}.get(r.get("same_output_as_damo_2.6.4"))
+                same = same or {True: "yes (3.4.3)", False: "NO (3.4.3)"}.get(r.get("same_output_as_damo_3.4.3"), "–")
+                row.append(same)
             body.append(row)
         lines += [f"### {title}", ""] + table(columns, body)
     if peers:
         lines += ["Ratios are ours over damo's (below 1: we are faster or smaller). damo 3.x has no "
-                  "`report heats`, so its row is empty; `report heatmap` is the like-for-like report. "
+                  "`report heats`, so its row is empty; `report heatmap` prints damo 3.4.3's text and is "
+                  "compared with 3.4.3, damo 2.6.4's `report heatmap` with our `heats --resol 40 80`. "
                   "damo 3.x prints `report raw` as `report access --raw_form`.", ""]
     return lines + notes_lines(result)
 

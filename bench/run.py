@@ -34,6 +34,8 @@ BENCHMARKS: dict[str, str] = {
     "diff_validate": "report diff and validate time and peak RSS on 6 M-region records",
     "ongoing": "record ongoing: parser rate on a replayed trace, own CPU on this machine's kdamond, hot buffer",
     "startup": "start-up of `damo --help` and friends above a bare interpreter, and what they import",
+    "html": "report html file size, write time and time to interactive in headless Chromium",
+    "page_idle_cost": "page_idle backend CPU vs kernel DAMON's kdamond, 1 GiB workload in the shared-kernel VM",
 }
 
 # Every figure issue 8 asks for, and the benchmark that measures it.
@@ -53,6 +55,8 @@ FIGURES: list[tuple[str, str]] = [
     ("`report diff` and `validate` time and peak RSS", "diff_validate"),
     ("`record ongoing` parser regions per CPU-second on a replayed 100 k regions/s trace", "ongoing"),
     ("`damo --help` and `damo report --help` start-up above `python -c pass`", "startup"),
+    ("`report html` size, write time and time to interactive (6 M regions)", "html"),
+    ("page_idle CPU per second of monitoring vs kdamond, 100 and 1,000 regions", "page_idle_cost"),
 ]
 
 QUICK_TIMEOUT_S = 100.0

@@ -129,3 +129,47 @@ def compare(record: Record, model, skip_first: int = 1) -> Accuracy:
         nr_regions_max=int(counts.max()) if len(counts) else 0,
         nr_regions_bounds=(meta.min_nr_regions or 0, meta.max_nr_regions or 0),
         extra={"excluded_snapshots": exclude, "nr_snapshots": record.nr_snapshots})
+
+
+@dataclass
+class HeatmapHzError:
+    """``report heatmap`` (damo 3.x math, Hz) against the model's true access rate, per cell."""
+
+    median_abs_hz: float        # median of |heatmap - truth| over the cells either calls accessed
+    worst_abs_hz: float         # the worst cell
+    peak_truth_hz: float        # the hottest true cell, for scale
+    default_range_worst_abs_hz: float   # the worst cell over damo's default time range (from -age)
+
+
+def heatmap_hz_error(record: Record, model, rows: int = HEATMAP_ROWS, cols: int = HEATMAP_COLS) -> HeatmapHzError:
+    """Compare ``damo report heatmap``'s pixel heats in Hz with the truth, cell by cell.
+
+    The truth of a cell is the model's per-page probability of an access in one sampling
+    interval divided by the sampling interval: the access rate DAMON's ``nr_accesses`` in Hz
+    estimates. Two time ranges: the record's own span, and damo's default (the guide's, which
+    starts ``age`` aggregations before the first snapshot, where the workload did not run yet).
+    """
+    from damo import heatmap
+
+    meta = record.meta
+    sample_s = meta.sample_us / 1e6
+    targets = [heatmap.TargetRecord(0, 0, None, int(record.target_id[0]), meta.aggr_us, meta.sample_us, record,
+                                    int(record.start_ns[0]), "record")]
+    a0 = min(s for s, _ in model.region_ranges.values())
+    a1 = max(e for _, e in model.region_ranges.values())
+    errors = []
+    for t0 in (int(record.start_ns[0]), heatmap.oldest_monitor_time(targets[0])):
+        t1 = int(record.end_ns[-1])
+        hm = heatmap.heatmap3(targets, (t0, t1), (a0, a1), (rows, cols))
+        tunit, aunit = hm.tunit, hm.aunit
+        truth = model.truth_heatmap(t0, t0 + tunit * rows, a0, a0 + aunit * cols, rows, cols,
+                                    sample_ns=meta.sample_us * 1000) / sample_s
+        # the workload starts at the record's start: nothing is accessed before it
+        row_start = t0 + tunit * np.arange(rows)
+        running = np.clip((row_start + tunit - int(record.start_ns[0])) / tunit, 0, 1)
+        truth = truth * running[:, None]
+        errors.append((np.abs(np.where(hm.touched, hm.heats, 0) - truth), truth, hm))
+    (own, truth, hm), (default, _, _) = errors
+    active = (truth > 0) | (np.where(hm.touched, hm.heats, 0) > 0)
+    return HeatmapHzError(float(np.median(own[active])) if active.any() else 0.0, float(own.max()),
+                          float(truth.max()), float(default.max()))

@@ -36,6 +36,8 @@ COMMANDS: dict[str, Command] = {
     "convert": Command("damo.convert", "convert a record file to another format"),
     "convert_record_format": Command("damo.convert_record_format",
                                      "convert a record file in place (damo 3.x's name of convert)"),
+    "export": Command("damo.export", "export records as a Parquet dataset (for damo fleet, DuckDB, Spark)"),
+    "fleet": Command("damo.fleet_cli", "SQL over the records of many machines (a dataset from damo export)"),
     "validate": Command("damo.validate", "check that a record file is plausible DAMON output"),
     "status": Command("damo.damon_report", "what the kernel's DAMON is doing now (same as damo report damon)"),
     "features": Command("damo.features", "say what DAMON features this machine has"),

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from damo import vm
+from damo.errors import DamoError
+from damo.kernel.backend import KernelInterfaces, choose_backend
 from damo.kernel.emulation import cpu_is_emulated
 from damo.kernel.sysfs import DamonSysfs, foreign_kdamond_message
 from damo.kernel.status import MODULES_DIR, damon_stat_status
@@ -50,6 +52,27 @@ def operations_sets(sysfs: DamonSysfs) -> tuple[list[str] | None, str]:
     if config:
         return [ops for ops, key in OPS_CONFIGS.items() if config.get(key) == "y"], f"/boot/config-{os.uname().release}"
     return None, ""
+
+
+def backend_features(kernel: KernelInterfaces) -> list[Feature]:
+    """The old-kernel interfaces, and the backend that `damo record` of a workload would use."""
+    features = []
+    if kernel.debugfs():
+        features.append(Feature("DAMON debugfs", True, str(kernel.debugfs_damon)))
+    elif kernel.debugfs_mountable():
+        features.append(Feature("DAMON debugfs", False, "debugfs is not mounted: unknown",
+                                "mount -t debugfs none /sys/kernel/debug to see whether the kernel has it"))
+    else:
+        features.append(Feature("DAMON debugfs", False, f"no {kernel.debugfs_damon}"))
+    idle = kernel.page_idle()
+    features.append(Feature("page_idle", idle, str(kernel.page_idle_bitmap) if idle
+                            else f"no {kernel.page_idle_bitmap} (CONFIG_IDLE_PAGE_TRACKING)"))
+    try:
+        backend = choose_backend(kernel=kernel)
+        features.append(Feature("record backend", True, f"{backend.name}: {backend.reason}"))
+    except DamoError as err:
+        features.append(Feature("record backend", False, "none", str(err)))
+    return features
 
 
 # Any of these in /proc/kallsyms means the kernel has the damon_aggregated tracepoint.
@@ -95,9 +118,10 @@ def ongoing_feature(running: list[str], tracefs_root: Path | None, is_root: bool
 def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = None,
                    is_root: bool | None = None, cpuinfo: str = "/proc/cpuinfo",
                    filesystems: str = "/proc/filesystems", kallsyms: str = "/proc/kallsyms",
-                   modules_dir: Path = MODULES_DIR) -> list[Feature]:
+                   modules_dir: Path = MODULES_DIR, kernel: KernelInterfaces | None = None) -> list[Feature]:
     """Every check, in the order shown to the user."""
     sysfs = sysfs or DamonSysfs()
+    kernel = kernel or KernelInterfaces(sysfs_root=sysfs.root)
     tracefs_root = tracefs_root if tracefs_root is not None else find_tracefs()
     is_root = os.geteuid() == 0 if is_root is None else is_root
     use_vm = "use `damo record --vm ...` (see `damo vm setup`) or the simulator"
@@ -125,6 +149,7 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
                                     f"damo will not touch them; {use_vm}"))
         else:
             features.append(Feature("free DAMON", True, "no kdamond exists; damo can add its own"))
+    features += backend_features(kernel)
     tracefs_ok = tracefs_root is not None
     features.append(Feature("tracefs", tracefs_ok, str(tracefs_root) if tracefs_ok else "not mounted",
                             "" if tracefs_ok else "mount -t tracefs nodev /sys/kernel/tracing"))

@@ -37,8 +37,7 @@ def format_nr(nr: int | float, machine_friendly: bool = False) -> str:
     return str(int(nr)) if machine_friendly else f"{int(nr):,}"
 
 
-def format_sz(sz_bytes: int | float, machine_friendly: bool = False) -> str:
-    """A byte count: ``3.949 MiB`` (three decimals, binary units, strict thresholds) or ``512 B``."""
+def _format_sz(sz_bytes: int | float, machine_friendly: bool, unit_format: str) -> str:
     if machine_friendly:
         return "%d" % sz_bytes
     value = float(sz_bytes)
@@ -46,8 +45,13 @@ def format_sz(sz_bytes: int | float, machine_friendly: bool = False) -> str:
         return "max"
     for unit_bytes, unit in SIZE_UNITS:
         if value > unit_bytes:
-            return "%.3f %s" % (value / unit_bytes, unit)
+            return unit_format % (value / unit_bytes, unit)
     return "%d B" % value
+
+
+def format_sz(sz_bytes: int | float, machine_friendly: bool = False) -> str:
+    """A byte count: ``3.949 MiB`` (three decimals, binary units, strict thresholds) or ``512 B``."""
+    return _format_sz(sz_bytes, machine_friendly, "%.3f %s")
 
 
 def format_addr_range(start: int, end: int, machine_friendly: bool = False) -> str:
@@ -85,6 +89,19 @@ def format_time_ns(time_ns: int | float, machine_friendly: bool = False) -> str:
                 return "%d %s" % (t / unit_ns, unit)
             return "%.3f %s" % (t / unit_ns, unit)
     return "%d ns" % t
+
+
+def format_time_ns_signed(time_ns: int | float, machine_friendly: bool = False) -> str:
+    """damo 3.x's duration: like ``format_time_ns``, with a leading ``-`` for negative times."""
+    if machine_friendly:
+        return "%d" % time_ns
+    t = float(time_ns)
+    return ("-" + format_time_ns(-t)) if t < 0 else format_time_ns(t)
+
+
+def format_sz_accurate(sz_bytes: int | float, machine_friendly: bool = False) -> str:
+    """damo 3.x's exact-looking size: ``85.332031 TiB`` (six decimals), or ``512 B``."""
+    return _format_sz(sz_bytes, machine_friendly, "%f %s")
 
 
 def format_time_us(time_us: int | float, machine_friendly: bool = False) -> str:

@@ -39,8 +39,10 @@ COLORSETS = {
 }
 RESET = "\x1b[0m"
 MAX_DIGIT = 9
-SECONDS_PER_ROUND = 20e-6          # rough costs, only to choose between two exact methods
-SECONDS_PER_PYTHON_STEP = 0.3e-6
+# rough costs, only to choose between two exact ways of applying contributions (apply_in_order)
+SECONDS_PER_ROUND = 3e-6
+SECONDS_PER_MATRIX_CELL = 2e-9
+SECONDS_PER_PYTHON_STEP = 0.2e-6
 CHUNK_REGIONS = 1 << 19   # bounds the working memory of one accumulation pass (~80 MB)
 
 
@@ -261,18 +263,21 @@ def _address_fragments(reg_start: np.ndarray, reg_end: np.ndarray, amin: int, au
     return inside, n, col, nbytes
 
 
-def _apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_sz: float) -> None:
+def apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_sz: float) -> None:
     """heat[k] = (value + heat[k] * pixel_sz) / pixel_sz for each contribution, in the given order.
 
-    Contributions to one pixel must be applied one after another to round like damo does, so
-    they are grouped per pixel (stable sort) and applied in rounds: round r applies the r-th
-    contribution of every pixel that has one.
+    Contributions are grouped per pixel (stable sort) and laid out as a (depth, pixels) matrix,
+    deepest pixels first, so that step r updates the r-th contribution of every pixel that has
+    one with three in-place numpy calls on a contiguous prefix. A few very deep pixels (a tiny
+    --resol) would make the matrix mostly padding: those are updated one float at a time.
     """
-    if not len(key):
-        return
-    order = np.argsort(key, kind="stable")
-    key, value = key[order], value[order]
     n = len(key)
+    if not n:
+        return
+    small = key.astype(np.uint16) if len(heat) <= 1 << 16 else key    # radix sort for 16-bit keys
+    order = np.argsort(small, kind="stable")
+    key = key[order]
+    value = value[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(key[1:], key[:-1], out=new[1:])
@@ -282,14 +287,16 @@ def _apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_
     if counts.max() == 1:
         heat[pixels] = (value + heat[pixels] * pixel_sz) / pixel_sz
         return
-    by_count = np.argsort(-counts, kind="stable")
-    starts, counts, pixels = starts[by_count], counts[by_count], pixels[by_count]
-    # A round costs a few numpy calls whatever its size, so a handful of pixels with very many
-    # contributions (a tiny --resol) are cheaper one float at a time: pick how many deepest
-    # pixels go that way by a simple cost model.
-    python_cost = np.concatenate([[0], np.cumsum(counts)]) * SECONDS_PER_PYTHON_STEP
-    rounds_cost = np.append(counts, 0) * SECONDS_PER_ROUND
-    nr_python = int(np.argmin(python_cost + rounds_cost))
+    by_depth = np.argsort(-counts, kind="stable")
+    starts, counts, pixels = starts[by_depth], counts[by_depth], pixels[by_depth]
+    # matrix cells left after moving the i deepest pixels to Python, against their Python steps
+    nr_pixels = len(counts)
+    matrix_cells = np.append(counts, 0) * (nr_pixels - np.arange(nr_pixels + 1))
+    python_steps = np.concatenate([[0], np.cumsum(counts)])
+    cost = (matrix_cells * SECONDS_PER_MATRIX_CELL + python_steps * SECONDS_PER_PYTHON_STEP
+            + np.append(counts, 0) * SECONDS_PER_ROUND)
+    cost[matrix_cells > max(4 * n, 1 << 22)] = np.inf      # bounds the matrix's memory
+    nr_python = int(np.argmin(cost))
     for p, first, count in zip(pixels[:nr_python].tolist(), starts[:nr_python].tolist(),
                                counts[:nr_python].tolist()):
         h = float(heat[p])
@@ -297,11 +304,26 @@ def _apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_
             h = (v + h * pixel_sz) / pixel_sz
         heat[p] = h
     starts, counts, pixels = starts[nr_python:], counts[nr_python:], pixels[nr_python:]
-    neg_counts = -counts
-    for r in range(int(counts[0]) if len(counts) else 0):
-        m = int(np.searchsorted(neg_counts, -r, side="left"))   # pixels with more than r contributions
-        p = pixels[:m]
-        heat[p] = (value[starts[:m] + r] + heat[p] * pixel_sz) / pixel_sz
+    if not len(counts):
+        return
+    depth, width = int(counts[0]), len(counts)
+    matrix = np.zeros((depth, width))
+    seg = np.repeat(np.arange(width), counts)
+    matrix[np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts), seg] = value[_ranges(starts, counts)]
+    h = heat[pixels]
+    active = np.searchsorted(-counts, -np.arange(depth), side="left")     # pixels deeper than r
+    for r in range(depth):
+        m = int(active[r])
+        hm = h[:m]
+        hm *= pixel_sz
+        hm += matrix[r, :m]
+        hm /= pixel_sz
+    heat[pixels] = h
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ranges starts[i] .. starts[i] + counts[i]."""
+    return np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
 
 
 def pixel_heats(snap_start: np.ndarray, snap_end: np.ndarray, reg_snap: np.ndarray, reg_start: np.ndarray,
@@ -346,7 +368,7 @@ def pixel_heats(snap_start: np.ndarray, snap_end: np.ndarray, reg_snap: np.ndarr
         key = np.repeat(tf_base[tf], nfrag) + col.astype(key_dtype)
         # damo's order of operations: samples * duration, then * bytes
         value = np.repeat(acc_f[idx][inside] * tf_dur[tf], nfrag) * nbytes.astype(np.float64)
-        _apply_in_order(heat, key, value, pixel_sz)
+        apply_in_order(heat, key, value, pixel_sz)
     return heat.reshape(tres, ares)
 
 
@@ -568,8 +590,13 @@ def grid_json(grid: HeatGrid, meta_aggr_us: int | None) -> dict:
 
 
 def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = None, abs_time: bool = False,
-                 abs_addr: bool = False) -> dict:
-    """Draw the grid with matplotlib; returns the arrays and labels handed to it."""
+                 abs_addr: bool = False, heat_label: str = "accesses per aggregation interval",
+                 ylabel: str | None = None) -> dict:
+    """Draw the grid with matplotlib; returns the arrays and labels handed to it.
+
+    ``aggr_us`` adds a Hz scale beside a samples colour bar; ``ylabel`` replaces the address label
+    (``{unit}`` in it becomes the size unit of the axis).
+    """
     from damo.plot import bytes_unit, image_type, pyplot, save, time_unit
 
     image_type(path)
@@ -588,7 +615,8 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
         a0 = (grid.amin if abs_addr else 0) / a_div
         a1 = a0 + (grid.amax - grid.amin) / a_div
         extent = (t0, t1, a0, a1)
-        ylabel = f"address ({a_name}{'' if abs_addr else ', from %#x' % grid.amin})"
+        ylabel = ylabel.format(unit=a_name) if ylabel else \
+            f"address ({a_name}{'' if abs_addr else ', from %#x' % grid.amin})"
     im = ax.imshow(image, origin="lower", aspect="auto", extent=extent, cmap="inferno", interpolation="nearest")
     if grid.bands:
         ticks, labels = [], []
@@ -604,7 +632,7 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     bar = fig.colorbar(im, ax=ax, pad=0.1 if aggr_us else 0.03)
-    bar.set_label("accesses per aggregation interval")
+    bar.set_label(heat_label)
     if aggr_us:     # the same scale in accesses per second
         per_sec = 1e6 / aggr_us
         hz = bar.ax.secondary_yaxis("left", functions=(lambda x: x * per_sec, lambda x: x / per_sec))
@@ -612,7 +640,7 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
     fig.tight_layout()
     save(fig, path)
     return {"image": image, "extent": extent, "xlabel": ax.get_xlabel(), "ylabel": ylabel,
-            "colorbar": "accesses per aggregation interval", "title": title}
+            "colorbar": heat_label, "title": title}
 
 
 # --- command line -----------------------------------------------------------------------------

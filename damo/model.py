@@ -40,6 +40,9 @@ class RecordMeta:
     start_time: float | None = None       # wall clock, seconds since the epoch
     kernel_release: str | None = None
     tool_version: str = ""
+    # KEY=VALUE labels (host, kernel, damo version by default; --label adds more): what a fleet
+    # groups and partitions records by.
+    labels: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -51,7 +54,9 @@ class RecordMeta:
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = dict(kwargs.pop("extra", {}) or {})
         extra.update({k: v for k, v in data.items() if k not in known})
-        return cls(**kwargs, extra=extra)
+        labels = kwargs.pop("labels", None)
+        labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+        return cls(**kwargs, labels=labels, extra=extra)
 
     @property
     def max_nr_accesses(self) -> int | None:

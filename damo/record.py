@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, FORMATS
+from damo.labels import parse_label, record_labels
 from damo.options import bounded_float
 
 if TYPE_CHECKING:       # loaded by run(), so that --help and option errors stay light
@@ -29,8 +30,13 @@ SOURCES = {
     "sim": "damo.sources.sim",
     "kernel": "damo.sources.kernel",
     "vm": "damo.sources.vm",
+    "page_idle": "damo.sources.page_idle",
+    "debugfs": "damo.sources.debugfs",
     "ongoing": "damo.sources.ongoing",
 }
+# damo record's backend (damo.kernel.backend) -> source name
+BACKEND_SOURCES = {"sysfs": "kernel", "debugfs": "debugfs", "page_idle": "page_idle"}
+DAMON_INTERFACES = ("auto", "sysfs", "debugfs")
 
 
 def add_monitoring_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +72,8 @@ file is kept as damon.data.old). TARGET picks how:
   FILE.cfg        a masim config: the user-space DAMON engine watches the simulated workload,
                   with no kernel support needed (a 70 s config records in about a second);
                   a bundled config goes by its name (zigzag, stairs_30secs; `masim --list`)
-  COMMAND / PID   this machine's kernel DAMON watches that process (needs root)
+  COMMAND / PID   this machine's kernel DAMON watches that process (needs root); on a kernel
+                  without DAMON but with idle page tracking, damo's own engine does (--ops page_idle)
   paddr           this machine's kernel DAMON watches physical memory (needs root)
   --vm            the same, inside a VM whose kernel has full DAMON (see `damo vm`)
   ongoing         the snapshots of kdamonds that are already running, someone else's too,
@@ -80,6 +87,8 @@ examples:
   damo record masim/configs/stairs.cfg -o stairs.data
   sudo damo record -- ./my_workload --its-option
   sudo damo record --timeout 10 paddr
+  sudo damo record --ops page_idle --timeout 10 1234
+  sudo damo record --damon_interface debugfs -- ./my_workload
   sudo damo record ongoing --kdamond 0 --timeout 60 -o host.data
   damo record --vm -o stairs.data 'masim masim/configs/stairs_30secs.cfg'"""
 
@@ -96,8 +105,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=bounded_float(0, MAX_TIMEOUT_SECONDS, lo_open=True), metavar="SEC",
                         help="stop recording after SEC seconds, at most 1e7 (default: when the workload ends, or "
                              "Ctrl-C; a masim config runs its whole length)")
-    parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim"],
-                        help="operations set (default: deduced from TARGET)")
+    parser.add_argument("--ops", choices=["vaddr", "fvaddr", "paddr", "sim", "page_idle"],
+                        help="operations set (default: deduced from TARGET); page_idle: damo's own engine "
+                             "over idle page tracking, for kernels without DAMON")
+    parser.add_argument("--damon_interface", choices=DAMON_INTERFACES, default="auto",
+                        help="the kernel DAMON interface: sysfs, debugfs (Linux 5.15 and older), or auto: "
+                             "sysfs if present, else debugfs, else idle page tracking (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the simulator engine")
     parser.add_argument("--shell", action="store_true",
                         help="run the command line through bash (else /bin/sh); DAMON monitors the "
@@ -110,6 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "repeatable (default: every running kdamond)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
     parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm (default: the one `damo vm setup` fetched)")
+    parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
+                        help="a label kept in the record, e.g. --label service=web (repeatable; default: "
+                             "host, kernel and damo_version only)")
 
 
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
@@ -130,7 +146,8 @@ def pick_source(request: RecordRequest, use_vm: bool) -> str:
             return "sim"
     if request.ops == "sim" or (lone.endswith(".cfg") and len(lone.split()) == 1):
         return "sim"
-    return "kernel"
+    from damo.kernel.backend import choose_backend
+    return BACKEND_SOURCES[choose_backend(request.damon_interface, request.ops).name]
 
 
 def request_from_args(args: argparse.Namespace) -> RecordRequest:
@@ -150,9 +167,11 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
         raise DamoError(f"record: bad monitoring attributes: {err}") from None
     if args.timeout is not None and args.timeout <= 0:
         raise DamoError("--timeout must be positive")
-    return RecordRequest(target=target, attrs=attrs, ops=args.ops, timeout=args.timeout, seed=args.seed,
+    return RecordRequest(target=target, attrs=attrs, ops=args.ops, damon_interface=args.damon_interface,
+                         timeout=args.timeout, seed=args.seed,
                          shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
-                         output_type=args.output_type, kdamonds=list(args.kdamond))
+                         output_type=args.output_type, kdamonds=list(args.kdamond),
+                         labels=record_labels(args.label))
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -33,6 +33,7 @@ class RecordRequest:
     target: list[str]
     attrs: MonitoringAttrs
     ops: str | None = None
+    damon_interface: str = "auto"       # auto | sysfs | debugfs (damo.kernel.backend)
     timeout: float | None = None
     seed: int = 0
     shell: bool = False
@@ -42,6 +43,7 @@ class RecordRequest:
     output_type: str = DEFAULT_FORMAT
     argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
     kdamonds: list[str] = field(default_factory=list)   # record ongoing: kdamond indexes, or "stat"
+    labels: dict[str, str] = field(default_factory=dict)   # KEY=VALUE labels kept in the record
 
 
 class SnapshotSink:
@@ -69,7 +71,7 @@ def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMe
     a = request.attrs
     return RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
                       update_us=a.update_us, min_nr_regions=a.min_nr_regions, max_nr_regions=a.max_nr_regions,
-                      tool_version=__version__)
+                      tool_version=__version__, labels=dict(request.labels))
 
 
 def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = None,

@@ -53,6 +53,47 @@ def test_cli_runs_read_only():
     assert "DAMON sysfs" in result.stdout and "vm: vng" in result.stdout
 
 
+def old_kernel(tmp_path, sysfs=False, debugfs=False, page_idle=False, debugfs_fs=True):
+    from damo.kernel.backend import KernelInterfaces
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    if debugfs:
+        (tmp_path / "debug/damon").mkdir(parents=True)
+        (tmp_path / "debug/damon/attrs").write_text("5000 100000 60000000 10 1000\n")
+    if page_idle:
+        (tmp_path / "page_idle").mkdir()
+        (tmp_path / "page_idle/bitmap").write_bytes(b"")
+    (tmp_path / "filesystems").write_text("nodev\tsysfs\n" + ("nodev\tdebugfs\n" if debugfs_fs else ""))
+    return KernelInterfaces(sysfs_root=FakeDamon(tmp_path).root if sysfs else tmp_path / "none",
+                            debugfs_damon=tmp_path / "debug/damon", page_idle_bitmap=tmp_path / "page_idle/bitmap",
+                            filesystems=tmp_path / "filesystems")
+
+
+def test_the_record_backend_is_named_with_the_reason(tmp_path):
+    cases = [({"sysfs": True, "debugfs": True, "page_idle": True}, "sysfs: the kernel has DAMON's sysfs interface"),
+             ({"debugfs": True, "page_idle": True}, "debugfs: the kernel has DAMON's debugfs interface only"),
+             ({"page_idle": True}, "page_idle: the kernel has no DAMON interface, but idle page tracking")]
+    for i, (kwargs, detail) in enumerate(cases):
+        kernel = old_kernel(tmp_path / str(i), **kwargs)
+        f = by_name(check_features(DamonSysfs(kernel.sysfs_root), tracefs_root=None, is_root=True, kernel=kernel))
+        assert f["record backend"].ok and f["record backend"].detail.startswith(detail), f["record backend"]
+        assert f["page_idle"].ok and f["DAMON debugfs"].ok == kwargs.get("debugfs", False)
+
+
+def test_debugfs_unmounted_is_the_last_resort(tmp_path):
+    kernel = old_kernel(tmp_path)
+    f = by_name(check_features(DamonSysfs(kernel.sysfs_root), tracefs_root=None, is_root=True, kernel=kernel))
+    assert f["record backend"].detail.startswith("debugfs: no DAMON sysfs interface and debugfs is not mounted")
+    assert f["DAMON debugfs"].detail == "debugfs is not mounted: unknown"
+
+
+def test_no_backend_says_what_is_missing_and_what_works(tmp_path):
+    kernel = old_kernel(tmp_path, debugfs_fs=False)
+    f = by_name(check_features(DamonSysfs(kernel.sysfs_root), tracefs_root=None, is_root=True, kernel=kernel))
+    assert not f["record backend"].ok
+    assert f["record backend"].fix == (
+        f"this kernel cannot monitor accesses: no DAMON sysfs ({tmp_path}/none), no DAMON debugfs "
+        f"({tmp_path}/debug/damon), no idle page tracking ({tmp_path}/page_idle/bitmap). Use --vm (a VM with a "
+        f"DAMON kernel) or the simulator (damo record zigzag, a bundled masim config).")
 def test_record_ongoing_says_when_it_is_possible(tmp_path):
     fake = FakeDamon(tmp_path, avail_operations="paddr")
     fake.add_foreign_kdamond(state="on", pid=77)

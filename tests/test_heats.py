@@ -151,7 +151,7 @@ def gappy_file(tmp_path):
 
 def test_golden_heats(gappy_file):
     for name, args in [("heats_stdout_30x70.txt", ["heats", "--heatmap", "stdout", "--resol", "30", "70"]),
-                       ("heatmap_default.txt", ["heatmap"]),
+                       ("heats_stdout_40x80.txt", ["heats", "--heatmap", "stdout", "--resol", "40", "80"]),
                        ("heats_guide.txt", ["heats", "--guide"]),
                        ("heats_raw_8x6.txt", ["heats", "--resol", "8", "6"]),
                        ("heats_all_20x60.txt", ["heats", "--heatmap", "stdout", "--resol", "20", "60", "--all"])]:
@@ -161,9 +161,10 @@ def test_golden_heats(gappy_file):
 
 
 def test_colour_only_when_asked_or_on_a_terminal(gappy_file):
-    piped = run_cli("report", "heatmap", "-i", str(gappy_file))
+    piped = run_cli("report", "heats", "--heatmap", "stdout", "--resol", "40", "80", "-i", str(gappy_file))
     assert "\x1b[" not in piped.stdout and piped.stdout.splitlines()[-1].startswith("# resolution: 80x40")
-    forced = run_cli("report", "heatmap", "--color", "always", "-i", str(gappy_file))
+    forced = run_cli("report", "heats", "--heatmap", "stdout", "--resol", "40", "80", "--color", "always",
+                     "-i", str(gappy_file))
     assert forced.stdout.count("\x1b[0m") == 41 and ANSI.sub("", forced.stdout) == piped.stdout
     assert heats.use_color("auto") is False                  # pytest captures stdout: not a terminal
 
@@ -214,7 +215,7 @@ def test_png_heatmap(gappy_file, tmp_path, monkeypatch):
     assert pixels.shape[:2] == (600, 1000)
     assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50
     from damo.cli import main
-    assert main(["report", "heatmap", "--output", str(tmp_path / "h.svg"), "--resol", "30", "40",
+    assert main(["report", "heats", "--heatmap", str(tmp_path / "h.svg"), "--resol", "30", "40",
                  "-i", str(gappy_file)]) == 0
     rec = gappy_record()
     g = heats.guides(rec)[0]

@@ -12,7 +12,8 @@ import lzma
 import os
 import struct
 import zlib
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 from damo.errors import DamoError, RecordFileError
 from damo.output_path import PRIVATE, create, replace_atomically, rotate
@@ -83,8 +84,50 @@ def detect_format(path: str | os.PathLike) -> str:
 def read_record(path: str | os.PathLike) -> Record:
     """Read a record file of any supported format."""
     fmt = detect_format(path)
+    return _reading(path, fmt, lambda: _module(fmt).read(path, fmt))
+
+
+def read_chunks(path: str | os.PathLike, max_regions: int = 1 << 20) -> tuple[RecordMeta, Iterator[Record]]:
+    """The metadata and the record as consecutive pieces of whole snapshots, for streaming.
+
+    The native format is read a stored chunk at a time, so memory is bounded by a chunk; damo's
+    formats cannot be read in pieces and are read whole, then handed out ``max_regions`` at a time.
+    """
+    import numpy as np
+
+    fmt = detect_format(path)
+    if fmt == "native":
+        from damo.formats import native
+        from damo.model import concat_columns
+
+        chunks = native.iter_chunks(path)
+        meta = _reading(path, fmt, lambda: next(chunks))
+
+        def pieces() -> Iterator[Record]:
+            while True:
+                chunk = _reading(path, fmt, lambda: next(chunks, None))
+                if chunk is None:
+                    return
+                yield concat_columns(meta, *chunk)
+        return meta, pieces()
+    record = read_record(path)
+
+    def slices() -> Iterator[Record]:
+        first = 0
+        while first < record.nr_snapshots:
+            stop = int(np.searchsorted(record.offsets, record.offsets[first] + max_regions, side="right")) - 1
+            stop = min(max(stop, first + 1), record.nr_snapshots)
+            mask = np.zeros(record.nr_snapshots, dtype=bool)
+            mask[first:stop] = True
+            yield record.select(mask)
+            first = stop
+    return record.meta, slices()
+
+
+def _reading(path, fmt: str, step):
+    """Run ``step`` (a read), turning a decoding failure into one RecordFileError line, as read_record does."""
     try:
-        return _module(fmt).read(path, fmt)
+        return step()
     except DamoError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, OverflowError, UnicodeDecodeError, EOFError,

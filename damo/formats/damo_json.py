@@ -42,6 +42,8 @@ MATCH_WINDOW = 1 << 20        # input a structural pattern may need
 MAX_VALUE_BYTES = 64 << 20
 MAX_GENERAL_BYTES = 32 << 20
 EXTRA_KEY = "damo_records"    # meta.extra: per-target damo record fields, kept for writing back
+# Our record labels, a key of every record object (damo reads the keys it knows and ignores others).
+LABELS_KEY = "labels"
 
 
 # --- detection ------------------------------------------------------------------------------
@@ -564,7 +566,13 @@ class _Reader:
                 meta.aggr_us = _time_us(intervals["aggr_us"])
                 meta.update_us = _time_us(intervals["ops_update_us"])
                 break
-        meta.extra[EXTRA_KEY] = [{k: v for k, v in fields.items() if k != "intervals"} for fields in self.records]
+        for fields in self.records:
+            labels = fields.get(LABELS_KEY)
+            if isinstance(labels, dict):
+                meta.labels = {str(k): str(v) for k, v in labels.items()}
+                break
+        meta.extra[EXTRA_KEY] = [{k: v for k, v in fields.items() if k not in ("intervals", LABELS_KEY)}
+                                 for fields in self.records]
         n = len(self.snaps)
         snaps = np.array(self.snaps, dtype=object).reshape(n, 3)
         target_id = np.array([int(t) for t in snaps[:, 0]], dtype=np.uint64)
@@ -687,6 +695,8 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
         head = {"kdamond_idx": fields.get("kdamond_idx"), "context_idx": fields.get("context_idx"),
                 "intervals": intervals, "scheme_idx": fields.get("scheme_idx"), "target_id": tid,
                 "scheme_filters": fields.get("scheme_filters") or []}
+        if meta.labels:
+            head[LABELS_KEY] = dict(meta.labels)
         parts = ["\n    {"]
         for key, value in head.items():
             parts.append(f"\n        {json.dumps(key)}: {_indent_json(value, 2)},")

@@ -309,22 +309,23 @@ def _inflate(body: bytes, raw_len: int) -> bytes:
     return raw
 
 
-def read(path, fmt: str = "native") -> Record:
-    """Read every complete chunk; a torn tail (an interrupted recorder) is ignored.
+def iter_chunks(path):
+    """The metadata, then every complete chunk as ``(snaps, counts, cols)``, one at a time.
 
-    A bad chunk with an intact chunk after it is damage, not an interrupted write, and is an
-    error: the later chunks are not silently dropped.
+    ``snaps`` are ``(target_id, start_ns, end_ns)`` tuples, ``counts`` their region counts and
+    ``cols`` their (start, end, nr_accesses, age) arrays. A torn tail (an interrupted recorder)
+    ends the iteration; a bad chunk with an intact chunk after it is damage and raises, so later
+    chunks are never silently dropped.
     """
     meta, pos = read_meta(path)
+    yield meta
     with open(path, "rb") as f:
         data = f.read()
-    snaps, counts = [], []
-    columns = RegionColumns()
     while pos + CHUNK.size <= len(data):
         if not _valid_chunk_at(data, pos):
             later = _later_chunk(data, pos)
             if later is None:
-                break      # the last chunk was cut short: keep what came before it
+                return     # the last chunk was cut short: keep what came before it
             raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos}, intact data follows "
                                         f"at byte {later})")
         tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
@@ -337,15 +338,25 @@ def read(path, fmt: str = "native") -> Record:
                                         f"more than {nr_regions} regions can take)")
         try:
             raw = _inflate(data[pos + CHUNK.size: pos + CHUNK.size + packed_len], raw_len)
-            chunk_snaps, chunk_counts, chunk_cols = _decode_chunk(raw, nr_snaps, nr_regions)
+            decoded = _decode_chunk(raw, nr_snaps, nr_regions)
         except (ValueError, IndexError, lzma.LZMAError, struct.error) as err:
             raise RecordFileError(path, f"corrupt native record (chunk at byte {pos}: {err})") from None
         del raw
+        yield decoded
+        pos += CHUNK.size + packed_len
+
+
+def read(path, fmt: str = "native") -> Record:
+    """Read every complete chunk; a torn or corrupt tail (an interrupted recorder) is ignored."""
+    chunks = iter_chunks(path)
+    meta = next(chunks)
+    snaps, counts = [], []
+    columns = RegionColumns()
+    for chunk_snaps, chunk_counts, chunk_cols in chunks:
         snaps += chunk_snaps
         counts += chunk_counts
         for cols in chunk_cols:
             columns.append(cols)
-        pos += CHUNK.size + packed_len
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])
     return Record(meta, np.array([s[0] for s in snaps], dtype=np.uint64),

@@ -14,6 +14,7 @@ converts them (``int(float(seconds) * 1e9)``) so reports print the same times.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 import warnings
@@ -29,6 +30,8 @@ from damo.model import ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TI
 EVENT = b"damon_aggregated:"
 # meta.extra: per target, the first snapshot's start as damo derives it (a float of ns).
 FIRST_START_KEY = "perf_script_first_start_ns"
+# The record's labels ride on a comment line before the events (damo skips lines that are not events).
+LABELS_PREFIX = b"# damo labels: "
 READ_BYTES = 16 << 20
 
 # timestamp, target_id, nr_regions, start, end, nr_accesses, [age]
@@ -210,7 +213,21 @@ def read(path, fmt: str = "perf_script") -> Record:
         per_target.append((tid, snap_start[:keep], snap_end[:keep], snaps[:keep]))
     record = _assemble(per_target, starts, ends, nrs, ages)
     record.meta.extra[FIRST_START_KEY] = first_starts
+    record.meta.labels = _read_labels(path)
     return record
+
+
+def _read_labels(path) -> dict[str, str]:
+    """The labels of the comment line at the top of the file, if there is one."""
+    with open(path, "rb") as f:
+        first = f.readline(1 << 16)
+    if not first.startswith(LABELS_PREFIX):
+        return {}
+    try:
+        labels = json.loads(first[len(LABELS_PREFIX):])
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
 def _assemble(per_target, starts, ends, nrs, ages) -> Record:
@@ -243,6 +260,8 @@ class Writer(WriterBase):
     def __init__(self, path, meta: RecordMeta, fmt: str = "perf_script"):
         self.path = path
         self._file = create_private(path, binary=True)
+        if meta.labels:
+            self._file.write(LABELS_PREFIX + json.dumps(meta.labels, sort_keys=True).encode() + b"\n")
         self._counts: dict[int, int] = {}
         self._last: dict[int, tuple[int, int]] = {}
 

@@ -178,7 +178,29 @@ def check_free(sysfs: DamonSysfs) -> None:
         raise ForeignKdamondError(message.replace("{kdamonds}", str(sysfs.kdamonds_dir)))
 
 
-class OwnedKdamond:
+class MonitorGuard:
+    """A monitor of ours as a context manager: ``prepare`` on entry (closing again if it fails
+    half-way), ``close`` on exit, whatever happened."""
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.prepare()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class OwnedKdamond(MonitorGuard):
     """The one kdamond that damo creates, configures, starts and removes again.
 
     Use as a context manager, or call ``create`` ... ``close``. ``close`` is idempotent and
@@ -200,17 +222,9 @@ class OwnedKdamond:
     def ctx(self) -> str:
         return f"kdamonds/{self.index}/contexts/0"
 
-    def __enter__(self) -> "OwnedKdamond":
-        try:
-            self.create()
-            self.stage()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def prepare(self) -> None:
+        self.create()
+        self.stage()
 
     def create(self) -> None:
         """Add our kdamond, refusing if any other kdamond exists."""

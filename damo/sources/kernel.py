@@ -25,6 +25,8 @@ import numpy as np
 
 from damo.errors import DamoError
 from damo.kernel import sysfs as sysfs_mod
+from damo.kernel.debugfs import DamonDebugfs, DebugfsKdamond
+from damo.kernel.debugfs import check_free as debugfs_check_free
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
 from damo.recording import RecordRequest, base_meta, finish, open_sink
@@ -281,11 +283,15 @@ class HeldWorkload:
         self.send_signal(signal.SIGKILL)
 
 
-def preflight(sysfs: DamonSysfs) -> None:
-    """Everything that can be checked without writing anything."""
+def preflight_root() -> None:
     if os.geteuid() != 0:
         raise DamoError(f"recording with the kernel's DAMON needs root privileges (run damo as root). "
                         f"{ALTERNATIVES}")
+
+
+def preflight(sysfs: DamonSysfs) -> None:
+    """Everything that can be checked without writing anything."""
+    preflight_root()
     check_free(sysfs)
 
 
@@ -293,9 +299,10 @@ class KernelRecorder:
     """One kernel record, from preflight to a complete file."""
 
     def __init__(self, request: RecordRequest, sysfs: DamonSysfs | None = None,
-                 tracefs_root: Path | None = None):
+                 tracefs_root: Path | None = None, debugfs: DamonDebugfs | None = None):
         self.request = request
         self.sysfs = sysfs or DamonSysfs()
+        self.debugfs = debugfs           # set: DAMON's debugfs interface instead of sysfs
         self.tracefs_root = tracefs_root if tracefs_root is not None else find_tracefs()
         self.proc: HeldWorkload | None = None
         self.sink = None
@@ -306,13 +313,21 @@ class KernelRecorder:
     def run(self) -> int:
         request = self.request
         target = resolve_target(request)      # cheap local checks (no such command or pid) come first
-        preflight(self.sysfs)
+        if self.debugfs is not None:
+            preflight_root()
+            debugfs_check_free(self.debugfs)
+        else:
+            preflight(self.sysfs)
         use_trace = has_damon_event(self.tracefs_root)
+        if self.debugfs is not None and not use_trace:
+            raise DamoError("recording through DAMON's debugfs interface needs the damon:damon_aggregated "
+                            "tracepoint, and tracefs has none (mount tracefs, or a kernel with "
+                            f"CONFIG_TRACING). {ALTERNATIVES}")
         instance = TraceInstance(self.tracefs_root, f"damo-{os.getpid()}") if use_trace else None
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
                              stat_scheme=not use_trace)
         interrupted = False
-        kdamond = OwnedKdamond(self.sysfs, setup)
+        kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
         try:
             if target.argv:
                 self.proc = HeldWorkload(target.argv)
@@ -331,6 +346,7 @@ class KernelRecorder:
                 meta.kernel_release = os.uname().release
                 meta.start_time = time.time()
                 meta.extra.update({"collector": "tracefs" if use_trace else "tried_regions",
+                                   "damon_interface": "debugfs" if self.debugfs is not None else "sysfs",
                                    "kdamond_pid": kdamond_pid})
                 self.sink = open_sink(request, meta)
                 if use_trace:
@@ -425,14 +441,19 @@ class KernelRecorder:
         """Reap the workload we launched, ending it if the record stopped first; its exit status."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            # Interrupted, timed out or failed: a workload of ours must not outlive its record.
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(WORKLOAD_TERM_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
+        return stop_process(self.proc, WORKLOAD_TERM_SECONDS)
+
+
+def stop_process(proc: HeldWorkload, term_seconds: float) -> int:
+    """Reap ``proc``, ending it first if it still runs (SIGTERM, SIGKILL after ``term_seconds``):
+    an interrupted, timed-out or failed record must not leave its workload behind."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(term_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
 
 
 def record(request: RecordRequest) -> int:

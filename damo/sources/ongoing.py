@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from damo.errors import DamoError
@@ -286,7 +286,8 @@ def record(request) -> int:
     preflight()
     recorder = OngoingRecorder(
         request.kdamonds, request.timeout,
-        open_sink=lambda meta: open_sink(request, meta),
+        # The request's labels (defaults and --label) go into the record, as with every source.
+        open_sink=lambda meta: open_sink(request, replace(meta, labels=dict(request.labels))),
         finish=lambda sink, interrupted: finish(sink, request, interrupted=interrupted),
         tool_version=__version__)
     return recorder.run()

@@ -50,10 +50,16 @@ def guest_record_argv(request: RecordRequest, out: str) -> list[str]:
         argv += ["--timeout", repr(request.timeout)]
     if request.ops:
         argv += ["--ops", request.ops]
+    if request.damon_interface != "auto":
+        argv += ["--damon_interface", request.damon_interface]
     if request.shell:
         argv.append("--shell")
     if request.regions:
         argv += ["-r", " ".join(f"{s}-{e}" for s, e in request.regions)]
+    # The labels go along, but the kernel label is left for the guest to say: its kernel is the monitored one.
+    for key, value in request.labels.items():
+        if key != "kernel":
+            argv += ["--label", f"{key}={value}"]
     return argv + ["--", *request.target]
 
 
@@ -69,10 +75,11 @@ def guest_script(request: RecordRequest, rwdir: Path) -> str:
     return f"cd {shlex.quote(os.getcwd())} && env {env_words} {shlex.join(cmd)}; echo $? > {status}"
 
 
-def vng_command(kernel: str, rwdir: Path, script: str) -> list[str]:
+def vng_command(kernel: str, rwdir: Path, script: str, verbose: bool = False) -> list[str]:
+    """The vng command line; ``verbose`` adds the guest kernel's messages to the console (for tests)."""
     # --disable-kvm: with KVM these Debian kernels hang in the decompressor here; emulation works.
     return ["vng", "--run", kernel, "--disable-kvm", "--memory", "2G", "--cpus", "2",
-            "--rwdir", str(rwdir), "--exec", script]
+            *(["--verbose"] if verbose else []), "--rwdir", str(rwdir), "--exec", script]
 
 
 def check_target(request: RecordRequest) -> None:
@@ -130,7 +137,7 @@ def record(request: RecordRequest) -> int:
 
 
 def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float, *, quiet_limit: float | None = None,
-                 heartbeat: Path | None = None, echo: bool = True) -> VmRun:
+                 heartbeat: Path | None = None, echo: bool = True, verbose: bool = False) -> VmRun:
     """Boot ``kernel``, run the shell line ``script`` in it with ``rwdir`` shared for writing.
 
     The VM is stopped after ``limit`` seconds, or after ``quiet_limit`` seconds in which it printed
@@ -138,7 +145,7 @@ def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float, *, quiet_l
     to our stderr (when ``echo``), and its last lines are kept for error messages.
     """
     env = dict(os.environ, PATH=f"{vm_setup.vng_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
-    return _run_vm(vng_command(kernel, rwdir, script), env, rwdir,
+    return _run_vm(vng_command(kernel, rwdir, script, verbose), env, rwdir,
                    Budget(limit, quiet_limit, heartbeat), GuestConsole(sys.stderr if echo else None))
 
 

@@ -63,13 +63,13 @@ def damo(*args: str) -> subprocess.CompletedProcess:
                           timeout=RUN_TIMEOUT)
 
 
-def workload_argv(status: Path) -> list[str]:
+def workload_argv(status: Path, config: Path = HOT_CONFIG) -> list[str]:
     """masim running hot.cfg, reporting its regions' addresses in its status file.
 
     Under emulation masim flushes its TLB by default (``--flush_tlb auto``), or DAMON would see
     its hot region as mostly idle (masim.runner.TlbFlusher says why).
     """
-    return [sys.executable, "-m", "masim", str(HOT_CONFIG), "--status_out", str(status)]
+    return [sys.executable, "-m", "masim", str(config), "--status_out", str(status)]
 
 
 def children(pid: int) -> list[int]:
@@ -101,20 +101,22 @@ def stop(proc: subprocess.Popen) -> None:
             proc.communicate()
 
 
-@pytest.fixture(scope="module")
-def hot_record(tmp_path_factory):
-    """One record of the hot-region workload, with the addresses it mapped and its /proc maps."""
-    tmp = tmp_path_factory.mktemp("hot")
+def record_hot(tmp: Path, *options: str, config: Path = HOT_CONFIG) -> tuple[Path, dict, str, str]:
+    """One record of the hot-region workload with damo record ``options``: the record, the
+    addresses masim mapped, its /proc maps and damo's stderr.
+
+    -n 100: start from regions of a few MiB, so that DAMON splits the new 40 MiB span quickly.
+    -s/-a 4x damo's: 20 samples per aggregation, and a sampling period well above the emulated
+    guest's scheduling hiccups.
+    """
     out, status = tmp / "hot.data", tmp / "status.jsonl"
-    # -n 100: start from regions of a few MiB, so that DAMON splits the new 40 MiB span quickly.
-    # -s/-a 4x damo's: 20 samples per aggregation, and a sampling period well above the
-    # emulated guest's scheduling hiccups.
-    proc = subprocess.Popen(damo_cmd("record", "-s", "20000", "-a", "400000", "-n", "100", "-o", str(out), "--",
-                                     *workload_argv(status)),
+    proc = subprocess.Popen(damo_cmd("record", "-s", "20000", "-a", "400000", "-n", "100", "-o", str(out),
+                                     *options, "--", *workload_argv(status, config)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # masim imports numpy and maps its regions first: minutes under emulation on a busy host
         wait_for(lambda: status.exists() and status.read_text().strip() or proc.poll() is not None,
-                 what="the workload's status line")
+                 timeout=600, what="the workload's status line")
         assert proc.poll() is None, proc.communicate()
         (workload_pid,) = children(proc.pid)
         maps = Path(f"/proc/{workload_pid}/maps").read_text()
@@ -125,6 +127,12 @@ def hot_record(tmp_path_factory):
     assert re.fullmatch(r"hot:\t +[\d,.]+ accesses/msec, \d+ msecs run\n", stdout), stdout
     regions = json.loads(status.read_text().splitlines()[0])["regions"]
     return out, regions, maps, stderr
+
+
+@pytest.fixture(scope="module")
+def hot_record(tmp_path_factory):
+    """One record of the hot-region workload, with the addresses it mapped and its /proc maps."""
+    return record_hot(tmp_path_factory.mktemp("hot"))
 
 
 def test_the_vm_cpu_is_emulated_so_masim_flushes_its_tlb():

@@ -1,0 +1,186 @@
+"""CPU cost of the page_idle backend against kernel DAMON's kdamond, in the shared-kernel VM.
+
+One VM boot (../shared/kernels' kernel, which has both; not with --quick): a 1 GiB workload is
+monitored by ``damo record --ops page_idle`` and then by kernel DAMON (sysfs), at
+100 and 1,000 regions (min = max), default intervals. Each monitor's CPU (utime + stime of
+damo's process, or of the kdamond thread) is read from /proc over a steady window after start-up.
+
+The VM runs under software emulation, so its CPU figures are inflated. The slowdown is measured
+with the same CPU-bound Python loop on the host and in the guest; the native estimate is the
+VM figure divided by it (the kernel side of the system calls is emulated too, so one factor
+is a fair first-order estimate for both).
+
+    python -m bench.page_idle_cost [--quick]      (or as part of: python -m bench)
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KERNEL_NAME = "vmlinuz-6.12.117-damon-dbgfs-idle"
+NR_REGIONS = (100, 1000)
+GOAL_NATIVE_FRACTION = 0.05
+WORKLOAD = """
+import mmap, sys, time
+size = int(sys.argv[1])
+buf = mmap.mmap(-1, size)
+for i in range(0, size, 4096):
+    buf[i] = 1
+print("ready", flush=True)
+hot = 64 << 20
+while True:
+    for i in range(0, hot, 4096):
+        buf[i] = 2
+    time.sleep(0.05)
+"""
+
+
+def python_loop_seconds() -> float:
+    """A fixed CPU-bound loop, for the emulation slowdown."""
+    start = time.process_time()
+    total = 0
+    for i in range(3_000_000):
+        total += i * i % 7
+    return time.process_time() - start
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out")
+        time.sleep(0.2)
+
+
+def _measure_monitor(argv: list[str], out: Path, monitor_pid, warmup: float, window: float) -> float:
+    """Start ``argv`` (a damo record to ``out``), wait until it records, find the monitoring
+    thread's pid, let it settle for ``warmup`` seconds, and return its CPU fraction."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: out.exists() or proc.poll() is not None, 600)
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stderr.read()[-500:])
+        pid = monitor_pid(proc)
+        time.sleep(warmup)
+        cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+        time.sleep(window)
+        cpu1, t1 = _cpu_seconds(pid), time.monotonic()
+        return (cpu1 - cpu0) / (t1 - t0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def guest(size: int, window: float, out: Path) -> None:
+    """Inside the VM: the measurements, written to ``out`` as JSON."""
+    result = {"python_loop_seconds": python_loop_seconds(), "rows": []}
+    workload = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(size)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert workload.stdout.readline().strip() == "ready"
+        kdamond_pid_file = Path("/sys/kernel/mm/damon/admin/kdamonds/0/pid")
+        for nr in NR_REGIONS:
+            common = ["-n", str(nr), "-m", str(nr), str(workload.pid)]
+            with tempfile.TemporaryDirectory() as tmp:
+                p_out, k_out = Path(tmp) / "p.data", Path(tmp) / "k.data"
+                page_idle = _measure_monitor(
+                    [sys.executable, "-m", "damo", "record", "--ops", "page_idle", "-o", str(p_out), *common],
+                    p_out, lambda proc: proc.pid, warmup=5, window=window)
+                kdamond = _measure_monitor(
+                    [sys.executable, "-m", "damo", "record", "--damon_interface", "sysfs", "-o", str(k_out),
+                     *common], k_out, lambda proc: int(kdamond_pid_file.read_text()), warmup=5, window=window)
+            result["rows"].append({"nr_regions": nr, "page_idle_cpu": page_idle, "kdamond_cpu": kdamond})
+            out.write_text(json.dumps(result))          # what is measured so far
+    finally:
+        workload.kill()
+        workload.wait()
+    out.write_text(json.dumps(result))
+
+
+def shared_kernel() -> Path | None:
+    named = os.environ.get("DAMO_OLDKERN_KERNEL")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    for base in (REPO.parent, REPO.parent.parent):
+        path = base / "shared" / "kernels" / KERNEL_NAME
+        if path.is_file():
+            return path
+    return None
+
+
+def run(quick: bool = False) -> dict:
+    from damo import vm
+    from damo.sources.vm import boot_and_run
+
+    if quick:
+        return {"not_measured": {"page_idle CPU vs kdamond": "--quick does not boot the VM (about 5 minutes)"}}
+    kernel = shared_kernel()
+    size = 1024 << 20
+    window = 20.0
+    if kernel is None or vm.missing_prerequisites():
+        why = "the shared kernel is absent" if kernel is None else "the VM prerequisites are missing"
+        return {"not_measured": {"page_idle CPU vs kdamond": why}}
+    host_loop = min(python_loop_seconds() for _ in range(3))
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-page-idle-") as rwdir:
+        out = Path(rwdir) / "result.json"
+        script = (f"cd {REPO} && PYTHONPATH={REPO} {sys.executable} -m bench.page_idle_cost --guest "
+                  f"{size} {window} {out}")
+        boot_and_run(str(kernel), Path(rwdir), script, 1800)
+        if not out.exists():
+            return {"not_measured": {"page_idle CPU vs kdamond": "the guest wrote no result"}}
+        guest_result = json.loads(out.read_text())
+    slowdown = guest_result["python_loop_seconds"] / host_loop
+    rows = []
+    for row in guest_result["rows"]:
+        rows.append({**row, "ratio": row["page_idle_cpu"] / max(row["kdamond_cpu"], 1e-9),
+                     "page_idle_native_estimate": row["page_idle_cpu"] / slowdown,
+                     "kdamond_native_estimate": row["kdamond_cpu"] / slowdown})
+    return {"workload_bytes": size, "window_seconds": window, "emulation_slowdown": slowdown,
+            "host_load_1min": load, "rows": rows, "goal_native_fraction": GOAL_NATIVE_FRACTION,
+            "notes": ["CPU fractions are of one CPU; the native estimate divides the VM figure by the "
+                      "emulation slowdown of a CPU-bound Python loop (host vs guest)."]}
+
+
+def render(result: dict) -> str:
+    if "rows" not in result:
+        return "not measured: " + "; ".join(f"{k}: {v}" for k, v in result.get("not_measured", {}).items())
+    lines = [f"Workload {result['workload_bytes'] >> 20} MiB, default intervals (5 ms / 100 ms / 1 s), "
+             f"min = max regions; emulation slowdown {result['emulation_slowdown']:.1f}x; host load "
+             f"{result['host_load_1min']:.1f} on 2 cores.", "",
+             "| Regions | page_idle CPU (VM) | kdamond CPU (VM) | page_idle / kdamond | page_idle native estimate "
+             "| kdamond native estimate |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['nr_regions']} | {r['page_idle_cpu']:.1%} | {r['kdamond_cpu']:.1%} | {r['ratio']:.1f}x "
+                     f"| {r['page_idle_native_estimate']:.2%} | {r['kdamond_native_estimate']:.2%} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--guest"]:
+        guest(int(argv[1]), float(argv[2]), Path(argv[3]))
+        return 0
+    result = run(quick="--quick" in argv)
+    print(json.dumps(result, indent=1))
+    print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,94 @@
+"""The ``page_idle`` operations set: vaddr monitoring of real processes through idle page tracking.
+
+The engine sees no kernel file: the idle tracker and the pagemap/maps readers are handed in
+(damo.kernel.page_idle provides them; damo.sources.page_idle wires them up).
+
+For kernels without DAMON (idle page tracking exists since Linux 4.3). Each target's handle is
+a pid. Per sample, as DAMON's vaddr ops do per region: pick a random address in each region,
+find its page (``/proc/PID/pagemap``, then the folio head in ``/proc/kpageflags``) and mark it
+idle; one sampling interval later, read the idle bit back: cleared means accessed. All regions
+of all targets go through one batch of sorted reads and writes (damo.kernel.page_idle).
+
+Differences from the kernel's vaddr ops (docs/engine.md): PFNs are resolved when the sample is
+prepared (a page migrated before the check is missed for that sample), and a folio's head is
+cached per 2 MiB of physical memory until the next ops update.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from damo.engine.core import PAGE_SIZE, Context, Target
+from damo.engine.ops import VirtualAddressOps
+
+PAGE_SHIFT = PAGE_SIZE.bit_length() - 1
+
+
+class Resolved(Protocol):
+    trackable: np.ndarray          # bool per sampled page: present, on the LRU
+    head_pfn: np.ndarray           # its folio's head PFN where trackable
+
+
+class IdleTracker(Protocol):
+    """What the ops need of idle page tracking (damo.kernel.page_idle.PageIdle, handed in)."""
+
+    def resolve(self, pagemap, vpn: np.ndarray) -> Resolved: ...
+    def mark_idle(self, pfns: np.ndarray) -> None: ...
+    def idle(self, pfns: np.ndarray) -> np.ndarray: ...
+    def forget_folios(self) -> None: ...
+
+
+class PageIdleOps(VirtualAddressOps):
+    """Access checks through ``/sys/kernel/mm/page_idle/bitmap``; every target handle is a pid."""
+
+    name = "page_idle"
+    virtual_clock = False
+    max_batch = 1
+
+    def __init__(self, page_idle: IdleTracker, open_pagemap: Callable[[int], object],
+                 read_mappings: Callable[[int], Sequence[tuple[int, int]]]):
+        self.page_idle = page_idle
+        self._open_pagemap = open_pagemap
+        self._read_mappings = read_mappings
+        self._pagemaps: dict[int, object] = {}
+        self._resolved: list[Resolved] = []
+
+    def close(self) -> None:
+        for pagemap in self._pagemaps.values():
+            pagemap.close()
+        self._pagemaps.clear()
+
+    def pagemap(self, pid: int):
+        if pid not in self._pagemaps:
+            self._pagemaps[pid] = self._open_pagemap(pid)
+        return self._pagemaps[pid]
+
+    def mappings(self, target: Target) -> Sequence[tuple[int, int]]:
+        return self._read_mappings(target.handle)
+
+    def update(self, ctx: Context) -> None:
+        super().update(ctx)
+        self.page_idle.forget_folios()
+
+    def prepare_access_checks(self, ctx: Context, t_ns: int, nr_samples: int) -> None:
+        self.choose_sampling_addresses(ctx, nr_samples)
+        self._resolved = [self.page_idle.resolve(self.pagemap(t.handle),
+                                                 t.sampling_addr.ravel() >> PAGE_SHIFT)
+                          for t in ctx.targets]
+        heads = [r.head_pfn[r.trackable] for r in self._resolved]
+        if heads:
+            self.page_idle.mark_idle(np.concatenate(heads))
+
+    def check_accesses(self, ctx: Context, t_ns: int, nr_samples: int) -> list[np.ndarray]:
+        heads = [r.head_pfn[r.trackable] for r in self._resolved]
+        idle = self.page_idle.idle(np.concatenate(heads)) if heads else np.zeros(0, dtype=bool)
+        out, pos = [], 0
+        for t, r in zip(ctx.targets, self._resolved):
+            accessed = np.zeros(len(r.trackable), dtype=bool)
+            n = int(r.trackable.sum())
+            accessed[r.trackable] = ~idle[pos:pos + n]
+            pos += n
+            out.append(accessed.reshape(t.sampling_addr.shape))
+        return out
+

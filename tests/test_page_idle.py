@@ -1,0 +1,231 @@
+"""The page_idle operations set and its bulk file access, on a fake idle-page-tracking tree."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from damo.engine.page_idle_ops import PageIdleOps
+from damo.errors import DamoError
+from damo.formats import read_record
+from damo.kernel.page_idle import PAGE_SHIFT, PageIdle, WordFile, open_pagemap, read_mappings, runs
+from damo.model import MonitoringAttrs
+from damo.recording import RecordRequest
+from damo.sources.page_idle import PageIdleRecorder, page_idle_context
+from tests.fake_page_idle import HUGETLB, NOT_LRU, FakePageIdle
+
+PID = 4321
+PAGE = 1 << PAGE_SHIFT
+MIB = 1 << 20
+# three mappings with two big gaps, as a process has (text+heap, a big anonymous area, the stack)
+TEXT, HEAP, STACK = (0x400000, 0x400000 + 4 * MIB), (0x7F0000000000, 0x7F0000000000 + 8 * MIB), \
+    (0x7FFF00000000, 0x7FFF00000000 + MIB)
+
+
+@pytest.fixture
+def fake(tmp_path) -> FakePageIdle:
+    fake = FakePageIdle(tmp_path)
+    fake.add_process(PID, [TEXT, HEAP, STACK])
+    fake.map_range(PID, *TEXT, first_pfn=0x10000)
+    fake.map_range(PID, *HEAP, first_pfn=0x20000)
+    fake.map_range(PID, *STACK, first_pfn=0x30000)
+    return fake
+
+
+def test_runs_group_sorted_words_within_the_gap():
+    first, count = runs(np.array([3, 4, 5, 9, 100, 101]), max_gap=3)
+    assert first.tolist() == [3, 100] and count.tolist() == [7, 2]
+    first, count = runs(np.array([3, 4, 5, 9, 100, 101]), max_gap=0)
+    assert first.tolist() == [3, 9, 100] and count.tolist() == [3, 1, 2]
+    assert runs(np.array([], dtype=np.int64), 0)[0].tolist() == []
+
+
+def test_word_file_reads_in_one_call_per_run(tmp_path):
+    path = tmp_path / "words"
+    path.write_bytes(np.arange(1000, dtype="<u8").tobytes())
+    words = WordFile(path)
+    got = words.read(np.array([900, 5, 7, 5, 6, 2000]), max_gap=4)
+    assert got.tolist() == [900, 5, 7, 5, 6, 0]          # past the end reads as 0
+    assert words.syscalls == 3                             # [5..7], [900], [2000]
+    words.close()
+
+
+def test_bits_are_written_and_read_one_call_per_run_of_words(tmp_path):
+    path = tmp_path / "bitmap"
+    path.write_bytes(bytes(8 * 4))
+    bitmap = WordFile(path, writable=True)
+    bitmap.write_bits(np.array([3, 64, 65, 127, 200, 3]), max_gap=0)
+    assert bitmap.syscalls == 2                            # words 0-1 together, word 3 alone
+    data = np.frombuffer(path.read_bytes(), dtype="<u8")
+    assert data.tolist() == [1 << 3, (1 << 0) | (1 << 1) | (1 << 63), 0, 1 << (200 - 192)]
+    assert bitmap.read_bits(np.array([3, 4, 65, 200, 201]), max_gap=0).tolist() == [True, False, True, True, False]
+    bitmap.close()
+
+
+def test_resolve_tracks_only_present_lru_pages_by_their_folio_head(fake):
+    base = HEAP[0]
+    fake.map_page(PID, base + 1 * PAGE, 0, swapped=True)
+    fake.map_page(PID, base + 2 * PAGE, 0x50000, NOT_LRU)
+    fake.map_page(PID, base + 3 * PAGE, 0x50001, HUGETLB)
+    fake.map_thp(PID, base + 2 * MIB, 0x60000)
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    vaddrs = np.array([base, base + PAGE, base + 2 * PAGE, base + 3 * PAGE, base + 2 * MIB + 5 * PAGE,
+                       base + 2 * MIB, base + 100 * MIB])
+    resolved = page_idle.resolve(open_pagemap(PID, fake.proc), vaddrs >> PAGE_SHIFT)
+    assert resolved.trackable.tolist() == [True, False, False, False, True, True, False]
+    assert resolved.head_pfn[resolved.trackable].tolist() == [0x20000, 0x60000, 0x60000]
+
+
+def test_pagemap_without_pfns_means_no_root(fake):
+    fake.map_page(PID, HEAP[0], 0)          # present, PFN hidden: what an unprivileged reader sees
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    with pytest.raises(DamoError, match=r"pagemap shows no page frame numbers: that needs root"):
+        page_idle.resolve(open_pagemap(PID, fake.proc), np.array([HEAP[0] >> PAGE_SHIFT]))
+
+
+def test_missing_bitmap_names_the_kernel_option_and_the_alternatives(tmp_path):
+    with pytest.raises(DamoError) as err:
+        PageIdle(tmp_path / "nope" / "bitmap", tmp_path)
+    assert str(err.value) == (f"this kernel has no idle page tracking ({tmp_path}/nope/bitmap is missing: "
+                              f"CONFIG_IDLE_PAGE_TRACKING). Use --vm or the simulator "
+                              f"(damo record zigzag, a bundled masim config).")
+
+
+def test_maps_leave_out_vsyscall(fake):
+    assert read_mappings(PID, fake.proc) == [TEXT, HEAP, STACK]
+    assert read_mappings(999, fake.proc) == []
+
+
+class Toucher(PageIdleOps):
+    """The page_idle ops with a workload that touches ``hot`` PFNs between mark and check."""
+
+    def __init__(self, ops, fake, hot):
+        super().__init__(ops.page_idle, ops._open_pagemap, ops._read_mappings)
+        self.fake, self.hot = fake, hot
+        self.marked: list[np.ndarray] = []
+
+    def prepare_access_checks(self, ctx, t_ns, nr_samples):
+        super().prepare_access_checks(ctx, t_ns, nr_samples)
+        heads = self._resolved[0].head_pfn[self._resolved[0].trackable]
+        self.marked.append(heads)
+        self.fake.access([p for p in heads.tolist() if p in self.hot])
+
+
+def attrs(sample_us=1000, aggr_us=20000, minr=10, maxr=100) -> MonitoringAttrs:
+    return MonitoringAttrs(sample_us, aggr_us, 1_000_000, minr, maxr)
+
+
+def test_one_sample_marks_every_regions_page_and_reads_accesses_back(fake):
+    hot_pfns = set(range(0x20000, 0x20000 + (HEAP[1] - HEAP[0]) // PAGE))     # the whole heap
+    ctx = page_idle_context([PID], attrs(), PageIdle(fake.bitmap, fake.proc), fake.proc, seed=1)
+    ops = Toucher(ctx.ops, fake, hot_pfns)
+    ctx.ops = ops
+    ctx.start()
+    target = ctx.targets[0]
+    assert target.start[0] == TEXT[0] and target.end[-1] == STACK[1] and target.nr_regions >= 10
+    ops.prepare_access_checks(ctx, 0, 1)
+    heads = ops.marked[-1]
+    assert len(heads) == target.nr_regions                 # every region's sampled page is tracked
+    cold = [p for p in heads.tolist() if p not in hot_pfns]
+    assert cold and all(fake.idle_bit(p) for p in cold)     # marked idle, untouched
+    accessed = ops.check_accesses(ctx, 0, 1)[0]
+    in_heap = (target.sampling_addr >= HEAP[0]) & (target.sampling_addr < HEAP[1])
+    assert accessed.shape == (1, target.nr_regions)
+    assert np.array_equal(accessed, in_heap)
+
+
+def test_the_engine_finds_the_hot_area_over_real_sampling(fake):
+    """Aggregations over the fake tree: regions inside the touched 2 MiB are hot, the rest cold."""
+    hot_lo, hot_hi = HEAP[0] + 4 * MIB, HEAP[0] + 6 * MIB
+    hot_pfns = set(range(0x20000 + 4 * MIB // PAGE, 0x20000 + 6 * MIB // PAGE))
+    ctx = page_idle_context([PID], attrs(), PageIdle(fake.bitmap, fake.proc), fake.proc, seed=2)
+    ctx.ops = Toucher(ctx.ops, fake, hot_pfns)
+    last = None
+    for last in ctx.run(until_ns=12 * 20_000_000):
+        pass
+    snap = last.targets[0]
+    size = snap.end - snap.start
+    in_hot = np.clip(np.minimum(snap.end, hot_hi) - np.maximum(snap.start, hot_lo), 0, None)
+    mostly_hot = in_hot * 10 >= size * 9
+    assert in_hot[mostly_hot].sum() >= 0.9 * (hot_hi - hot_lo)     # the regions found the hot area
+    # 20 samples per aggregation, all accessed but for one that may land on a cold page
+    assert (snap.nr_accesses[mostly_hot] >= 19).all(), snap.nr_accesses
+    assert (snap.nr_accesses[in_hot == 0] == 0).all(), snap.nr_accesses
+
+
+def test_record_source_writes_a_record_of_a_pid(fake, tmp_path):
+    """The source end to end on the fake tree, for a real (sleeping) process's pid."""
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        fake.add_process(sleeper.pid, [TEXT, HEAP, STACK])
+        fake.map_range(sleeper.pid, *HEAP, first_pfn=0x40000)
+        out = tmp_path / "pi.data"
+        request = RecordRequest(target=[str(sleeper.pid)], attrs=attrs(), ops="page_idle", timeout=1.0, out=str(out))
+        assert PageIdleRecorder(request, fake.bitmap, fake.proc).run() == 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    record = read_record(out)
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert record.meta.target_kind == "page_idle" and record.meta.extra["ops"] == "page_idle"
+    assert record.nr_snapshots >= 3
+    assert record.start.min() == TEXT[0] and record.end.max() == STACK[1]
+    assert record.nr_accesses.max() == 0                   # nothing touched the pages
+    ends = record.end_ns if hasattr(record, "end_ns") else None
+    if ends is not None:
+        assert np.all(np.diff(ends.astype(np.int64)) > 0)
+
+
+def test_page_idle_refuses_regions(fake, tmp_path):
+    request = RecordRequest(target=[str(os.getpid())], attrs=attrs(), ops="page_idle", regions=[(0, 4096)],
+                            out=str(tmp_path / "r.data"))
+    with pytest.raises(DamoError, match="-r/--regions is not supported"):
+        PageIdleRecorder(request, fake.bitmap, fake.proc).run()
+    assert not (tmp_path / "r.data").exists()
+
+
+def test_a_pid_without_pagemap_is_refused_before_the_record_is_created(fake, tmp_path):
+    request = RecordRequest(target=[str(os.getpid())], attrs=attrs(), ops="page_idle", out=str(tmp_path / "r.data"))
+    with pytest.raises(DamoError, match=f"no process with pid {os.getpid()}"):
+        PageIdleRecorder(request, fake.bitmap, fake.proc).run()
+    assert not (tmp_path / "r.data").exists()
+
+
+def test_backend_choice_follows_the_kernels_interfaces(tmp_path):
+    from damo.kernel.backend import KernelInterfaces, choose_backend
+    bitmap = tmp_path / "bitmap"
+    kernel = KernelInterfaces(sysfs_root=tmp_path / "no-sysfs", debugfs_damon=tmp_path / "no-debugfs",
+                              page_idle_bitmap=bitmap, filesystems=tmp_path / "no-filesystems")
+    with pytest.raises(DamoError, match=r"--ops page_idle: this kernel has no idle page tracking"):
+        choose_backend("auto", "page_idle", kernel)
+    bitmap.write_bytes(b"")
+    assert choose_backend("auto", None, kernel).name == "page_idle"
+    assert choose_backend("auto", "page_idle", kernel).reason == "--ops page_idle"
+    with pytest.raises(DamoError, match=r"no DAMON sysfs .*, no DAMON debugfs [^,]*\. Use --vm"):
+        choose_backend("auto", "paddr", kernel)           # page_idle has no paddr
+    with pytest.raises(DamoError, match=r"--damon_interface sysfs: this kernel has no DAMON sysfs interface"):
+        choose_backend("sysfs", None, kernel)
+    with pytest.raises(DamoError, match="drop --damon_interface"):
+        choose_backend("debugfs", "page_idle", kernel)
+
+
+def test_cli_page_idle_without_idle_page_tracking_is_one_line(tmp_path):
+    from conftest import run_cli
+    if os.path.exists("/sys/kernel/mm/page_idle/bitmap"):
+        pytest.skip("this machine has idle page tracking")
+    result = run_cli("record", "--ops", "page_idle", "-o", str(tmp_path / "x.data"), "--", "sleep", "1")
+    assert (result.returncode, result.stderr) == (
+        2, "damo: error: --ops page_idle: this kernel has no idle page tracking (/sys/kernel/mm/page_idle/bitmap "
+           "is missing). Use --vm (a VM with a DAMON kernel) or the simulator (damo record zigzag, a bundled masim config).\n")
+    assert not (tmp_path / "x.data").exists()
+
+
+def test_bench_rows_render_the_vm_figures_and_the_native_estimate():
+    from bench.page_idle_cost import render, run
+    assert "not measured: " in render(run(quick=True))
+    result = {"workload_bytes": 1 << 30, "emulation_slowdown": 20.0, "host_load_1min": 3.0,
+              "rows": [{"nr_regions": 1000, "page_idle_cpu": 0.8, "kdamond_cpu": 0.1, "ratio": 8.0,
+                        "page_idle_native_estimate": 0.04, "kdamond_native_estimate": 0.005}]}
+    assert "| 1000 | 80.0% | 10.0% | 8.0x | 4.00% | 0.50% |" in render(result)
