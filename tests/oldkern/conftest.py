@@ -1,4 +1,8 @@
-"""Records shared by the old-kernel tests: each backend records the same workload once per VM boot."""
+"""Records shared by the old-kernel tests: each backend records the same workload once per VM boot.
+
+tests/oldkern is a package (its __init__.py), so pytest imports this file as oldkern.conftest: a
+second top-level module named conftest would shadow tests/conftest.py for `from conftest import`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
