@@ -70,21 +70,27 @@ class ValidationReport:
 # A kdamond aggregates after aggr/sample sampling intervals, and each interval is a sleep of
 # sample_us plus the time the access checks take. So an aggregation can end early only by timer
 # jitter (damo's default allows 20%), and it stretches on a slow or emulated machine by the check
-# time: 121-171 ms for 100 ms were measured in a QEMU TCG guest at load 2-9. Up to 2x the asked
-# interval (check time up to the sampling interval itself) is what a faithful record of a slow
-# machine shows; more than that means lost aggregations, which validate still reports.
+# time, which is the machine's, not the record's fault. Measured in a QEMU TCG guest, 100 ms asked:
+# 121-171 ms on a quiet host; at host load 4, a median of 157 ms, p95 260 ms and max 357 ms, that
+# is p95 1.66x and max 2.28x the record's own median. So the upper limit is 2x the asked interval
+# or 2.5x the record's median interval, whichever is larger: a uniformly slow machine passes, and
+# an interval far out of line with the rest of its own record is still reported.
 AGGR_SLACK = (0.8, 2.0)
+MEDIAN_AGGR_SLACK = 2.5
 # damo's defaults are 20% above the default max_nr_regions (1000 -> 1200) and nr_accesses
 # (aggr/sample = 20 -> 24); the same 20% is kept for other asked values.
 COUNT_SLACK = 1.2
 
 
-def limits_for(meta, aggr_us=None, nr_regions=None, nr_accesses=None, **rest) -> Limits:
-    """Limits for a record: given values win, then what ``meta`` says was asked, then damo's defaults."""
+def limits_for(meta, aggr_us=None, nr_regions=None, nr_accesses=None, median_aggr_us: float | None = None,
+               **rest) -> Limits:
+    """Limits for a record: given values win, then what ``meta`` says was asked (and how long the
+    record's aggregations took, ``median_aggr_us``), then damo's defaults."""
     if aggr_us is None:
         aggr_us = DEFAULT_AGGR_US
         if meta.aggr_us:
-            aggr_us = (int(meta.aggr_us * AGGR_SLACK[0]), int(meta.aggr_us * AGGR_SLACK[1]))
+            longest = max(meta.aggr_us * AGGR_SLACK[1], (median_aggr_us or 0) * MEDIAN_AGGR_SLACK)
+            aggr_us = (int(meta.aggr_us * AGGR_SLACK[0]), int(longest))
     if nr_regions is None:
         nr_regions = DEFAULT_NR_REGIONS
         if meta.max_nr_regions:
@@ -282,9 +288,10 @@ def _boundary(text: str) -> tuple[int, int]:
 
 DESCRIPTION = """\
 Check that a record file is plausible DAMON output. The limits are damo's defaults, or, where the
-record says what it asked for, limits derived from that: an aggregation interval of 0.8x to 2x
-the asked one (a slow or emulated machine stretches every interval by the time its access checks
-take), and up to 1.2x the asked max_nr_regions and aggr/sample. Options given explicitly win.
+record says what it asked for, limits derived from that: an aggregation interval from 0.8x the
+asked one up to 2x the asked one or 2.5x the record's own median interval, whichever is larger (a
+slow or emulated machine stretches every interval by the time its access checks take), and up to
+1.2x the asked max_nr_regions and aggr/sample. Options given explicitly win.
 
 - every snapshot's aggregation interval (end - start) is within --aggr MIN MAX microseconds;
 - every snapshot's number of regions is within --nr_regions MIN MAX;
@@ -309,8 +316,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_input_argument(parser)
     parser.add_argument("--aggr", type=int, nargs=2, metavar=("MIN", "MAX"),
-                        help="valid aggregation intervals in us (default: 0.8x to 2x the interval the record "
-                             f"asked for, else {DEFAULT_AGGR_US[0]} {DEFAULT_AGGR_US[1]})")
+                        help="valid aggregation intervals in us (default: 0.8x the interval the record asked "
+                             "for to 2x that or 2.5x the record's median interval, "
+                             f"else {DEFAULT_AGGR_US[0]} {DEFAULT_AGGR_US[1]})")
     parser.add_argument("--nr_regions", type=int, nargs=2, metavar=("MIN", "MAX"),
                         help="valid numbers of regions (default: up to 1.2x the record's max_nr_regions, "
                              f"else {DEFAULT_NR_REGIONS[0]} {DEFAULT_NR_REGIONS[1]})")
@@ -339,7 +347,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_lines < 0:
         raise DamoError("validate: --max_lines must not be negative")
     record = load_record(args.input)
-    limits = limits_for(record.meta, args.aggr, args.nr_regions, args.nr_accesses,
+    median_aggr_us = float(np.median(record.end_ns - record.start_ns)) / 1000 if record.nr_snapshots else None
+    limits = limits_for(record.meta, args.aggr, args.nr_regions, args.nr_accesses, median_aggr_us=median_aggr_us,
                         allow_error_percent=args.allow_error, regions_boundary=list(args.regions_boundary))
     report = validate_record(record, limits, None if args.all else args.max_lines)
     for line in render(report, args.input):

@@ -78,7 +78,7 @@ def test_defaults_are_appended_in_plain_words():
     for line in ("sampling interval in microseconds (default: 5000)", "(default: 100000)",
                  "(default: 1000000)", "(default: 10)", "(default: 1000)"):
         assert line in " ".join(text.split()), line
-    assert "asked for, else 80000 120000)" in " ".join(command_parser(["validate"]).format_help().split())
+    assert "median interval, else 80000 120000)" in " ".join(command_parser(["validate"]).format_help().split())
 
 
 # Runs the command line and lists the modules loaded by then (-X importtime misses importlib's).
