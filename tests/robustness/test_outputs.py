@@ -202,3 +202,39 @@ sys.stdout.write(proc.stderr)
     assert code == "2", proc.stdout
     assert not any("Traceback" in line for line in err)
     assert [line for line in err if line.startswith("damo: error:")] and "No space left" in proc.stdout
+
+
+@NEEDS_UNSHARE
+@pytest.mark.parametrize("command", [["record", CONFIG], ["convert", "--format", "json_compressed"],
+                                     ["report", "heatmap", "--output", "PNG"]])
+def test_a_directory_we_cannot_write_is_one_line_exit_2(tmp_path, command):
+    """Root passes permission checks, so the directory is made unwritable the only way that binds root:
+    a read-only bind mount, in a private mount namespace (nothing changes on the host)."""
+    source = tmp_path / "in.data"
+    done = run_cli("record", CONFIG, "-o", str(source))
+    assert done.returncode == 0, done.stderr
+    argv = [a.replace("PNG", "MNT/h.png") for a in command]
+    if command[0] == "convert":
+        argv += ["-i", str(source), "-o", "MNT/out.data"]
+    elif command[0] == "record":
+        argv += ["-o", "MNT/r.data"]
+    else:
+        argv += ["-i", str(source)]
+    script = f"""
+import subprocess, sys
+subprocess.run(["mount", "--bind", "-o", "ro", MNT, MNT], check=True)
+subprocess.run(["mount", "-o", "remount,bind,ro", MNT], check=True)
+argv = [a.replace("MNT", MNT) for a in {argv!r}]
+proc = subprocess.run([sys.executable, "-m", "damo", *argv], capture_output=True, text=True)
+print(proc.returncode)
+sys.stdout.write(proc.stderr)
+import os
+print("left:", sorted(os.listdir(MNT)))
+"""
+    proc = _in_private_tmpfs(tmp_path, "1m", script)
+    assert proc.returncode == 0, proc.stderr
+    code, *err, left = proc.stdout.splitlines()
+    assert code == "2", proc.stdout
+    assert len(err) == 1 and err[0].startswith("damo: error:") and "MNT" not in err[0], err
+    assert str(tmp_path / "small") in err[0] and "not writable" in err[0], err
+    assert left == "left: []"
