@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import signal
 import warnings
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -264,6 +265,8 @@ class Writer(WriterBase):
             self._file.write(LABELS_PREFIX + json.dumps(meta.labels, sort_keys=True).encode() + b"\n")
         self._counts: dict[int, int] = {}
         self._last: dict[int, tuple[int, int]] = {}
+        self.nr_snapshots = 0          # what the file holds, for the closing message
+        self.nr_regions = 0
 
     def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
         start = np.asarray(start, dtype=ADDR_DTYPE)
@@ -290,9 +293,18 @@ class Writer(WriterBase):
         else:
             text = "".join(with_age % (s, e, r, a) if a != AGE_UNKNOWN else without_age % (s, e, r)
                            for s, e, r, a in zip(start.tolist(), end.tolist(), nr_accesses.tolist(), age.tolist()))
-        self._file.write(text.encode())
-        self._counts[tid] = self._counts.get(tid, 0) + 1
-        self._last[tid] = (int(start_ns), int(end_ns))
+        data = text.encode()
+        # The text and the counts change together: a Ctrl-C or SIGTERM between the two would make
+        # the closing message (and the single-snapshot marker) miss a snapshot the file holds.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+        try:
+            self._file.write(data)
+            self._counts[tid] = self._counts.get(tid, 0) + 1
+            self._last[tid] = (int(start_ns), int(end_ns))
+            self.nr_snapshots += 1
+            self.nr_regions += n
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def flush(self) -> None:
         self._file.flush()

@@ -162,3 +162,36 @@ def test_masim_dry_run_rejects_what_masim_cannot_run(tmp_path, capsys, region, p
     assert masim_main(["-d", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and problem in err and str(cfg) in err
+
+
+def test_perf_script_counts_stay_with_the_text_when_a_signal_lands_in_append(tmp_path):
+    """A Ctrl-C that arrives while a snapshot's text is written is taken after its count, so the
+    closing message says what the file holds."""
+    import signal as signal_module
+
+    from damo.formats import open_writer, read_record
+    from tests.conftest import make_record
+
+    record = make_record(nr_snapshots=6, nr_regions=4, seed=5)
+    writer = open_writer(tmp_path / "r.perf", record.meta, "perf_script")
+    real_write = writer._file.write
+    snaps = list(record.snapshots())
+
+    def write_then_ctrl_c(data):
+        done = real_write(data)
+        signal_module.raise_signal(signal_module.SIGINT)     # lands after this write returns
+        return done
+
+    for snap in snaps[:3]:
+        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+    writer._file.write = write_then_ctrl_c
+    snap = snaps[3]
+    try:
+        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+        raise AssertionError("the Ctrl-C was lost")
+    except KeyboardInterrupt:
+        pass
+    writer._file.write = real_write
+    writer.close()
+    assert writer.nr_snapshots == 4 and writer.nr_regions == 16
+    assert read_record(tmp_path / "r.perf").nr_snapshots == 4
