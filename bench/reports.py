@@ -41,6 +41,7 @@ PEER_TIMEOUT_S = 3600
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 CACHE_FORMAT = 1
 
+INPUT = "{input}"             # where a damo command takes its input file other than as ``-i FILE``
 # report -> (our args, damo 2.6.4 args, damo 3.4.3 args); None: that damo has no such report.
 # The order is the order damo is measured in (the figures the goals hang on first).
 REPORTS = {
@@ -49,13 +50,14 @@ REPORTS = {
     "access": (["access"], None, ["access"]),
     "access --style temperature-percentiles": (["access", "--style", "temperature-percentiles"], None,
                                                ["access", "--style", "temperature-percentiles"]),
-    "times": (["times"], None, ["times"]),
+    "times": (["times"], None, ["times", "--inputs", INPUT, INPUT]),   # 3.4.3's times has no -i
     "heatmap": (["heatmap"], None, ["heatmap"]),
     "wss": (["wss"], ["wss"], ["wss"]),
     "nr_regions": (["nr_regions"], ["nr_regions"], ["nr_regions"]),
     "heats --heatmap stdout": (["heats", "--heatmap", "stdout"], ["heats", "--heatmap", "stdout"], None),
     "heatmap (2.6.4 text)": (["heats", "--heatmap", "stdout", "--resol", "40", "80"], ["heatmap"], None),
-    "footprints": (["footprints"], None, ["footprints"]),
+    # damo's footprints reads a memory-footprint profile, which a DAMON record file does not hold
+    "footprints": (["footprints"], None, None),
 }
 # reports whose text is damo 3.4.3's (the others are damo 2.6.4's)
 SAME_TEXT_AS_343 = {"heatmap", "access", "access --style temperature-percentiles", "access --raw_form", "times",
@@ -146,6 +148,13 @@ class PeerCache:
         tmp.replace(self.path)
 
 
+def peer_argv(args: list[str], path: Path) -> list[str]:
+    """damo's arguments reading ``path``: in place of INPUT, else as ``-i``."""
+    if INPUT in args:
+        return [str(path) if a == INPUT else a for a in args]
+    return [*args, "-i", str(path)]
+
+
 def ratio(ours: float | None, theirs: float | None) -> float | None:
     return ours / theirs if ours and theirs else None
 
@@ -192,8 +201,8 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
                                     str(files["json_compressed"]["bytes"])])
                     theirs = cache.get(key)
                     if theirs is None:
-                        theirs = run_one([*peers[version], "report", *args, "-i",
-                                          str(files["json_compressed"]["path"])], out, PEER_TIMEOUT_S)
+                        theirs = run_one([*peers[version], "report", *peer_argv(args, files["json_compressed"]["path"])],
+                                         out, PEER_TIMEOUT_S)
                         cache.put(key, theirs)
                     else:
                         reused.add(theirs["measured_at"])
