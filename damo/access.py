@@ -16,6 +16,7 @@ import argparse
 import math
 import sys
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
@@ -1020,30 +1021,21 @@ def records_json(recs: list[TargetRecord], raw: bool) -> str:
     return json.dumps(out, indent=4)
 
 
-def raw_form(recs: list[TargetRecord], raw: bool) -> str:
-    """damo 3.4.3's ``--raw_form``: every region of every snapshot, one line each (report raw's lines)."""
-    from damo.raw import region_lines as raw_region_lines
-    lines = []
-    for rec in recs:
-        r = rec.record
+def raw_form(record: Record, target_ids: list[int], raw: bool) -> Iterator[bytes]:
+    """damo 3.4.3's ``--raw_form``: every region of every snapshot, one line each (report raw's
+    lines), in blocks of bytes."""
+    from damo.raw import region_line_blocks, snapshot_head
+
+    for tid, r in split_by_target(record, target_ids):
         if r.nr_snapshots == 0:
             continue
         base = int(r.start_ns[0])
-        lines += ["base_time_absolute: %s" % format_time_ns(base, raw), "data source: unknown\n"]
-        for i in range(r.nr_snapshots):
-            sl = rec.span(i)
-            start, end = int(r.start_ns[i]), int(r.end_ns[i])
-            lines += ["monitoring_start:    %16s" % format_time_ns(start - base, raw),
-                      "monitoring_end:      %16s" % format_time_ns(end - base, raw),
-                      "monitoring_duration: %16s" % format_time_ns(end - start, raw),
-                      "target_id: %s" % rec.target_id, "nr_regions: %s" % (sl.stop - sl.start),
-                      "# %10s %12s  %12s  %11s %5s" % ("start_addr", "end_addr", "length", "nr_accesses", "age")]
-            text = raw_region_lines(r.start[sl], r.end[sl], r.nr_accesses[sl], r.age[sl], raw).decode()
-            if text:
-                lines.append(text[:-1])          # without its last newline
-            lines.append("")
-    lines.append("")
-    return "\n".join(lines)
+        yield ("base_time_absolute: %s\ndata source: unknown\n\n" % format_time_ns(base, raw)).encode()
+        starts = r.start_ns.tolist()
+        for i, block in enumerate(region_line_blocks(r, np.arange(r.nr_snapshots), raw)):
+            yield snapshot_head(r, i, starts[i], base, tid, raw, format_time_ns)
+            yield block[0]
+            yield b"\n"
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -1196,8 +1188,9 @@ def run(args: argparse.Namespace) -> int:
     if args.raw_form and not args.json:
         target_ids = record.target_ids()
         record = apply_access_filter(record, filt)
-        recs = [TargetRecord(tid, rec, fmt, need_intervals=False) for tid, rec in split_by_target(record, target_ids)]
-        write_like_damo([raw_form(recs, fmt.raw_number)])
+        from damo.raw import PAGER_LINES, write_report
+        write_report(raw_form(record, target_ids, fmt.raw_number), sys.stdout.buffer, PAGER_LINES,
+                     end_on_terminal=True)
         return 0
     if not record.meta.sample_us or not record.meta.aggr_us:
         raise DamoError(f"{args.input}: the record lacks the monitoring intervals (sampling and aggregation), "

@@ -5,7 +5,7 @@ import argparse
 import math
 import os
 import sys
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -180,14 +180,14 @@ def _region_lines_printf(start, end, nr, age, raw_number: bool) -> bytes:
 
 # --- the report -------------------------------------------------------------------------------------
 
-def snapshot_head(record: Record, i: int, base, tid: int, raw_number: bool) -> bytes:
-    """The lines before snapshot ``i``'s regions."""
-    start = exact_start(record, i)
+def snapshot_head(record: Record, i: int, start, base, tid: int, raw_number: bool,
+                  format_time: Callable = fmt.format_time_ns) -> bytes:
+    """The lines before snapshot ``i``'s regions (``start``: its start time as printed)."""
     end = int(record.end_ns[i])
     return "\n".join([
-        "monitoring_start:    %16s" % fmt.format_time_ns(start - base, raw_number),
-        "monitoring_end:      %16s" % fmt.format_time_ns(end - base, raw_number),
-        "monitoring_duration: %16s" % fmt.format_time_ns(end - start, raw_number),
+        "monitoring_start:    %16s" % format_time(start - base, raw_number),
+        "monitoring_end:      %16s" % format_time(end - base, raw_number),
+        "monitoring_duration: %16s" % format_time(end - start, raw_number),
         "target_id: %s" % tid,
         "nr_regions: %s" % int(record.offsets[i + 1] - record.offsets[i]),
         REGION_HEADER, ""]).encode()
@@ -202,7 +202,7 @@ def render(record: Record, raw_number: bool = False,
         base = exact_start(record, int(idx[0]))
         yield ("base_time_absolute: %s\n\n" % fmt.format_time_ns(base, raw_number)).encode()
         for i, block in zip(idx.tolist(), region_line_blocks(record, idx, raw_number)):
-            yield snapshot_head(record, i, base, tid, raw_number)
+            yield snapshot_head(record, i, exact_start(record, i), base, tid, raw_number)
             yield block[0]
             yield b"\n"
 
@@ -224,10 +224,14 @@ def _pager_lines(out: BinaryIO) -> int:
     return PAGER_LINES
 
 
-def write_report(blocks: Iterator[bytes], out: BinaryIO) -> None:
-    """Write blocks in large writes; end like damo's print (one more newline for short text)."""
+def write_report(blocks: Iterator[bytes], out: BinaryIO, pager_lines: int | None = None,
+                 end_on_terminal: bool = False) -> None:
+    """Write blocks in large writes; end like damo's print: one more newline for text of up to
+    ``pager_lines`` lines (default: the terminal's height), and with ``end_on_terminal`` always
+    on a terminal (damo 3.x pages long text through ``less``)."""
     pending, size, newlines = [], 0, 0
-    pager_lines = _pager_lines(out)
+    if pager_lines is None:
+        pager_lines = _pager_lines(out)
     for block in blocks:
         pending.append(block)
         size += len(block)
@@ -236,7 +240,7 @@ def write_report(blocks: Iterator[bytes], out: BinaryIO) -> None:
         if size >= BLOCK_BYTES:
             out.write(b"".join(pending))
             pending, size = [], 0
-    if newlines <= pager_lines:
+    if newlines <= pager_lines or (end_on_terminal and out.isatty()):
         pending.append(b"\n")
     out.write(b"".join(pending))
     out.flush()

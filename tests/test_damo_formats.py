@@ -320,7 +320,7 @@ def test_raw_chunks_and_targets_equal_printf(monkeypatch):
             out.append(("base_time_absolute: %s\n\n" % raw.fmt.format_time_ns(base)).encode())
             for i in idx.tolist():
                 sl = slice(int(rec.offsets[i]), int(rec.offsets[i + 1]))
-                out += [raw.snapshot_head(rec, i, base, tid, False),
+                out += [raw.snapshot_head(rec, i, raw.exact_start(rec, i), base, tid, False),
                         _region_lines_printf(rec.start[sl], rec.end[sl], rec.nr_accesses[sl], rec.age[sl], False),
                         b"\n"]
         return b"".join(out)
