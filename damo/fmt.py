@@ -299,3 +299,129 @@ def assemble_lines(template: bytes, fields: list[tuple[int, np.ndarray]]) -> np.
     for i, (_, matrix) in enumerate(fields):
         items[f"f{i}"] = np.ascontiguousarray(matrix).view(f"V{matrix.shape[1]}").reshape(n)
     return out
+
+
+# --- ragged text columns: variable-length fields composed into lines --------------------------------
+#
+# damo 3.x's region lines are fields left-justified to a minimum width, so lines differ in length.
+# A field is kept as a fixed-width byte matrix plus each row's text length; the lines are the
+# bytes of the concatenated matrices that a keep-mask selects, in one boolean compress.
+
+class RaggedColumn:
+    """Texts of a column: an (n, width) byte matrix, each row's text length, and whether the
+    text sits at the right (then the row's first ``width - length`` bytes are padding)."""
+
+    def __init__(self, matrix: np.ndarray, lengths: np.ndarray, right: bool):
+        self.matrix, self.lengths, self.right = matrix, lengths.astype(np.int64, copy=False), right
+
+    @classmethod
+    def from_strings(cls, texts) -> "RaggedColumn":
+        """From a numpy string array (or list of str)."""
+        encoded = np.strings.encode(np.asarray(texts, dtype=np.dtypes.StringDType()), "utf-8")
+        width = max(encoded.dtype.itemsize, 1)
+        encoded = encoded.astype(f"S{width}")
+        matrix = encoded.view(np.uint8).reshape(len(encoded), width)
+        return cls(matrix, np.strings.str_len(encoded), right=False)
+
+    @classmethod
+    def right_aligned(cls, matrix: np.ndarray) -> "RaggedColumn":
+        """From right-aligned texts without leading spaces of their own (size_column's)."""
+        return cls(matrix, matrix.shape[1] - np.argmax(matrix != 32, axis=1), right=True)
+
+
+class TextTable:
+    """Texts of the small non-negative integers 0..N (N < 2**16), made by ``text_of`` once and
+    looked up per value; the table grows to the largest value seen."""
+
+    LIMIT = 1 << 16
+
+    def __init__(self, text_of):
+        self.text_of = text_of
+        self.rows = np.zeros(0, dtype="V1")
+        self.lengths = np.zeros(0, dtype=np.int64)
+        self.width = 1
+
+    def covers(self, values: np.ndarray) -> bool:
+        return values.dtype.kind in "iu" and (not len(values) or (int(values.min()) >= 0
+                                                                 and int(values.max()) < self.LIMIT))
+
+    def column(self, values: np.ndarray) -> RaggedColumn:
+        top = int(values.max()) + 1 if len(values) else 0
+        if top > len(self.rows):
+            texts = [self.text_of(v).encode() for v in range(max(top, 2 * len(self.rows), 64))]
+            self.width = max(1, max(len(t) for t in texts))
+            self.rows = np.array([t.ljust(self.width) for t in texts], dtype=f"S{self.width}").view(
+                f"V{self.width}")
+            self.lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        matrix = np.take(self.rows, values).view(np.uint8).reshape(len(values), self.width)
+        return RaggedColumn(matrix, self.lengths[values], right=False)
+
+
+def _keep_rows(width: int, min_width: int, right: bool) -> np.ndarray:
+    """Row L: which bytes of a field of ``width`` (then ``min_width`` of padding) a text of
+    length L keeps, as one opaque item per row."""
+    rows = np.zeros((width + 1, width + min_width), dtype=bool)
+    for length in range(width + 1):
+        if right:
+            rows[length, width - length:width] = True
+        else:
+            rows[length, :length] = True
+        rows[length, width:width + max(0, min_width - length)] = True
+    return rows.view(np.uint8).view(f"V{width + min_width}").ravel()
+
+
+def _fields(out: np.ndarray, places: list[tuple[int, int]]) -> np.ndarray:
+    """``out`` (lines as rows) viewed as one record per line with an opaque field per place."""
+    layout = np.dtype({"names": [f"f{i}" for i in range(len(places))],
+                       "formats": [f"V{width}" for _, width in places],
+                       "offsets": [at for at, _ in places], "itemsize": out.shape[1]})
+    return out.view(layout).reshape(len(out))
+
+
+_LINE_BUFFERS: list = []        # [(template, keep template, text rows, keep rows)]: the last ones made
+
+
+def _line_buffers(template: bytes, keep_template: bytes, nr_lines: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the templates, reused from the previous call when they fit: the fields are
+    rewritten every time, and fresh pages cost more than the copying they save."""
+    if _LINE_BUFFERS:
+        old_template, old_keep, text, keep = _LINE_BUFFERS[0]
+        if old_template == template and old_keep == keep_template and len(text) >= nr_lines:
+            return text[:nr_lines], keep[:nr_lines]
+    text = np.tile(np.frombuffer(template, dtype=np.uint8), (nr_lines, 1))
+    keep = np.tile(np.frombuffer(keep_template, dtype=bool), (nr_lines, 1))
+    _LINE_BUFFERS[:] = [(template, keep_template, text, keep)]
+    return text, keep
+
+
+def join_ragged(parts: list, nr_lines: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lines made of ``parts``, each a literal ``bytes`` or ``(RaggedColumn, min_width)`` (the text
+    left-justified to at least min_width); every line ends with a newline.
+
+    Returns the lines' bytes and the end offset of each line in them.
+    """
+    template, keep_template = bytearray(), bytearray()
+    text_places, keep_places, columns = [], [], []
+    line_lengths = np.full(nr_lines, 1 + sum(len(p) for p in parts if isinstance(p, bytes)), dtype=np.int64)
+    for part in parts:
+        if isinstance(part, bytes):
+            template += part
+            keep_template += b"\x01" * len(part)
+            continue
+        column, min_width = part
+        width = column.matrix.shape[1]
+        text_places.append((len(template), width))
+        keep_places.append((len(template), width + min_width))
+        columns.append((column, min_width))
+        template += b" " * (width + min_width)
+        keep_template += b"\x00" * (width + min_width)
+        line_lengths += np.maximum(column.lengths, min_width)
+    template += b"\n"
+    keep_template += b"\x01"
+    text, keep = _line_buffers(bytes(template), bytes(keep_template), nr_lines)
+    text_fields, keep_fields = _fields(text, text_places), _fields(keep, keep_places)
+    for i, (column, min_width) in enumerate(columns):
+        width = column.matrix.shape[1]
+        text_fields[f"f{i}"] = np.ascontiguousarray(column.matrix).view(f"V{width}").reshape(nr_lines)
+        keep_fields[f"f{i}"] = np.take(_keep_rows(width, min_width, column.right), column.lengths)
+    return text[keep], np.cumsum(line_lengths)
