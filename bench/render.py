@@ -346,35 +346,6 @@ def reports_section(result: dict) -> list[str]:
     return lines + notes_lines(result)
 
 
-def reports_headline(result: dict) -> list[dict]:
-    """The biggest record: each report, ours on the json_compressed file damo reads too."""
-    rows = result["rows"]
-    biggest = rows[-1]["nr_regions"]
-    out = []
-    for r in rows:
-        if r["nr_regions"] != biggest:
-            continue
-        ours, native = r.get("ours_json_compressed"), r.get("ours_native")
-        if not ours or ours.get("seconds") is None:
-            continue
-        row = {"figure": f"`report {r['report']}`, {biggest / 1e6:g} M regions: wall time, peak RSS",
-               "ours": f"{seconds(ours['seconds'])}, {size(ours['peak_rss_bytes'])}"
-                       + (f" (native file: {seconds(native['seconds'])}, {size(native['peak_rss_bytes'])})"
-                          if native and native.get("seconds") is not None else "")}
-        for v in PEER_VERSIONS:
-            theirs = r.get(f"damo_{v}")
-            if not theirs:
-                continue
-            if theirs.get("seconds") is None:
-                row[f"damo {v}"] = f"failed: {theirs.get('error')}"
-                continue
-            row[f"damo {v}"] = f"{seconds(theirs['seconds'])}, {size(theirs['peak_rss_bytes'])}"
-            row[f"ours/damo {v}"] = (f"time {ratio(ours['seconds'], theirs['seconds'])}, "
-                                     f"RSS {ratio(ours['peak_rss_bytes'], theirs['peak_rss_bytes'])}")
-        out.append(row)
-    return out
-
-
 def load_headline(result: dict) -> list[dict]:
     """The load module's own rows, plus our bytes over damo's: native against json_compressed."""
     rows = list(result.get("headline") or [])
@@ -391,6 +362,5 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "reports": reports_section,
 }
 HEADLINES: dict[str, Callable[[dict], list[dict]]] = {
-    "reports": reports_headline,
     "load": load_headline,
 }

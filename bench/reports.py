@@ -58,7 +58,15 @@ REPORTS = {
     "heatmap (2.6.4 text)": (["heats", "--heatmap", "stdout", "--resol", "40", "80"], ["heatmap"], None),
     # damo's footprints reads a memory-footprint profile, which a DAMON record file does not hold
     "footprints": (["footprints"], None, None),
+    # a filter that keeps every region: what filtering itself costs (ours only)
+    "access --access_rate 0 100": (["access", "--access_rate", "0", "100"], None, None),
+    "times --access_rate 0 100": (["times", "--access_rate", "0", "100"], None, None),
 }
+QUICK_REPORTS = ("raw", "access", "wss", "access --access_rate 0 100")
+# filtered report -> the same report without the filter
+FILTERED = {"access --access_rate 0 100": "access", "times --access_rate 0 100": "times"}
+# reports that list every region, one line each: their lines per second are a goal
+LISTINGS = ("raw", "access --raw_form")
 # reports whose text is damo 3.4.3's (the others are damo 2.6.4's)
 SAME_TEXT_AS_343 = {"heatmap", "access", "access --style temperature-percentiles", "access --raw_form", "times",
                     "footprints"}
@@ -107,6 +115,7 @@ def run_one(argv: list[str], out_path: Path, timeout: float | None, env=None) ->
             "peak_rss_bytes": cost["peak_rss_bytes"] if ok else None, "error": error,
             "load_average": load, "output_sha256": output_hash(out_path) if ok else None,
             "text_sha256": output_hash(out_path, final_newline=False) if ok else None,
+            "lines": count_lines(out_path) if ok else None,
             "measured_at": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
 
 
@@ -121,6 +130,15 @@ def output_hash(path: Path, final_newline: bool = True) -> str:
         for line in f:
             digest.update(ANSI.sub(b"", line if final_newline else line.rstrip(b"\n") + b"\n"))
     return digest.hexdigest()
+
+
+def count_lines(path: Path) -> int:
+    """Newlines in a command's output."""
+    count = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            count += block.count(b"\n")
+    return count
 
 
 class PeerCache:
@@ -169,6 +187,8 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
 
     sizes = QUICK_SIZES if quick else selected(SIZES, "DAMO_BENCH_REPORT_SIZES")
     reports = selected(REPORTS, "DAMO_BENCH_REPORTS")
+    if quick:       # CI's quick suite: a few reports that exercise every code path here
+        reports = {k: v for k, v in reports.items() if k in QUICK_REPORTS}
     peers: dict[str, list[str] | None] = {}
     notes, not_measured = [], {}
     for version in ([] if quick else PEERS):
@@ -290,33 +310,57 @@ def tables(rows: list[dict]) -> list[dict]:
     ]
 
 
+def _mib(cell: dict) -> str:
+    value = cell["peak_rss_bytes"] / 2**20
+    return f"{value / 1024:.2f} GiB" if value >= 1024 else f"{value:,.0f} MiB"
+
+
+def _cost(cell: dict | None, digits: int = 2) -> str:
+    """``CPU s (wall s), peak RSS`` of one run, or why there is none."""
+    if not cell:
+        return "–"
+    if cell.get("seconds") is None:
+        if "invalid choice" in (cell.get("error") or ""):
+            return "not yet (no such report in this checkout)"
+        return cell.get("error") or "failed"
+    return f"{cell['cpu_seconds']:.{digits}f} s ({cell['seconds']:.{digits}f} s), {_mib(cell)}"
+
+
 def headline(rows: list[dict]) -> list[dict]:
-    """The biggest size measured: each report, ours against each damo."""
-    if not rows:
-        return []
-    biggest = rows[-1]["size"]
+    """Every report at every size: ours from both files against each damo that has it (CPU
+    seconds, wall in brackets, peak RSS), the listings' line rates and what a filter costs."""
     out = []
+    by_key = {(r["size"], r["report"]): r for r in rows}
     for r in rows:
-        if r["size"] != biggest:
+        if r["report"] in FILTERED:
             continue
         native, jsonc = r.get("ours_native"), r.get("ours_json_compressed")
-        row = {"figure": f"`report {r['report']}`, {biggest} regions: CPU s (native / json_compressed), peak RSS",
-               "ours": f"{native['cpu_seconds']:.2f} / {jsonc['cpu_seconds']:.2f} s, {_cell_mib(native)} MiB"
-               if native["seconds"] and jsonc["seconds"] else "failed"}
+        loads = sorted({c["load_average"] for c in (native, jsonc) if c})
+        row = {"figure": f"`report {r['report']}`, {r['size']} regions: CPU s (wall s), peak RSS",
+               "ours": (f"native {_cost(native)}; json_c {_cost(jsonc)}" if _cost(native) != _cost(jsonc)
+                        else _cost(native))
+                       + (f"; load {'-'.join(f'{v:g}' for v in loads)}" if loads else "")}
         for version in PEERS:
             theirs = r.get(f"damo_{version}")
-            if theirs and theirs["seconds"]:
-                row[f"damo {version}"] = f"{theirs['cpu_seconds']:.1f} s, {_cell_mib(theirs)} MiB"
-                row[f"ours/damo {version}"] = (f"{_x(speedup(native, theirs))} faster native, "
-                                               f"{_x(speedup(jsonc, theirs))} json_c, "
-                                               f"{_x(speedup(native, theirs, 'peak_rss_bytes'))} less memory")
+            if not theirs:
+                continue
+            row[f"damo {version}"] = _cost(theirs, 1) + (
+                f"; {theirs['measured_at'][:10]}, load {theirs['load_average']:g}" if theirs.get("seconds") else "")
+            if theirs.get("seconds") and native and native.get("seconds"):
+                row[f"ours/damo {version}"] = (
+                    f"{_x(speedup(native, theirs))} faster native, {_x(speedup(jsonc, theirs))} json_c; "
+                    f"{_x(speedup(native, theirs, 'peak_rss_bytes'))} less memory")
         out.append(row)
+        if r["report"] in LISTINGS and native and native.get("seconds") and native.get("lines"):
+            out.append({"figure": f"`report {r['report']}`, {r['size']} regions, native file: lines per second",
+                        "ours": f"{native['lines'] / native['seconds'] / 1e6:.2f} M per wall second, "
+                                f"{native['lines'] / native['cpu_seconds'] / 1e6:.2f} M per CPU second "
+                                f"({native['lines']:,} lines)"})
+    for (size, report), base_name in ((k, FILTERED[k[1]]) for k in by_key if k[1] in FILTERED):
+        filtered, base = by_key[(size, report)].get("ours_native"), by_key.get((size, base_name), {}).get("ours_native")
+        if filtered and base and filtered.get("cpu_seconds") and base.get("cpu_seconds"):
+            out.append({"figure": f"`report {report}` (a filter keeping every region), {size} regions, native: "
+                                  f"cost of the filter",
+                        "ours": f"{100 * (filtered['cpu_seconds'] / base['cpu_seconds'] - 1):+.0f}% CPU "
+                                f"({filtered['cpu_seconds']:.2f} s against {base['cpu_seconds']:.2f} s)"})
     return out
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["--peers-only"]:
-        sys.exit("usage: python -m bench.reports --peers-only   (fills the cache of damo's figures)")
-    run(peers_only=True)
