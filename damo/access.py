@@ -119,6 +119,24 @@ class TargetRecord:
             self.age_us = age_us(record.age, self.aggr_us)
             self.temperature = temperatures(self.size, self.percent, self.age_us, fmt.temperature_weights)
 
+    def snapshot_sums(self) -> tuple[list[int], list[int]] | None:
+        """Per snapshot, its total bytes and its accessed bytes (size times samples), summed for all
+        snapshots at once; None where int64 sums could overflow (then each is summed alone)."""
+        if getattr(self, "_sums", None) is None:
+            r = self.record
+            counts = np.diff(r.offsets)
+            bound = (int(self.size.max(initial=0)) * max(int(self.samples.max(initial=0)), 1)
+                     * int(counts.max(initial=0)))
+            self._sums = False
+            if len(self.size) and bound < 2**62 and int(self.size.min()) >= 0 and int(self.samples.min()) >= 0:
+                sums = []
+                for values in (self.size, self.size * self.samples):
+                    total = np.add.reduceat(np.append(values, 0), r.offsets[:-1])
+                    total[counts == 0] = 0
+                    sums.append(total.tolist())
+                self._sums = tuple(sums)
+        return self._sums or None
+
     def span(self, i: int) -> slice:
         return slice(int(self.record.offsets[i]), int(self.record.offsets[i + 1]))
 
@@ -579,8 +597,9 @@ def snapshot_value(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox,
     start_ns, end_ns = int(r.start_ns[i]), int(r.end_ns[i])
     size = rec.size[sl]
     aggr_sec = rec.aggr_us / 1000000
+    sums = rec.snapshot_sums() if keyword in ("<total bytes>", "<estimated memory bandwidth>") else None
     if keyword == "<total bytes>":
-        return dfmt.format_sz(int(size.sum()), raw)
+        return dfmt.format_sz(sums[0][i] if sums else int(size.sum()), raw)
     if keyword == "<duration>":
         return format_time_ns(end_ns - start_ns, raw)
     if keyword == "<start time>":
@@ -622,9 +641,12 @@ def snapshot_value(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox,
         max_samples = rec.aggr_us / rec.sample_us * len(size)
         return dfmt.format_percent(int(rec.samples[sl].sum()) * 100 / max_samples if max_samples else 0, raw)
     if keyword in ("<estimated memory bandwidth>", "<filters passed estimated memory bandwidth>"):
-        access_bytes = sum(int(v) for v in (size.astype(object) * rec.samples[sl].astype(object)).tolist()) \
-            if len(size) and int(size.max()) * int(rec.samples[sl].max(initial=0)) * len(size) >= 2**62 \
-            else int((size * rec.samples[sl]).sum())
+        if sums:
+            access_bytes = sums[1][i]
+        elif len(size) and int(size.max()) * int(rec.samples[sl].max(initial=0)) * len(size) >= 2**62:
+            access_bytes = sum(int(v) for v in (size.astype(object) * rec.samples[sl].astype(object)).tolist())
+        else:
+            access_bytes = int((size * rec.samples[sl]).sum())
         return "%s per second" % dfmt.format_sz(access_bytes / aggr_sec, raw)
     if keyword == "<intervals tuning status>":
         max_per_region = rec.aggr_us / rec.sample_us
