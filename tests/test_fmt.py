@@ -145,3 +145,20 @@ def test_assemble_lines_places_fields():
     lines = fmt.assemble_lines(b"[ ]-[  ]\n", [(1, np.array([[65], [66]], dtype=np.uint8)),
                                                (5, np.array([[67, 68], [69, 70]], dtype=np.uint8))])
     assert lines.tobytes() == b"[A]-[CD]\n[B]-[EF]\n"
+
+
+def test_join_ragged_pads_to_min_width_and_keeps_longer_texts():
+    import numpy as np
+
+    table = fmt.TextTable(lambda v: fmt.format_nr(v))
+    values = np.array([0, 7, 1234, 99999, 5])
+    sizes = np.array([1, 1536, 5 << 30, 1023 * 1024 + 1000, 0])
+    texts = fmt.RaggedColumn.from_strings(["a", "", "ccc", "dddd", "é"])
+    text, ends = fmt.join_ragged([b"<", (table.column(values), 3), b"|", (fmt.RaggedColumn.right_aligned(
+        fmt.size_column(sizes)), 10), b"|", (texts, 0), b">"], len(values))
+    lines = [f"<{fmt.format_nr(v):<3}|{fmt.format_sz(s):<10}|{t}>\n"
+             for v, s, t in zip(values.tolist(), sizes.tolist(), ["a", "", "ccc", "dddd", "é"])]
+    assert text.tobytes().decode() == "".join(lines)
+    assert ends.tolist() == np.cumsum([len(line.encode()) for line in lines]).tolist()
+    assert table.covers(np.array([0, 65535])) and not table.covers(np.array([-1])) \
+        and not table.covers(np.array([1 << 16]))
