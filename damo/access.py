@@ -999,8 +999,8 @@ def apply_format_args(fmt: AccessFormat, format_args, action: str) -> None:
 
 def split_by_target(record: Record, target_ids: list[int] | None = None) -> list[tuple[int, Record]]:
     """``(target id, its snapshots)`` for each of ``target_ids`` (default: the record's), empty ones kept."""
-    if target_ids is None:
-        return record.split_targets()
+    if target_ids is None or list(target_ids) == record.target_ids():
+        return record.split_targets()       # one target: the record itself, no copy
     return [(tid, record.for_target(tid)) for tid in target_ids]
 
 
