@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ PEERS = ("2.6.4", "3.4.3")
 PEER_TIMEOUT_S = 3600
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 CACHE_FORMAT = 1
+CACHE_PATH = Path(os.environ.get("DAMO_PEERS_CACHE", Path.home() / ".cache" / "damo-peers")) / "bench-reports.json"
 
 INPUT = "{input}"             # where a damo command takes its input file other than as ``-i FILE``
 # report -> (our args, damo 2.6.4 args, damo 3.4.3 args); None: that damo has no such report.
@@ -63,6 +65,9 @@ REPORTS = {
     "times --access_rate 0 100": (["times", "--access_rate", "0", "100"], None, None),
 }
 QUICK_REPORTS = ("raw", "access", "wss", "access --access_rate 0 100")
+# runs of ours per file format; the one with the least CPU counts (a busy machine's noise is
+# one-sided: other load slows a run down, never speeds it up)
+OURS_RUNS = {"native": 2, "json_compressed": 1}
 # filtered report -> the same report without the filter
 FILTERED = {"access --access_rate 0 100": "access", "times --access_rate 0 100": "times"}
 # reports that list every region, one line each: their lines per second are a goal
@@ -181,10 +186,12 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
     """Time every report on every size; see the module docstring.
 
     ``peers_only`` measures (and caches) damo's figures only, so that they can be taken once, in
-    the background, long before ours are final.
+    the background, long before ours are final. With DAMO_BENCH_CACHED_PEERS=1 damo never runs:
+    its rows are those in the cache (a peers-only run may still be filling it).
     """
-    from bench.peers import CACHE, PeerUnavailable, peer_damo
+    from bench.peers import PeerUnavailable, peer_damo
 
+    cached_only = bool(os.environ.get("DAMO_BENCH_CACHED_PEERS"))
     sizes = QUICK_SIZES if quick else selected(SIZES, "DAMO_BENCH_REPORT_SIZES")
     reports = selected(REPORTS, "DAMO_BENCH_REPORTS")
     if quick:       # CI's quick suite: a few reports that exercise every code path here
@@ -199,9 +206,8 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
             not_measured[f"damo {version}"] = str(err)
     if quick:
         not_measured["damo 2.6.4 and 3.4.3"] = "--quick runs ours only"
-    cache = PeerCache(CACHE / "bench-reports.json")
+    cache = PeerCache(CACHE_PATH)
     rows = []
-    reused = set()
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         tmp = Path(tmp)
         for label, (nr_snapshots, nr_regions) in sizes.items():
@@ -211,53 +217,101 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
                 row = {"size": label, "nr_regions": inputs["nr_regions"], "report": report}
                 out = tmp / "out"
                 for fmt in (() if peers_only else ("native", "json_compressed")):
-                    row[f"ours_{fmt}"] = run_one(python_argv("-m", "damo", "report", *ours_args, "-i",
-                                                             str(files[fmt]["path"])), out, None,
-                                                 repo_env(NO_COLOR="1"))
+                    if report in FILTERED and fmt != "native":
+                        continue
+                    argv = python_argv("-m", "damo", "report", *ours_args, "-i", str(files[fmt]["path"]))
+                    runs = [run_one(argv, out, None, repo_env(NO_COLOR="1")) for _ in range(OURS_RUNS[fmt])]
+                    row[f"ours_{fmt}"] = min(runs, key=lambda c: c["cpu_seconds"] or float("inf"))
+                    row[f"ours_{fmt}"]["runs"] = len(runs)
+                row["peer_input"] = {"shape": f"{nr_snapshots}x{nr_regions}",
+                                     "json_compressed_bytes": files["json_compressed"]["bytes"]}
                 for version, args in zip(PEERS, (v2_args, v3_args)):
                     if quick or args is None or not peers.get(version):
                         continue
-                    key = "|".join([version, label, f"{nr_snapshots}x{nr_regions}", " ".join(args),
-                                    str(files["json_compressed"]["bytes"])])
-                    theirs = cache.get(key)
-                    if theirs is None:
+                    theirs = cache.get(peer_key(version, row, args))
+                    if theirs is None and not cached_only:
                         theirs = run_one([*peers[version], "report", *peer_argv(args, files["json_compressed"]["path"])],
                                          out, PEER_TIMEOUT_S)
-                        cache.put(key, theirs)
-                    else:
-                        reused.add(theirs["measured_at"])
-                    row[f"damo_{version}"] = theirs
-                if peers_only:
-                    rows.append(row)
-                    print(f"reports: {label} {report}: " + ", ".join(
-                        f"{k} {v['cpu_seconds']} s CPU" for k, v in row.items() if isinstance(v, dict)), flush=True)
-                    continue
-                v3 = row.get("damo_3.4.3")
-                if v3 and report in SAME_TEXT_AS_343:
-                    key = "text_sha256" if v3.get("text_sha256") else "output_sha256"
-                    row["same_output_as_damo_3.4.3"] = row["ours_native"].get(key) == v3.get(key)
-                v2 = row.get("damo_2.6.4")
-                if v2 and v2["output_sha256"]:
-                    row["same_output_as_damo_2.6.4"] = row["ours_native"]["output_sha256"] == v2["output_sha256"]
+                        cache.put(peer_key(version, row, args), theirs)
+                    if theirs is not None:
+                        row[f"damo_{version}"] = theirs
+                if not peers_only:
+                    compare_outputs(row)
                 out.unlink(missing_ok=True)
                 rows.append(row)
                 print(f"reports: {label} {report}: " + ", ".join(
-                    f"{k} {v['seconds']} s" for k, v in row.items() if isinstance(v, dict)), flush=True)
+                    f"{k} {v['cpu_seconds']} s CPU" for k, v in row.items() if isinstance(v, dict) and "seconds" in v),
+                    flush=True)
             notes.append(f"{label}: {inputs['nr_regions']:,} regions ({nr_snapshots} snapshots x {nr_regions}); "
                          f"native file {files['native']['bytes']:,} B, json_compressed "
                          f"{files['json_compressed']['bytes']:,} B")
             for fmt in files:
                 files[fmt]["path"].unlink()
-    notes.append("Each command runs once, sequentially, stdout to a file. Peak RSS is the child's ru_maxrss; "
-                 "CPU is its user + system time, which the machine's other load does not inflate.")
-    if reused:
-        notes.append(f"damo's figures were measured earlier ({', '.join(sorted(reused))} UTC) and reused.")
+    notes.append("Each command runs on its own, sequentially, stdout to a file: ours twice on the native file "
+                 "(the run with less CPU counts) and once on the json_compressed file, damo once. Peak RSS is "
+                 "the child's ru_maxrss; CPU is its user + system time, which the machine's other load "
+                 "inflates much less than wall time.")
     result = {"rows": rows, "notes": notes, "not_measured": not_measured}
-    if peers_only:
-        return result
+    if not peers_only:
+        summarise(result)
+    return result
+
+
+def peer_key(version: str, row: dict, args: list[str]) -> str:
+    """damo's figures are cached under its version, its arguments and the input (deterministic)."""
+    return "|".join([version, row["size"], row["peer_input"]["shape"], " ".join(args),
+                     str(row["peer_input"]["json_compressed_bytes"])])
+
+
+def compare_outputs(row: dict) -> None:
+    """Whether our text (native file) is damo's, by the hashes of both outputs."""
+    row.pop("same_output_as_damo_3.4.3", None)
+    row.pop("same_output_as_damo_2.6.4", None)
+    ours = row.get("ours_native") or {}
+    v3 = row.get("damo_3.4.3")
+    if v3 and v3.get("seconds") is not None and row["report"] in SAME_TEXT_AS_343:
+        key = "text_sha256" if v3.get("text_sha256") else "output_sha256"
+        row["same_output_as_damo_3.4.3"] = ours.get(key) == v3.get(key)
+    v2 = row.get("damo_2.6.4")
+    if v2 and v2.get("output_sha256"):
+        row["same_output_as_damo_2.6.4"] = ours.get("output_sha256") == v2["output_sha256"]
+
+
+def summarise(result: dict) -> None:
+    """The tables, headline and notes on damo's figures of ``result['rows']``."""
+    rows = result["rows"]
+    dates = sorted({cell["measured_at"][:10] for r in rows for v in PEERS if (cell := r.get(f"damo_{v}"))})
+    missing = sorted({f"damo {v} {r['size']} {r['report']}" for r in rows for v, args in
+                      zip(PEERS, REPORTS.get(r["report"], (None, None, None))[1:])
+                      if args is not None and f"damo_{v}" not in r and r.get("peer_input")
+                      and not result.get("not_measured")})
+    result["notes"] = [n for n in result["notes"] if not n.startswith(("damo's figures", "Not measured yet"))]
+    if dates:
+        result["notes"].append(f"damo's figures are measured once and cached (damo and the input do not change); "
+                               f"these were measured on {', '.join(dates)}, each with the load of its run.")
+    if missing:
+        result["notes"].append("Not measured yet (damo's run had not finished): " + "; ".join(missing) + ".")
     result["tables"] = tables(rows)
     result["headline"] = headline(rows)
-    return result
+
+
+def refresh_peers(results_path: Path) -> dict:
+    """Put damo's cached figures (those measured since) into a results.json's report rows, and
+    recompute the ratios, without running anything."""
+    results = json.loads(results_path.read_text())
+    entry = results["benchmarks"]["reports"]
+    cache = PeerCache(CACHE_PATH)
+    for row in entry["result"]["rows"]:
+        args = REPORTS.get(row["report"])
+        if not args or not row.get("peer_input"):
+            continue
+        for version, peer_args in zip(PEERS, args[1:]):
+            theirs = cache.get(peer_key(version, row, peer_args)) if peer_args else None
+            if theirs is not None:
+                row[f"damo_{version}"] = theirs
+        compare_outputs(row)
+    summarise(entry["result"])
+    return results
 
 
 def _cell_time(cell: dict | None) -> str:
@@ -364,3 +418,27 @@ def headline(rows: list[dict]) -> list[dict]:
                         "ours": f"{100 * (filtered['cpu_seconds'] / base['cpu_seconds'] - 1):+.0f}% CPU "
                                 f"({filtered['cpu_seconds']:.2f} s against {base['cpu_seconds']:.2f} s)"})
     return out
+
+
+def main(argv: list[str]) -> int:
+    """``--peers-only`` fills damo's cache; ``--refresh-peers`` puts what it holds into
+    bench/results.json (and .md, and the README's table)."""
+    if argv == ["--peers-only"]:
+        run(peers_only=True)
+        return 0
+    if argv == ["--refresh-peers"]:
+        from bench.render import update_readme
+        from bench.run import BENCH_DIR, write_results
+
+        results = refresh_peers(BENCH_DIR / "results.json")
+        write_results(results, BENCH_DIR)
+        readme = REPO / "README.md"
+        readme.write_text(update_readme(readme.read_text(), results))
+        print(f"refreshed damo's figures in {BENCH_DIR / 'results.md'} and README.md")
+        return 0
+    print("usage: python -m bench.reports --peers-only | --refresh-peers", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -861,7 +861,7 @@ def ragged_column(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, keyword:
     and fixed-width columns for the numeric keywords, else from keyword_texts."""
     raw, r = fmt.raw_number, rec.record
     width = fmt.min_chars_of(keyword) or 0
-    aggr, sample = rec.aggr_us, rec.sample_us
+    aggr = rec.aggr_us
 
     def col(values):
         return values if order is None else values[order]
