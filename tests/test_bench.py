@@ -210,3 +210,55 @@ def test_readme_section_is_replaced_not_duplicated(fake_package):
     assert f"on {results['machine']['cpu_model']}, {os.cpu_count()} core" in " ".join(once.split())
     again = render.update_readme(once + "## Later section\n", results)
     assert again == once + "## Later section\n"
+
+
+def _cell(cpu, wall, rss_mib, lines=None, when="2026-12-02 07:00", error=None):
+    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss_bytes": rss_mib * MiB, "error": error,
+            "load_average": 2.0, "measured_at": when, "lines": lines, "output_sha256": "a", "text_sha256": "a"}
+
+
+def test_reports_headline_and_refresh_from_damo_cache(tmp_path, monkeypatch):
+    """Speed-ups are damo's CPU over ours; damo's figures measured later join through the cache."""
+    from bench import reports
+
+    peer_input = {"shape": "6000x1000", "json_compressed_bytes": 123}
+    rows = [
+        {"size": "6M", "nr_regions": 6_000_000, "report": "raw", "peer_input": peer_input,
+         "ours_native": _cell(2.0, 3.0, 250, lines=6_000_000), "ours_json_compressed": _cell(20.0, 21.0, 300),
+         "damo_2.6.4": _cell(100.0, 200.0, 10000, when="2026-11-25 20:09")},
+        {"size": "6M", "nr_regions": 6_000_000, "report": "access", "peer_input": peer_input,
+         "ours_native": _cell(5.0, 6.0, 300), "ours_json_compressed": _cell(16.0, 17.0, 300)},
+        {"size": "6M", "nr_regions": 6_000_000, "report": "access --access_rate 0 100", "peer_input": peer_input,
+         "ours_native": _cell(5.5, 6.5, 300)},
+        {"size": "6M", "nr_regions": 6_000_000, "report": "footprints", "peer_input": peer_input,
+         "ours_native": _cell(None, None, 0, error="damo: error: argument REPORT: invalid choice: 'footprints'"),
+         "ours_json_compressed": _cell(None, None, 0, error="damo: error: argument REPORT: invalid choice")},
+    ]
+    rows[3]["ours_native"]["seconds"] = rows[3]["ours_json_compressed"]["seconds"] = None
+    result = {"rows": rows, "notes": [], "not_measured": {}}
+    reports.summarise(result)
+    head = {r["figure"]: r for r in result["headline"]}
+    raw = head["`report raw`, 6M regions: CPU s (wall s), peak RSS"]
+    assert raw["ours/damo 2.6.4"] == "50.0x faster native, 5.0x json_c; 40.0x less memory"
+    assert "2026-11-25" in raw["damo 2.6.4"]
+    assert head["`report raw`, 6M regions, native file: lines per second"]["ours"].startswith(
+        "2.00 M per wall second, 3.00 M per CPU second")
+    assert "damo 3.4.3" not in head["`report access`, 6M regions: CPU s (wall s), peak RSS"]
+    assert head["`report footprints`, 6M regions: CPU s (wall s), peak RSS"]["ours"].startswith("not yet")
+    filter_row = [r for f, r in head.items() if f.startswith("`report access --access_rate 0 100`")]
+    assert filter_row[0]["ours"].startswith("+10% CPU")
+    assert any("Not measured yet" in n and "damo 3.4.3 6M access" in n for n in result["notes"])
+
+    # damo 3.4.3's access finishes later: --refresh-peers takes it from the cache
+    cache = tmp_path / "bench-reports.json"
+    monkeypatch.setattr(reports, "CACHE_PATH", cache)
+    key = reports.peer_key("3.4.3", rows[1], ["access"])
+    cache.write_text(json.dumps({"format": reports.CACHE_FORMAT, "entries": {key: _cell(500.0, 900.0, 10000)}}))
+    results_path = tmp_path / "results.json"
+    results_path.write_text(json.dumps({"benchmarks": {"reports": {"result": result}}}))
+    refreshed = reports.refresh_peers(results_path)["benchmarks"]["reports"]["result"]
+    access = {r["figure"]: r for r in refreshed["headline"]}["`report access`, 6M regions: CPU s (wall s), peak RSS"]
+    assert access["ours/damo 3.4.3"] == "100.0x faster native, 31.2x json_c; 33.3x less memory"
+    assert refreshed["rows"][1]["same_output_as_damo_3.4.3"] is True
+    missing = [n for n in refreshed["notes"] if n.startswith("Not measured yet")]
+    assert missing == ["Not measured yet (damo's run had not finished): damo 3.4.3 6M raw."]
