@@ -1,25 +1,28 @@
 """Report speed and memory on big records: ours against damo 2.6.4 and 3.4.3.
 
-The same synthetic DAMON-like records (bench.synth) of 0.3 M, 1 M and 6 M regions are written
-as our native file and as damo's json_compressed file. Each report then runs in a fresh process,
-one at a time, and we take its wall time and the peak RSS of that very child:
+The same synthetic DAMON-like records (bench.synth) of 1 M and 6 M regions are written as our
+native file and as damo's json_compressed file. Each report then runs in a fresh process, one at
+a time, and we take its CPU time (user + system), wall time and the peak RSS of that very child:
 
-- ours on the native file (a user's real path: our record read by our report);
+- ours on the native file (a user's real path: our record read by our report), twice, the run
+  with less CPU counting (other load only ever adds);
 - ours on the json_compressed file (the same input damo reads);
-- damo 2.6.4 and damo 3.4.3 on the json_compressed file.
+- damo 2.6.4 and damo 3.4.3 on the json_compressed file, for every report that damo has.
 
-Reports: ``report heats --heatmap stdout`` (500x500, damo 2.6.4's), ``report heatmap`` (damo
-3.4.3's, 40x80), damo 2.6.4's ``report heatmap`` (ours: ``heats --heatmap stdout --resol 40 80``),
-``report wss`` and ``report raw`` (3.x: ``report access --raw_form``). Where a damo prints the
-same report as we do, the outputs are compared (ANSI codes stripped), so the speed-up is for
-identical results. ``--quick`` runs a 0.1 M file,
-ours only.
+Reports (REPORTS): raw (3.x: ``access --raw_form``), access in its default and
+temperature-percentiles styles, times, heatmap (3.4.3's text), wss, nr_regions, heats, 2.6.4's
+heatmap text (ours: ``heats --heatmap stdout --resol 40 80``), footprints, and access and times
+with a filter that keeps every region (what filtering costs). Where a damo prints the same text
+as we do, the outputs are compared (ANSI codes stripped), so the speed-up is for identical
+results. ``--quick`` runs a 0.1 M file, a few reports, ours only.
 
-damo's runs take minutes and gigabytes on the big files, so each is measured once and kept in
-``~/.cache/damo-peers/bench-reports.json`` with a hash of its (ANSI-stripped) output, keyed by
-version, arguments and input; the synthetic input is deterministic. ``DAMO_BENCH_REMEASURE=1``
-measures them again. Wall times depend on the other load of the machine (noted with each run);
-CPU seconds (user + system of the child) do not.
+damo's runs take up to an hour and 10 GiB each on the 6 M file, so each is measured once and
+kept in ``~/.cache/damo-peers/bench-reports.json`` with its date, load and a hash of its
+(ANSI-stripped) output, keyed by version, arguments and input (the synthetic input is
+deterministic). ``python -m bench.reports --peers-only`` fills that cache in the background;
+``DAMO_BENCH_CACHED_PEERS=1`` never runs damo (missing figures are listed as not measured yet);
+``python -m bench.reports --refresh-peers`` puts figures measured since into bench/results.json,
+.md and the README; ``DAMO_BENCH_REMEASURE=1`` measures damo again.
 """
 from __future__ import annotations
 
