@@ -24,8 +24,10 @@ def markdown(results: dict) -> str:
         "# Benchmark results",
         "",
         f"Made by `python -m bench{' --quick' if results['mode'] == 'quick' else ''}` "
-        f"on {m['date']} (each benchmark's own time and date: Runs, at the end). Every ratio is ours "
-        "over damo's, both measured in the same run; below 1 means we are faster or smaller.",
+        f"on {m['date']} (each benchmark's own time and date: Runs, at the end). A ratio is ours over "
+        "damo's (below 1: we are faster or smaller); the reports' rows say \"N x faster\" (damo's CPU "
+        "seconds over ours) and \"N x less memory\" (damo's peak RSS over ours). damo's figures are "
+        "measured once and cached; each row gives their date and the load they were measured at.",
         "",
         "## Machine",
         "",
@@ -108,8 +110,11 @@ def readme_section(results: dict) -> str:
         f"the test suite. "
         f"The headline of the last full run, on {m['cpu_model']}, {cores}, {size(m['memory_bytes'])} "
         f"of memory, Linux {m['kernel_release']}, {m['python']}, numpy {m['numpy']}, on {m['date'][:10]} "
-        f"(commit {m['commit'] or 'unknown'}). Ratios are ours over damo's, measured in the same run: "
-        "below 1 is faster or smaller. Every figure and how it was taken: bench/results.md "
+        f"(commit {m['commit'] or 'unknown'}). Ratios are ours over damo's (below 1 is faster or "
+        "smaller); the reports' rows give CPU seconds (wall seconds in brackets, and the machine's "
+        "load), and \"N x faster\" is damo's CPU time over ours, \"N x less memory\" its peak RSS over "
+        "ours. damo's figures are measured once and cached (damo and the input do not change), so "
+        "each gives its date. Every figure and how it was taken: bench/results.md "
         "(and bench/results.json).", width=100, break_on_hyphens=False),
         "",
         *headline_table(results),
