@@ -9,6 +9,9 @@ to damo's output, which the compatibility tests compare byte for byte.
 """
 from __future__ import annotations
 
+import functools
+from types import SimpleNamespace
+
 import numpy as np
 
 ULONG_MAX = 2**64 - 1
@@ -191,10 +194,6 @@ def format_sz_many(sizes, machine_friendly: bool = False) -> list[str]:
 # Each field here is an (n, width) uint8 matrix of ASCII built by a few table lookups over the
 # whole column, so a line costs a handful of vectorised byte copies instead of a '%' format.
 
-def _ascii_table(texts: list[str]) -> np.ndarray:
-    return np.frombuffer("".join(texts).encode(), dtype=np.uint8).reshape(len(texts), -1)
-
-
 def _words(table: np.ndarray) -> np.ndarray:
     """A table of 4- or 8-character rows as one 32- or 64-bit word per row, for np.take."""
     return np.ascontiguousarray(table).view(np.uint32 if table.shape[1] == 4 else np.uint64).ravel()
@@ -206,12 +205,30 @@ def _take_text(table: np.ndarray, index: np.ndarray) -> np.ndarray:
     return words.view(np.uint8).reshape(len(index), -1)
 
 
-_ZERO4 = _words(_ascii_table(["%04d" % i for i in range(10000)]))     # a lower group, higher digits exist
-_BLANK4 = _words(_ascii_table(["%4d" % i if i else "    " for i in range(10000)]))   # leading group
-_LAST4 = _words(_ascii_table(["%4d" % i for i in range(10000)]))      # the units group, 0 shows '0'
-_ZERO_OR_LAST4 = np.concatenate([_ZERO4, _LAST4])
-_ZERO_OR_BLANK4 = np.concatenate([_ZERO4, _BLANK4])
-_HEX4 = _words(_ascii_table(["%04x" % i for i in range(1 << 16)]))    # 16 bits of lowercase hex
+@functools.cache
+def _tables() -> SimpleNamespace:
+    """The lookup tables, made on first use (in numpy: a command that prints no listing pays nothing)."""
+    n = np.arange(10000)
+    zero4 = (n[:, None] // np.array([1000, 100, 10, 1]) % 10 + 48).astype(np.uint8)      # '%04d'
+    last4 = np.where(n[:, None] < np.array([1000, 100, 10, 0]), 32, zero4).astype(np.uint8)   # '%4d'
+    blank4 = last4.copy()
+    blank4[0] = 32                                                                      # 0 as '    '
+    h = np.arange(1 << 16)
+    hex4 = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[(h[:, None] >> np.array([12, 8, 4, 0])) & 15]
+
+    def rows(text: bytes, count: int) -> np.ndarray:
+        return np.tile(np.frombuffer(text, dtype=np.uint8), (count, 1))
+
+    # format_sz after its first four characters: '  %4d B' for 0..1024, then '.%03d UNIT'
+    plain = np.concatenate([rows(b"  ", 1025), last4[:1025], rows(b" B", 1025)], axis=1)
+    scaled = [np.concatenate([rows(b".", 1000), zero4[:1000, 1:], rows(b" " + unit, 1000)], axis=1)
+              for unit in (b"KiB", b"MiB", b"GiB", b"TiB")]
+    return SimpleNamespace(
+        zero_or_last4=_words(np.concatenate([zero4, last4])),     # a lower group: zero-padded, or the units
+        zero_or_blank4=_words(np.concatenate([zero4, blank4])),   # ... or a group with nothing before it
+        last4=_words(last4), blank4=_words(blank4), hex4=_words(hex4),
+        size_tails=_words(np.concatenate([plain, *scaled])),
+        size_heads=_words(np.concatenate([last4, rows(b"    ", 1)])))     # last row: blank
 
 
 def hex_column(values: np.ndarray, width: int = 12) -> np.ndarray:
@@ -219,7 +236,7 @@ def hex_column(values: np.ndarray, width: int = 12) -> np.ndarray:
     groups = np.ascontiguousarray(values, dtype=np.uint64).view(np.uint16).reshape(-1, 4)
     if np.little_endian:
         groups = groups[:, ::-1]
-    return _take_text(_HEX4, groups[:, 4 - width // 4:])
+    return _take_text(_tables().hex4, groups[:, 4 - width // 4:])
 
 
 def decimal_column(values: np.ndarray, width: int) -> np.ndarray:
@@ -234,10 +251,10 @@ def decimal_column(values: np.ndarray, width: int) -> np.ndarray:
     rest = values
     for position in range(nr_groups):
         if position == nr_groups - 1:       # the leading group
-            texts.append(_take_text(_LAST4 if position == 0 else _BLANK4, rest))
+            texts.append(_take_text(_tables().last4 if position == 0 else _tables().blank4, rest))
             break
         rest, low = np.divmod(rest, 10000)
-        table = _ZERO_OR_LAST4 if position == 0 else _ZERO_OR_BLANK4
+        table = _tables().zero_or_last4 if position == 0 else _tables().zero_or_blank4
         texts.append(_take_text(table, low + 10000 * (rest == 0)))
     digits = np.concatenate(texts[::-1], axis=1) if len(texts) > 1 else texts[0]
     have = digits.shape[1]
@@ -248,17 +265,6 @@ def decimal_column(values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _size_tails() -> np.ndarray:
-    """format_sz's text after the first four characters, for '%10d B' sizes up to 1024 (rows
-    0..1024) and for '%4d.%03d UNIT' (rows 1025 + unit * 1000 + thousandths, units KiB..TiB)."""
-    plain = ["  %4d B" % i for i in range(1025)]
-    scaled = [".%03d %s" % (f, u) for u in ("KiB", "MiB", "GiB", "TiB") for f in range(1000)]
-    return _words(_ascii_table(plain + scaled))
-
-
-_SIZE_TAILS = _size_tails()
-_SIZE_HEADS = _words(np.concatenate([_ascii_table(["%4d" % i for i in range(10000)]),
-                                     np.full((1, 4), 32, dtype=np.uint8)]))     # last row: blank
 SIZE_COLUMN_LIMIT = 1 << 50      # below this, sizes are B..TiB and exact in float
 
 
@@ -281,8 +287,9 @@ def size_column(sizes: np.ndarray) -> np.ndarray:
     whole, frac = np.divmod(q, 1000)
     scaled = unit > 0
     out = np.empty((n, 12), dtype=np.uint8)
-    out[:, 0:4] = _take_text(_SIZE_HEADS, np.where(scaled, whole, len(_SIZE_HEADS) - 1))
-    out[:, 4:12] = _take_text(_SIZE_TAILS, np.where(scaled, 1025 + (unit - 1) * 1000 + frac, sizes))
+    tables = _tables()
+    out[:, 0:4] = _take_text(tables.size_heads, np.where(scaled, whole, len(tables.size_heads) - 1))
+    out[:, 4:12] = _take_text(tables.size_tails, np.where(scaled, 1025 + (unit - 1) * 1000 + frac, sizes))
     return out
 
 
