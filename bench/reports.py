@@ -38,7 +38,7 @@ from pathlib import Path
 from bench.measure import REPO, measure, python_argv, repo_env
 
 # label -> (snapshots, regions per snapshot)
-SIZES = {"0.3M": (300, 1000), "1M": (1000, 1000), "6M": (6000, 1000)}
+SIZES = {"1M": (1000, 1000), "6M": (6000, 1000)}
 QUICK_SIZES = {"0.1M": (100, 1000)}
 PEERS = ("2.6.4", "3.4.3")
 PEER_TIMEOUT_S = 3600
