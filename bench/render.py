@@ -114,7 +114,9 @@ def readme_section(results: dict) -> str:
         "smaller); the reports' rows give CPU seconds (wall seconds in brackets, and the machine's "
         "load), and \"N x faster\" is damo's CPU time over ours, \"N x less memory\" its peak RSS over "
         "ours. damo's figures are measured once and cached (damo and the input do not change), so "
-        "each gives its date. Every figure and how it was taken: bench/results.md "
+        "each gives its date: `nice python -m bench.reports --peers-only` measures the missing ones in "
+        "the background (one damo at a time; a 6 M-region run takes up to 10 GiB and an hour) and "
+        "`python -m bench.reports --refresh-peers` puts them into the tables. Every figure and how it was taken: bench/results.md "
         "(and bench/results.json).", width=100, break_on_hyphens=False),
         "",
         *headline_table(results),
