@@ -129,7 +129,7 @@ def update_readme(readme: str, results: dict) -> str:
     section = readme_section(results)
     if README_START in readme and README_END in readme:
         head, rest = readme.split(README_START, 1)
-        return head + section + rest.split(README_END, 1)[1].lstrip("\n")
+        return head + section + "\n" + rest.split(README_END, 1)[1].lstrip("\n")
     return readme.rstrip("\n") + "\n\n" + section
 
 
