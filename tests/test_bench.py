@@ -209,7 +209,7 @@ def test_readme_section_is_replaced_not_duplicated(fake_package):
     assert "| Load, 0.3 M regions | 0.25 s |\n\n<!-- bench:end -->\n" in once
     assert f"on {results['machine']['cpu_model']}, {os.cpu_count()} core" in " ".join(once.split())
     again = render.update_readme(once + "## Later section\n", results)
-    assert again == once + "## Later section\n"
+    assert again == once + "\n## Later section\n"        # a blank line before the next section
 
 
 def _cell(cpu, wall, rss_mib, lines=None, when="2026-12-02 07:00", error=None):
