@@ -14,7 +14,7 @@ import numpy as np
 from damo.errors import DamoError
 from damo.model import Record
 from damo.report import add_input_argument, load_record
-from damo.selection import skip_first_mask
+from damo.selection import skip_first_mask, target_mask
 from damo.wss import DEFAULT_PERCENTILES, percentile_values
 
 SKIPPED_SNAPSHOTS = 20
@@ -23,10 +23,12 @@ SKIPPED_SNAPSHOTS = 20
 def nr_regions_distributions(record: Record, sort: bool = True,
                              skip: int = SKIPPED_SNAPSHOTS) -> dict[int, np.ndarray]:
     """``{target_id: number of regions of each snapshot}``, after the first ``skip`` snapshots."""
+    counts = record.regions_per_snapshot()
+    kept = skip_first_mask(record, skip)
     out = {}
-    for tid, rec in record.split_targets():
-        counts = rec.regions_per_snapshot()[skip_first_mask(rec, skip)]
-        out[tid] = np.sort(counts) if sort else counts
+    for tid in record.target_ids():       # per-snapshot columns only: the regions are never read
+        mine = counts[kept & target_mask(record, tid)]
+        out[tid] = np.sort(mine) if sort else mine
     return out
 
 
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             raise DamoError("--range: step must not be zero")
         percentiles = list(range(*args.range))
     sort = args.sortby != "time"
-    dists = nr_regions_distributions(load_record(args.input), sort)
+    dists = nr_regions_distributions(load_record(args.input, columns=()), sort)
     if args.plot:
         from damo.plot import plot_distributions
 

@@ -44,12 +44,15 @@ def add_input_argument(parser: argparse.ArgumentParser) -> None:
                         help="record file (default: damon.data)")
 
 
-def load_record(path: str):
-    """Read a record for a report; a record without a single region is one named error (exit 2)."""
+def load_record(path: str, columns: tuple[str, ...] | None = None):
+    """Read a record for a report; a record without a single region is one named error (exit 2).
+
+    ``columns``: the region columns the report reads, if not all (see read_record).
+    """
     from damo.errors import RecordFileError
     from damo.formats import read_record
 
-    record = read_record(path)
+    record = read_record(path, columns)
     if len(record.start) == 0:
         what = "no snapshots" if record.nr_snapshots == 0 else f"{record.nr_snapshots} snapshots but no regions"
         raise RecordFileError(path, f"the record holds {what}: nothing to report")

@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         raise DamoError(f"--nr_cols_bar: {args.nr_cols_bar} is outside 0..{MAX_COLS_BAR}")
     percentiles = list(range(start, stop, step))
     sort = args.sortby != "time"
-    record = load_record(args.input)
+    record = load_record(args.input, columns=("start", "end", "nr_accesses"))      # no ages
     if args.address_range:
         record = clip_addresses(record, args.address_range)
     dists = wss_distributions(record, args.acc_thres, args.sz_thres, args.exclude_samples, args.work_time,

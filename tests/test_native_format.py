@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import stat
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,10 +38,7 @@ def test_round_trip_multi_target_without_age(tmp_path):
 
 def test_odd_regions_use_plain_coding(tmp_path):
     """Overlapping, unsorted, empty and huge regions still round-trip exactly."""
-    builder = RecordBuilder(RecordMeta())
-    builder.add(2**64 - 1, 5, 10, [100, 50, 50, 2**64 - 2], [200, 150, 50, 2**64 - 1], [1, 2, 3, 4], [0, -1, 7, 2**40])
-    builder.add(0, 10, 20, [], [], [], [])
-    record = builder.build()
+    record = _odd_record()
     path = tmp_path / "odd.data"
     write_record(record, path)
     assert read_record(path) == record
@@ -135,4 +134,68 @@ def test_damaged_middle_chunk_is_an_error_not_a_truncation(tmp_path):
     data[first_chunk + native.CHUNK.size + 5] ^= 0x40        # inside the first chunk's body
     path.write_bytes(bytes(data))
     with pytest.raises(RecordFileError, match="bad chunk at byte"):
+        read_record(path)
+
+
+def _odd_record():
+    builder = RecordBuilder(RecordMeta())
+    builder.add(2**64 - 1, 5, 10, [100, 50, 50, 2**64 - 2], [200, 150, 50, 2**64 - 1], [1, 2, 3, 4], [0, -1, 7, 2**40])
+    builder.add(0, 10, 20, [], [], [], [])
+    return builder.build()
+
+
+def test_reads_version_1_files_written_with_xz():
+    """Files of version 1 (xz chunks; tests/data, written by the version 1 writer) still read exactly."""
+    from bench.synth import synth_record
+
+    data = Path(__file__).parent / "data"
+    for name, expected in (("native_v1_synth.rec", synth_record(40, 50, seed=1, nr_targets=2)),
+                           ("native_v1_plain.rec", _odd_record())):
+        path = data / name
+        assert native.HEADER.unpack_from(path.read_bytes())[1] == 1
+        back = read_record(path)
+        assert back.same_data(expected)
+        assert back.meta.tool_version == expected.meta.tool_version
+    assert sum(1 for _ in native.iter_chunks(data / "native_v1_synth.rec")) - 1 == 3
+
+
+def test_writes_version_2_with_zlib_chunks(tmp_path, small_record):
+    path = tmp_path / "r.data"
+    write_record(small_record, path)
+    data = path.read_bytes()
+    assert native.HEADER.unpack_from(data)[1] == native.VERSION == 2
+    _, first = native.read_meta(path)
+    tag, _, _, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, first)
+    body = data[first + native.CHUNK.size:first + native.CHUNK.size + packed_len]
+    assert tag == native.CHUNK_TAG and len(zlib.decompress(body)) == raw_len
+
+
+@pytest.mark.parametrize("columns", [("start", "end", "nr_accesses"), ("nr_accesses",), ()])
+def test_reading_only_some_columns(tmp_path, columns):
+    record = make_record(nr_snapshots=25, nr_targets=2)
+    path = tmp_path / "r.data"
+    write_record(record, path)
+    back = native.read(path, columns=columns)
+    for name in ("target_id", "start_ns", "end_ns", "offsets"):
+        assert np.array_equal(getattr(back, name), getattr(record, name))
+    for name, skipped in (("start", 0), ("end", 0), ("nr_accesses", 0), ("age", -1)):
+        got = getattr(back, name)
+        assert len(got) == record.nr_regions_total
+        assert np.array_equal(got, getattr(record, name)) if name in columns else np.all(got == skipped)
+    with pytest.raises(ValueError, match="no such region column: size"):
+        native.read(path, columns=("size",))
+
+
+def test_corrupt_zlib_chunk_names_the_chunk(tmp_path, small_record):
+    """A chunk whose CRC matches but whose zlib data does not inflate is one error naming it."""
+    path = tmp_path / "z.data"
+    write_record(small_record, path)
+    data = bytearray(path.read_bytes())
+    _, first = native.read_meta(path)
+    tag, nr_snaps, nr_regions, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, first)
+    body = b"\x78\x9c" + b"\xff" * (packed_len - 2)
+    data[first:first + native.CHUNK.size + packed_len] = native.CHUNK.pack(
+        tag, nr_snaps, nr_regions, raw_len, packed_len, zlib.crc32(body)) + body
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {first}: "):
         read_record(path)
