@@ -123,11 +123,12 @@ class Verdict:
         self.file = path
 
 
-def probe(kernel: str, quiet_seconds: float = PROBE_QUIET_SECONDS,
-          limit_seconds: float = PROBE_LIMIT_SECONDS) -> Verdict:
+def probe(kernel: str, quiet_seconds: float | None = None, limit_seconds: float | None = None) -> Verdict:
     """Boot ``kernel`` under KVM with a command that only marks that it ran; did it?"""
     from damo.sources.vm import boot_and_run
 
+    quiet_seconds = PROBE_QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+    limit_seconds = PROBE_LIMIT_SECONDS if limit_seconds is None else limit_seconds
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="damo-kvm-probe-") as rwdir:
         mark = Path(rwdir) / PROBE_MARK
