@@ -11,8 +11,6 @@ Runs take the shared VM lock (``--lock``) one at a time, so other VM users can g
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -20,25 +18,13 @@ import time
 from pathlib import Path
 
 from bench.machine import utc_now
+from bench.vm_lock import DEFAULT_VM_LOCK, vm_lock
 from damo import vm
 from damo.kernel.tlb_ticker import TICKER_ENV
 
 QUIET_SECONDS = 900
 LIMIT_SECONDS = 3000
 OOPS = re.compile(r"Oops|BUG:|Kernel panic|general protection fault|int3:")
-
-
-@contextlib.contextmanager
-def vm_lock(path: str | None):
-    if not path:
-        yield
-        return
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def one_run(kernel: Path, ticker: bool) -> dict:
@@ -68,7 +54,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="how many VM runs (default: 20)")
     parser.add_argument("--log", default="vm_ticker_soak.jsonl", help="JSON lines log (default: vm_ticker_soak.jsonl)")
-    parser.add_argument("--lock", default="/work/helpers/vm.lock", help="lock file taken per run ('' for none)")
+    parser.add_argument("--lock", default=DEFAULT_VM_LOCK, help="lock file taken per run ('' for none)")
     parser.add_argument("--until", type=float, help="start no run after this Unix time")
     parser.add_argument("--no-ticker", action="store_true", help="the same runs without the ticker (a control)")
     args = parser.parse_args()
