@@ -140,7 +140,8 @@ def probe(kernel: str, quiet_seconds: float | None = None, limit_seconds: float 
     failure = next((line.strip() for line in run.console_tail if KVM_FAILURE.search(line)), None)
     last = next((line.strip() for line in reversed(run.console_tail) if line.strip()), "no output")
     if failure:
-        why = f"qemu: {failure}"
+        # qemu's own words, without what vng printed on the same line before them
+        why = failure[failure.index("qemu-system"):] if "qemu-system" in failure else f"qemu: {failure}"
     elif run.timed_out:
         why = f"{run.timed_out} (last line: {last})"
     else:
