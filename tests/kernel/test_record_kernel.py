@@ -74,13 +74,21 @@ def workload_argv(status: Path, config: Path = HOT_CONFIG, *masim_options: str) 
 
 
 def children(pid: int) -> list[int]:
+    """The child processes of ``pid``: a record's workload (its TLB-flush ticker, if on, left out)."""
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
             found += [int(x) for x in (task / "children").read_text().split()]
         except OSError:
             pass
-    return found
+    return [child for child in found if not _is_ticker(Path(f"/proc/{child}"))]
+
+
+def _is_ticker(proc_dir: Path) -> bool:
+    try:
+        return b"sched_setaffinity" in (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def wait_for(predicate, timeout: float = WAIT_TIMEOUT, what: str = "") -> None:
@@ -246,13 +254,6 @@ def test_the_tlb_flush_ticker_makes_a_workload_that_never_flushes_count(tmp_path
           f"({np.median(inside) / HOT_SIZE:.3f}x), snapshots {first}-{last}")
     assert HOT_BOUNDS[0] <= np.median(inside) <= HOT_BOUNDS[1], inside
     assert not [p for p in Path("/proc").glob("[0-9]*") if _is_ticker(p)], "a ticker process outlived the record"
-
-
-def _is_ticker(proc_dir: Path) -> bool:
-    try:
-        return b"sched_setaffinity" in (proc_dir / "cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 def cli_wss_p50(record: Path, *options: str) -> int:
