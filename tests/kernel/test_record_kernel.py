@@ -81,14 +81,22 @@ def children(pid: int) -> list[int]:
             found += [int(x) for x in (task / "children").read_text().split()]
         except OSError:
             pass
-    return [child for child in found if not _is_ticker(Path(f"/proc/{child}"))]
+    parent = _cmdline(Path(f"/proc/{pid}"))
+    # A ticker process is the record forked (not yet exec'd: the record's own command line) or
+    # the ticker's code.
+    return [child for child in found if not _is_ticker(Path(f"/proc/{child}")) and
+            _cmdline(Path(f"/proc/{child}")) != parent]
+
+
+def _cmdline(proc_dir: Path) -> bytes:
+    try:
+        return (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _is_ticker(proc_dir: Path) -> bool:
-    try:
-        return b"sched_setaffinity" in (proc_dir / "cmdline").read_bytes()
-    except OSError:
-        return False
+    return b"sched_setaffinity" in _cmdline(proc_dir)
 
 
 def wait_for(predicate, timeout: float = WAIT_TIMEOUT, what: str = "") -> None:
