@@ -167,10 +167,11 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
                             "TLB (masim does: --flush_tlb auto); see damo.kernel.emulation" if emulated else ""))
     for p in vm.prerequisites():
         features.append(Feature(f"vm: {p.name}", p.found is not None, p.found or "missing", p.fix if not p.found else ""))
-    kvm_why = vm_accel.kvm_unusable()
-    features.append(Feature("vm: acceleration", kvm_why is None, vm_accel.would_use(kernel=vm.cached_kernel_path()),
-                            "" if kvm_why is None else "a --vm record runs under software emulation, many times "
-                            "slower than with KVM"))
+    accel = vm_accel.would_use(vm.cached_kernel_path())
+    emulated_vm = accel.startswith("software emulation")
+    features.append(Feature("vm: acceleration", not emulated_vm, accel,
+                            "a --vm record runs many times slower than under KVM; --vm-tlb-flush on keeps "
+                            "its counts right" if emulated_vm else ""))
     return features
 
 
