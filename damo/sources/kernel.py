@@ -27,6 +27,8 @@ from damo.errors import DamoError
 from damo.kernel import sysfs as sysfs_mod
 from damo.kernel.debugfs import DamonDebugfs, DebugfsKdamond
 from damo.kernel.debugfs import check_free as debugfs_check_free
+from damo.kernel import tlb_ticker
+from damo.kernel.tlb_ticker import Ticker
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
 from damo.recording import RecordRequest, base_meta, finish, open_sink
@@ -327,6 +329,7 @@ class KernelRecorder:
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
                              stat_scheme=not use_trace)
         interrupted = False
+        ticker = Ticker(enabled=tlb_ticker.requested())
         kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
         try:
             if target.argv:
@@ -353,12 +356,17 @@ class KernelRecorder:
                     print(f"recording {target.description} with kdamond {kdamond.index} (pid {kdamond_pid}); "
                           f"press Ctrl+C to stop", file=sys.stderr)
                 try:
+                    # The trace event is enabled by now, and stays so until the ticker is stopped
+                    # (damo.kernel.tlb_ticker says why that order keeps the guest alive).
+                    ticker.start()
                     if use_trace:
                         self._collect_trace(instance, kdamond)
                     else:
                         self._collect_tried_regions(kdamond)
                 except KeyboardInterrupt:
                     interrupted = True
+                finally:
+                    ticker.stop()
                 # Turn monitoring off before the last drain, so nothing is left in the buffer.
                 kdamond.close()
                 if instance:
@@ -366,6 +374,7 @@ class KernelRecorder:
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            ticker.stop()                   # before the trace event is disabled
             if instance:
                 instance.close()
             status = self._stop_workload()
