@@ -33,10 +33,10 @@ class Resolved(Protocol):
 class IdleTracker(Protocol):
     """What the ops need of idle page tracking (damo.kernel.page_idle.PageIdle, handed in)."""
 
-    def resolve(self, pagemap, vpn: np.ndarray) -> Resolved: ...
+    def resolve(self, pagemap, vpn: np.ndarray, mappings: Sequence[tuple[int, int]] | None = None) -> Resolved: ...
     def mark_idle(self, pfns: np.ndarray) -> None: ...
     def idle(self, pfns: np.ndarray) -> np.ndarray: ...
-    def forget_folios(self) -> None: ...
+    def forget(self) -> None: ...
 
 
 class PageIdleOps(VirtualAddressOps):
@@ -53,6 +53,7 @@ class PageIdleOps(VirtualAddressOps):
         self._read_mappings = read_mappings
         self._pagemaps: dict[int, object] = {}
         self._resolved: list[Resolved] = []
+        self._mappings: dict[int, Sequence[tuple[int, int]]] = {}   # pid -> VMAs at the last update
 
     def close(self) -> None:
         for pagemap in self._pagemaps.values():
@@ -65,16 +66,17 @@ class PageIdleOps(VirtualAddressOps):
         return self._pagemaps[pid]
 
     def mappings(self, target: Target) -> Sequence[tuple[int, int]]:
-        return self._read_mappings(target.handle)
+        self._mappings[target.handle] = self._read_mappings(target.handle)
+        return self._mappings[target.handle]
 
     def update(self, ctx: Context) -> None:
         super().update(ctx)
-        self.page_idle.forget_folios()
+        self.page_idle.forget()
 
     def prepare_access_checks(self, ctx: Context, t_ns: int, nr_samples: int) -> None:
         self.choose_sampling_addresses(ctx, nr_samples)
-        self._resolved = [self.page_idle.resolve(self.pagemap(t.handle),
-                                                 t.sampling_addr.ravel() >> PAGE_SHIFT)
+        self._resolved = [self.page_idle.resolve(self.pagemap(t.handle), t.sampling_addr.ravel() >> PAGE_SHIFT,
+                                                 self._mappings.get(t.handle))
                           for t in ctx.targets]
         heads = [r.head_pfn[r.trackable] for r in self._resolved]
         if heads:
