@@ -225,11 +225,14 @@ def test_cli_page_idle_without_idle_page_tracking_is_one_line(tmp_path):
 def test_bench_rows_render_the_vm_figures_and_the_native_estimate():
     from bench.page_idle_cost import render, run
     assert "not measured: " in render(run(quick=True))
+    monitor = {"cpu": 0.4, "system_share": 0.75, "samples_per_s": 100.0, "cpu_at_nominal_rate": 0.8}
     result = {"workload_bytes": 1 << 30, "emulation_slowdown": 20.0, "host_load_1min": 3.0,
-              "rows": [{"nr_regions": 1000, "page_idle_cpu": 0.8, "kdamond_cpu": 0.1, "ratio": 8.0,
-                        "page_idle_native_estimate": 0.04, "kdamond_native_estimate": 0.005}]}
-    assert "| 1000 | 80.0% | 10.0% | 8.0x | 4.00% | 0.50% |" in render(result)
-
+              "rows": [{"nr_regions": 1000, "page_idle": monitor, "kdamond": dict(monitor, cpu_at_nominal_rate=0.1),
+                        "ratio": 8.0, "page_idle_native_estimate": 0.04, "kdamond_native_estimate": 0.005}]}
+    text = render(result)
+    assert "| 1000 | page_idle | 40.0% | 75% | 100 | 80.0% | 4.00% |" in text
+    assert "| 1000 | kdamond | 40.0% | 75% | 100 | 10.0% | 0.50% |" in text
+    assert "| 1000 | page_idle / kdamond | | | | 8.0x | |" in text
 
 def test_runs_never_span_more_than_max_words():
     first, count = runs(np.arange(0, 1200), max_gap=0, max_words=512)

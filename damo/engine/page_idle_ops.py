@@ -9,9 +9,9 @@ find its page (``/proc/PID/pagemap``, then the folio head in ``/proc/kpageflags`
 idle; one sampling interval later, read the idle bit back: cleared means accessed. All regions
 of all targets go through one batch of sorted reads and writes (damo.kernel.page_idle).
 
-Differences from the kernel's vaddr ops (docs/engine.md): PFNs are resolved when the sample is
-prepared (a page migrated before the check is missed for that sample), and a folio's head is
-cached per 2 MiB of physical memory until the next ops update.
+Differences from the kernel's vaddr ops (docs/engine.md): a process's pages are resolved a
+2 MiB block at a time and kept until the next ops update (pages not present are looked up again
+each time), so a page that moves meanwhile is looked up at its old PFN until then.
 """
 from __future__ import annotations
 
