@@ -51,6 +51,13 @@ def hot_phase_wss(record_path: Path, regions: dict, times: np.ndarray | None = N
     return float(np.median(accessed_bytes(phase, lo, hi))), phase.end_ns
 
 
+def held_workload(status: Path, go: Path) -> list[str]:
+    """The hot workload, held until ``go`` exists: record ongoing needs a running kdamond to
+    start, and its start-up (tens of seconds under emulation) would otherwise miss the 12 s hot
+    phase. The pid stays the same across the exec, so a kdamond set up on it monitors masim."""
+    return ["sh", "-c", 'while [ ! -e "$0" ]; do sleep 0.1; done; exec "$@"', str(go), *workload_argv(status)]
+
+
 def start_ongoing(out: Path) -> subprocess.Popen:
     return subprocess.Popen(damo_cmd("record", "ongoing", "--kdamond", "0", "-o", str(out)), env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -81,9 +88,9 @@ def own_and_ongoing(tmp_path_factory):
     """One run of the hot workload under ``damo record``, its kdamond followed meanwhile by
     ``damo record ongoing``: the two records and the addresses masim mapped."""
     tmp = tmp_path_factory.mktemp("own")
-    own_out, ongoing_out, status = tmp / "own.data", tmp / "ongoing.data", tmp / "status.jsonl"
+    own_out, ongoing_out, status, go = tmp / "own.data", tmp / "ongoing.data", tmp / "status.jsonl", tmp / "go"
     sysfs = DamonSysfs()
-    own = subprocess.Popen(damo_cmd("record", *RECORD_OPTIONS, "-o", str(own_out), "--", *workload_argv(status)),
+    own = subprocess.Popen(damo_cmd("record", *RECORD_OPTIONS, "-o", str(own_out), "--", *held_workload(status, go)),
                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ongoing = None
     try:
@@ -92,6 +99,7 @@ def own_and_ongoing(tmp_path_factory):
         assert own.poll() is None, own.communicate()
         ongoing = start_ongoing(ongoing_out)
         wait_until_recording(ongoing)
+        go.touch()
         finish(own)
         ongoing_stderr = finish(ongoing)
     finally:
@@ -131,13 +139,10 @@ def test_ongoing_follows_a_kdamond_started_by_hand(tmp_path, damon_left_as_found
     to its owner (who stops and removes it here, inside the VM only)."""
     sysfs: DamonSysfs = damon_left_as_found
     own_out, _, own_regions = own_and_ongoing
-    status, out = tmp_path / "status.jsonl", tmp_path / "foreign.data"
-    workload = subprocess.Popen(workload_argv(status), env=env(), stdout=subprocess.PIPE, text=True)
+    status, out, go = tmp_path / "status.jsonl", tmp_path / "foreign.data", tmp_path / "go"
+    workload = subprocess.Popen(held_workload(status, go), env=env(), stdout=subprocess.PIPE, text=True)
     ongoing = None
     try:
-        wait_for(lambda: status.exists() and status.read_text().strip() or workload.poll() is not None,
-                 what="the workload's status line")
-        assert workload.poll() is None
         start_by_hand(sysfs.root, "vaddr", pid=workload.pid, intervals=(SAMPLE_US, AGGR_US, UPDATE_US),
                       nr_regions=(MIN_NR_REGIONS, MAX_NR_REGIONS))
         kdamond_pid = sysfs.kdamond(0).pid
@@ -158,6 +163,7 @@ def test_ongoing_follows_a_kdamond_started_by_hand(tmp_path, damon_left_as_found
                f"damo will not touch it. Use --vm or the simulator (damo record zigzag, a bundled masim config).\n")
         assert {p: p.read_text() for p in files} == before
         assert not (tmp_path / "refused.data").exists()
+        go.touch()
         workload.communicate(timeout=RUN_TIMEOUT)
         # the vaddr kdamond stops by itself once its target exited; record ongoing then ends
         stderr = finish(ongoing)
