@@ -392,18 +392,32 @@ def test_target_exited_before_monitoring_starts(tmp_path):
     assert not (tmp_path / "t.data").exists()
 
 
+def start_by_hand(root: Path, ops: str, pid: int | None = None, region: tuple[int, int] | None = None,
+                  intervals: tuple[int, int, int] | None = None, nr_regions: tuple[int, int] | None = None) -> None:
+    """Set up and start kdamond 0 with plain writes to sysfs, as a user of DAMON other than damo would."""
+    ctx = "kdamonds/0/contexts/0"
+    writes = [("kdamonds/nr_kdamonds", 1), ("kdamonds/0/contexts/nr_contexts", 1), (f"{ctx}/operations", ops)]
+    if intervals:
+        writes += [(f"{ctx}/monitoring_attrs/intervals/{name}", value)
+                   for name, value in zip(("sample_us", "aggr_us", "update_us"), intervals)]
+    if nr_regions:
+        writes += [(f"{ctx}/monitoring_attrs/nr_regions/{name}", value) for name, value in zip(("min", "max"), nr_regions)]
+    writes.append((f"{ctx}/targets/nr_targets", 1))
+    if pid is not None:
+        writes.append((f"{ctx}/targets/0/pid_target", pid))
+    if region:
+        writes += [(f"{ctx}/targets/0/regions/nr_regions", 1), (f"{ctx}/targets/0/regions/0/start", region[0]),
+                   (f"{ctx}/targets/0/regions/0/end", region[1])]
+    writes.append(("kdamonds/0/state", "on"))
+    for rel, value in writes:
+        (root / rel).write_text(str(value))
+
+
 def test_refuses_a_foreign_kdamond(tmp_path, damon_left_as_found):
     """Someone else's kdamond (started here by hand) is named, and damo changes nothing."""
     sysfs: DamonSysfs = damon_left_as_found
     root = sysfs.root
-    lo, hi = largest_system_ram()
-    writes = [("kdamonds/nr_kdamonds", 1), ("kdamonds/0/contexts/nr_contexts", 1),
-              ("kdamonds/0/contexts/0/operations", "paddr"), ("kdamonds/0/contexts/0/targets/nr_targets", 1),
-              ("kdamonds/0/contexts/0/targets/0/regions/nr_regions", 1),
-              ("kdamonds/0/contexts/0/targets/0/regions/0/start", lo),
-              ("kdamonds/0/contexts/0/targets/0/regions/0/end", hi), ("kdamonds/0/state", "on")]
-    for rel, value in writes:
-        (root / rel).write_text(str(value))
+    start_by_hand(root, "paddr", region=largest_system_ram())
     try:
         pid = sysfs.kdamond(0).pid
         before = {p: p.read_text() for p in (root / "kdamonds").rglob("*")
