@@ -217,6 +217,17 @@ def targets_options(args: argparse.Namespace, attrs_args: list[int]) -> tuple[li
     return [sample, aggr, updr, minr, maxr], fields
 
 
+def numa_regions(target: list[str], ops: str | None, regions: list, nodes: list[int]) -> list[tuple[int, int]]:
+    """--numa_node's physical address ranges, checked before anything else happens."""
+    from damo.kernel.numa import node_ranges
+
+    if target != ["paddr"] or ops not in (None, "paddr"):
+        raise DamoError("--numa_node limits paddr monitoring: give 'paddr' as TARGET")
+    if regions:
+        raise DamoError("--numa_node and -r both say what to monitor: give one of them")
+    return node_ranges(nodes)
+
+
 def merge_target_pids(target: list[str], target_pids: list[int]) -> list[str]:
     """TARGET words with the --target_pid ones: several pids are several targets."""
     if not target_pids:
@@ -244,8 +255,22 @@ def pick_source(request: RecordRequest, use_vm: bool) -> str:
             return "sim"
     if request.ops == "sim" or (lone.endswith(".cfg") and len(lone.split()) == 1):
         return "sim"
+    if len(request.target) > 1 and all(_is_config(word) for word in request.target):
+        from masim.config import resolve_config_path
+
+        request.target = [resolve_config_path(word) for word in request.target]
+        return "sim"      # several masim configs: one simulated target each
     from damo.kernel.backend import choose_backend
     return BACKEND_SOURCES[choose_backend(request.damon_interface, request.ops).name]
+
+
+def _is_config(word: str) -> bool:
+    """A masim config file, or a bundled config's name that is no file or command here."""
+    from masim.config import resolve_config_path
+
+    if word.endswith(".cfg") and len(word.split()) == 1:
+        return True
+    return resolve_config_path(word) != word and not os.path.exists(word) and not shutil.which(word)
 
 
 def request_from_args(args: argparse.Namespace) -> RecordRequest:
@@ -267,9 +292,12 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
         raise DamoError(f"record: bad monitoring attributes: {err}") from None
     if args.timeout is not None and args.timeout <= 0:
         raise DamoError("--timeout must be positive")
+    regions = args.regions
+    if target_fields["numa_nodes"]:
+        regions = numa_regions(target, args.ops, args.regions, target_fields["numa_nodes"])
     return RecordRequest(target=target, attrs=attrs, ops=args.ops, damon_interface=args.damon_interface,
                          timeout=args.timeout, seed=args.seed,
-                         shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
+                         shell=args.shell, regions=regions, vm_kernel=args.vm_kernel, out=args.out,
                          output_type=args.output_type, kdamonds=list(args.kdamond),
                          labels=record_labels(args.label), **target_fields)
 

@@ -286,8 +286,8 @@ class Writer(WriterBase):
     single snapshot gets damo's marker snapshot after it so the duration is kept.
     """
 
-    def __init__(self, path, meta: RecordMeta, fmt: str = "perf_script"):
-        self.path = path
+    def __init__(self, path, meta: RecordMeta, fmt: str = "perf_script", meta_reserve: int = 0):
+        self.path = path      # (meta_reserve: each update is a line of its own, no room needed)
         self._file = create_private(path, binary=True)
         if meta.labels:
             self._file.write(LABELS_PREFIX + json.dumps(meta.labels, sort_keys=True).encode() + b"\n")

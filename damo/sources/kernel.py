@@ -83,16 +83,8 @@ def resolve_target(request: RecordRequest) -> Target:
     if words == ["paddr"] or request.ops == "paddr":
         if words != ["paddr"]:
             raise DamoError("--ops paddr monitors physical memory: give 'paddr' as TARGET")
-        if request.numa_nodes and request.regions:
-            raise DamoError("--numa_node and -r both say what to monitor: give one of them")
-        if request.numa_nodes:
-            from damo.kernel.numa import node_ranges
-            regions = node_ranges(request.numa_nodes)
-        else:
-            regions = request.regions or [largest_system_ram()]
+        regions = request.regions or [largest_system_ram()]     # --numa_node's ranges come as regions
         return Target("paddr", regions=regions, description="paddr")
-    if request.numa_nodes:
-        raise DamoError("--numa_node limits paddr monitoring: give 'paddr' as TARGET")
     ops = request.ops or ("fvaddr" if request.regions else "vaddr")
     if ops == "fvaddr" and not request.regions:
         raise DamoError("--ops fvaddr needs the regions to monitor (-r START-END)")
