@@ -174,3 +174,25 @@ def test_numa_node_ranges_are_its_system_ram(tmp_path):
     iomem.write_text("00000000-00000000 : System RAM\n")
     with pytest.raises(DamoError, match="needs root"):
         node_ranges([0], nodes, memory, iomem)
+
+
+@pytest.mark.interop
+def test_damo_3_reads_our_json_with_the_target_table(two_workloads, tmp_path):
+    """The per-record ``target_task`` key is ours: damo 3.4.3 ignores it and prints what we print."""
+    import subprocess
+
+    from bench.peers import PeerUnavailable, peer_damo
+    try:
+        damo3 = peer_damo("3.4.3")
+    except PeerUnavailable as err:
+        pytest.skip(str(err))
+    record, _ = two_workloads
+    short = record.select(record.end_ns <= 2_000_000_000)
+    short.meta.extra[TARGETS_KEY] = TASKS[:2]
+    out = tmp_path / "t.json.data"
+    write_record(short, out, "json_compressed")
+    options = ["report", "access", "-i", str(out), "--snapshot_idx", "3", "3"]
+    theirs = subprocess.run([*damo3, *options], capture_output=True, text=True, timeout=300)
+    ours = run_cli(*options, "--color", "always")      # damo always colours
+    assert theirs.returncode == 0 and ours.returncode == 0, theirs.stderr + ours.stderr
+    assert ours.stdout == theirs.stdout and "target id 0" in theirs.stdout
