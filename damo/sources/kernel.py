@@ -431,6 +431,8 @@ class KernelRecorder:
         if now - self._last_child_poll < CHILD_POLL_SECONDS and not workload_gone:
             return
         self._last_child_poll = now
+        if self.tasks.refresh_command_lines():
+            self.sink.update_meta(self.meta)
         change = self.tasks.proposal(time.monotonic_ns())
         if change is None or not change[0]:
             return                      # nothing new, or every task gone (the kdamond stops itself)

@@ -76,6 +76,17 @@ class TaskTargets:
             return None
         return [self.pids[t] for t in alive] + new_pids, alive + [-1] * len(new_pids)
 
+    def refresh_command_lines(self) -> bool:
+        """Read the live targets' command lines again (a child found between its fork and its
+        exec showed its parent's); True if one changed."""
+        changed = False
+        for tid in self.slots:
+            line = command_line(self.pids[tid], self.proc)[:CMDLINE_MAX]
+            if line and line != self.info[tid]["cmdline"]:
+                self.info[tid]["cmdline"] = line
+                changed = True
+        return changed
+
     def _reap(self, pid: int) -> None:
         """An exited orphan of the workload's tree, adopted by damo, must not stay a zombie."""
         if self.adopter is None or pid == self.own_child:
