@@ -183,7 +183,7 @@ def test_children_become_targets_and_leave_when_they_exit(tmp_path, monkeypatch)
     parent = info[0]["pid"]
     assert sorted(info) == [0, 1, 2] and record.meta.extra["child_tasks"] is True
     assert [info[t].get("parent_target_id") for t in (1, 2)] == [0, 0]
-    assert all("forker.py" in info[t]["cmdline"] for t in info)
+    assert all("forker.py" in info[t]["cmdline"] for t in info), info
     children = [info[1]["pid"], info[2]["pid"]]
     assert fake.commits[0] == [parent] + children and fake.commits[-1] == [parent]
     check_snapshots_say_their_pids(record)

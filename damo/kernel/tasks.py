@@ -91,14 +91,15 @@ def descendants(roots: Iterable[int], proc: Path = PROC) -> list[int]:
     return [pid for pid in order if process_alive(pid, proc)]
 
 
-def command_line(pid: int, proc: Path = PROC) -> str:
-    """``/proc/PID/cmdline`` as one line (words joined by spaces), or ``comm`` for a kernel thread."""
+def command_line(pid: int, proc: Path = PROC, comm: bool = True) -> str:
+    """``/proc/PID/cmdline`` as one line (words joined by spaces), or (``comm``) the ``comm`` name
+    where it is empty: a kernel thread, or a task that has just exited."""
     try:
         raw = (proc / str(pid) / "cmdline").read_bytes()
     except OSError:
         return ""
     words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
-    if words:
+    if words or not comm:
         return " ".join(words)
     try:
         return (proc / str(pid) / "comm").read_text().strip()

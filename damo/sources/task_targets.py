@@ -81,7 +81,7 @@ class TaskTargets:
         exec showed its parent's); True if one changed."""
         changed = False
         for tid in self.slots:
-            line = command_line(self.pids[tid], self.proc)[:CMDLINE_MAX]
+            line = command_line(self.pids[tid], self.proc, comm=False)[:CMDLINE_MAX]
             if line and line != self.info[tid]["cmdline"]:
                 self.info[tid]["cmdline"] = line
                 changed = True
