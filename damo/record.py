@@ -71,9 +71,12 @@ file is kept as damon.data.old). TARGET picks how:
 
   FILE.cfg        a masim config: the user-space DAMON engine watches the simulated workload,
                   with no kernel support needed (a 70 s config records in about a second);
-                  a bundled config goes by its name (zigzag, stairs_30secs; `masim --list`)
-  COMMAND / PID   this machine's kernel DAMON watches that process (needs root); on a kernel
-                  without DAMON but with idle page tracking, damo's own engine does (--ops page_idle)
+                  a bundled config goes by its name (zigzag, stairs_30secs; `masim --list`);
+                  several configs are several targets
+  COMMAND / PID   this machine's kernel DAMON watches that process (needs root), and every
+                  task it forks, each a target of its own; several PIDs are several targets;
+                  on a kernel without DAMON but with idle page tracking, damo's own engine
+                  watches the one process (--ops page_idle)
   paddr           this machine's kernel DAMON watches physical memory (needs root)
   --vm            the same, inside a VM whose kernel has full DAMON (see `damo vm`)
   ongoing         the snapshots of kdamonds that are already running, someone else's too,
@@ -87,6 +90,9 @@ examples:
   damo record masim/configs/stairs.cfg -o stairs.data
   sudo damo record -- ./my_workload --its-option
   sudo damo record --timeout 10 paddr
+  sudo damo record --exclude_child_tasks --timeout 10 1234 5678
+  sudo damo record --snapshot 1 5 -- ./my_workload
+  damo record zigzag stairs
   sudo damo record --ops page_idle --timeout 10 1234
   sudo damo record --damon_interface debugfs -- ./my_workload
   sudo damo record ongoing --kdamond 0 --timeout 60 -o host.data

@@ -223,3 +223,23 @@ def test_snapshot_takes_count_snapshots_delay_apart(tmp_path, monkeypatch):
     assert (f"{CTX}/schemes/nr_schemes", "1") in writes and (f"{CTX}/schemes/0/action", "stat") in writes
     assert [w for w in fake.log if w[1] == "update_schemes_tried_regions"] == [("kdamonds/0/state",
                                                                                  "update_schemes_tried_regions")] * 3
+
+
+def test_masim_fork_runs_the_config_in_children_while_the_parent_waits(tmp_path):
+    """masim --fork 2: two children, each mapping its own regions and reporting its own pid."""
+    import json
+
+    from conftest import REPO
+    config = tmp_path / "tiny.cfg"
+    config.write_text("a, 1048576\nhot, 2097152\nb, 1048576\n\nhot\n300\nhot, 0, 4096, 1\n")
+    status = tmp_path / "status"
+    done = subprocess.run([sys.executable, "-m", "masim", str(config), "--fork", "2", "--quiet",
+                           "--status_out", str(status)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    lines = [[json.loads(x) for x in (tmp_path / f"status.{k}").read_text().splitlines()] for k in range(2)]
+    pids = {entries[0]["pid"] for entries in lines}
+    assert len(pids) == 2 and all(e[-1]["regions"]["hot"]["nr_resident"] == 512 for e in lines)
+    assert not status.exists()
+    bad = subprocess.run([sys.executable, "-m", "masim", str(config), "--fork", "-1"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert (bad.returncode, bad.stderr) == (2, "masim: error: --fork takes 0 to 1024 children, not -1\n")
