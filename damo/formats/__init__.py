@@ -47,6 +47,10 @@ class WriterBase:
     def flush(self) -> None:
         """Nothing to do for formats that cannot be appended to (damo's JSON): they are written on close."""
 
+    def update_meta(self, meta: RecordMeta) -> bool:
+        """Record changed metadata (targets found while recording); False where it cannot be kept."""
+        return False
+
     def __enter__(self):
         return self
 
@@ -143,8 +147,15 @@ def _reading(path, fmt: str, step):
         raise RecordFileError(path, f"corrupt {fmt} record (implausible sizes)") from None
 
 
-def open_writer(path: str | os.PathLike, meta: RecordMeta, fmt: str = DEFAULT_FORMAT) -> RecordWriter:
-    """A writer that creates ``path`` with mode 0600 and appends snapshots to it."""
+def open_writer(path: str | os.PathLike, meta: RecordMeta, fmt: str = DEFAULT_FORMAT,
+                meta_reserve: int = 0) -> RecordWriter:
+    """A writer that creates ``path`` with mode 0600 and appends snapshots to it.
+
+    ``meta_reserve`` bytes are kept free for ``update_meta`` (the metadata of targets found
+    while recording), in the formats that can rewrite it; the others take it at each call.
+    """
+    if meta_reserve:
+        return _module(fmt).Writer(path, meta, fmt, meta_reserve=meta_reserve)
     return _module(fmt).Writer(path, meta, fmt)
 
 

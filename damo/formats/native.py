@@ -582,11 +582,16 @@ class Writer(WriterBase):
     is on the disk does the state move past it.
     """
 
-    def __init__(self, path, meta: RecordMeta, fmt: str = "native", level: int = ZLIB_LEVEL):
+    def __init__(self, path, meta: RecordMeta, fmt: str = "native", level: int = ZLIB_LEVEL,
+                 meta_reserve: int = 0):
         self.path = path
         self.level = level
         self._file = create_private(path)
         blob = json.dumps(meta.to_dict(), sort_keys=True).encode("utf-8")
+        # JSON allows trailing spaces: a reserve lets update_meta rewrite the metadata in place
+        # later (targets found while recording), with no chunk moved.
+        blob += b" " * meta_reserve
+        self._meta_len = len(blob)
         _write_at(self._file.fileno(), 0, HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
         self._state = _WriterState(HEADER.size + len(blob), 0, 0, ())
         self.set_clock(time.monotonic)
@@ -627,6 +632,14 @@ class Writer(WriterBase):
         self._state = state._replace(pending=state.pending + (entry,))      # the one step that adds it
         if nr_buffered + len(start) >= FLUSH_REGIONS or self.clock() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
+
+    def update_meta(self, meta: RecordMeta) -> bool:
+        """Rewrite the header's metadata in place; False (file unchanged) if it outgrew the reserve."""
+        blob = json.dumps(meta.to_dict(), sort_keys=True).encode("utf-8")
+        if len(blob) > self._meta_len or self._file.closed:
+            return False
+        _write_at(self._file.fileno(), HEADER.size, blob.ljust(self._meta_len))
+        return True
 
     def flush(self) -> None:
         """Write the buffered snapshots as one chunk and push it to the disk."""
