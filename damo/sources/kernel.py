@@ -478,7 +478,9 @@ class KernelRecorder:
         period = snapshot[0] if snapshot else max(self.request.attrs.aggr_us / 1e6, POLL_SECONDS)
         taken = 0
         while not self._should_stop(kdamond, deadline, last_check):
-            started = time.monotonic()
+            # A snapshot is stamped when it is asked for: reading it back takes a varying time
+            # (longer on a busy machine), which must not shift the DELAY-apart schedule.
+            started, asked_ns = time.monotonic(), time.monotonic_ns()
             try:
                 kdamond.update_tried_regions()
             except sysfs_mod.SysfsWriteError:
@@ -487,7 +489,7 @@ class KernelRecorder:
                 raise
             start, end, nr_accesses, age = kdamond.read_tried_regions()
             if start:
-                self._append_tried(time.monotonic_ns(), np.array(start, dtype=np.uint64),
+                self._append_tried(asked_ns, np.array(start, dtype=np.uint64),
                                    np.array(end, dtype=np.uint64), np.array(nr_accesses), np.array(age))
                 taken += 1
                 if snapshot and taken >= snapshot[1]:
