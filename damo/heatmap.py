@@ -331,13 +331,12 @@ class _Grid:
             key, value = self._single(snaps, snap, rs, re, hv, row_first, col_first)
         else:
             # contributions stay in region order: each region's pieces go where its first one falls
+            # (the one-pixel formula for every region, repeated per piece, is right for the single
+            # ones; the others' pieces are overwritten below: cheaper than picking the single out)
             pos0 = np.cumsum(pieces) - pieces
-            total = int(pos0[-1] + pieces[-1])
-            key = np.empty(total, dtype=np.int64)
-            value = np.empty(total)
-            one = np.flatnonzero(single)
-            key[pos0[one]], value[pos0[one]] = self._single(snaps, snap[one], rs[one], re[one], hv[one],
-                                                            row_first[one], col_first[one])
+            one_key, one_value = self._single(snaps, snap, rs, re, hv, row_first, col_first)
+            key = np.repeat(one_key, pieces)
+            value = np.repeat(one_value, pieces)
             multi = np.flatnonzero(~single & (pieces > 0))
             per_region_start = None
             if len(odd):
