@@ -72,17 +72,26 @@ def _pack_ints(values: np.ndarray) -> bytes:
 
 
 def _unpack_ints(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
+    """A column packed by _pack_ints, as int64."""
+    values, pos = _unpack_stored(buf, pos, count)
+    return values.astype(np.int64), pos
+
+
+def _unpack_stored(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
+    """A column packed by _pack_ints in its stored width (int8 .. int64): no widening copy."""
     width = buf[pos]
     pos += 1
     if count == 0:
-        return np.zeros(0, dtype=np.int64), pos
+        return np.zeros(0, dtype=np.int8), pos
     if width not in (1, 2, 4, 8):
         raise ValueError(f"bad column width {width}")
     nbytes = width * count
     if pos + nbytes > len(buf):
         raise ValueError("column runs past the chunk")
-    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos).reshape(width, count)
-    values = np.ascontiguousarray(planes.T).view(f"<i{width}").reshape(count).astype(np.int64)
+    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos)
+    if width == 1:
+        return planes.view(np.int8), pos + nbytes
+    values = np.ascontiguousarray(planes.reshape(width, count).T).view(f"<i{width}").reshape(count)
     return values, pos + nbytes
 
 
@@ -201,24 +210,6 @@ def _decode_header(buf: memoryview, nr_snaps: int, nr_regions: int):
         raise ValueError("region counts do not add up")
     starts_ns = np.cumsum(start_gaps)
     return coding, target_ids, starts_ns, starts_ns + durations, counts, pos
-
-
-def _unpack_stored(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
-    """Like _unpack_ints, but in the stored width (int8 .. int64): no widening copy."""
-    width = buf[pos]
-    pos += 1
-    if count == 0:
-        return np.zeros(0, dtype=np.int8), pos
-    if width not in (1, 2, 4, 8):
-        raise ValueError(f"bad column width {width}")
-    nbytes = width * count
-    if pos + nbytes > len(buf):
-        raise ValueError("column runs past the chunk")
-    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos)
-    if width == 1:
-        return planes.view(np.int8), pos + nbytes
-    values = np.ascontiguousarray(planes.reshape(width, count).T).view(f"<i{width}").reshape(count)
-    return values, pos + nbytes
 
 
 def _delta_streams(buf: memoryview, pos: int) -> dict[str, np.ndarray]:
