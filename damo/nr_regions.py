@@ -13,7 +13,7 @@ import numpy as np
 
 from damo.errors import DamoError
 from damo.model import Record
-from damo.report import add_input_argument, load_record
+from damo.report import load_record
 from damo.selection import skip_first_mask, target_mask
 from damo.wss import DEFAULT_PERCENTILES, percentile_values
 
@@ -55,28 +55,6 @@ def nr_regions_json(dists: dict[int, np.ndarray], percentiles: Sequence[int]) ->
                         "percentiles": {str(p): int(v) for p, v in
                                         zip(percentiles, percentile_values(dist, percentiles).tolist())}})
     return {"skipped_snapshots": SKIPPED_SNAPSHOTS, "targets": targets}
-
-
-DESCRIPTION = """\
-The distribution of the number of monitoring regions per snapshot, as percentiles per target.
-The first 20 snapshots of each target are skipped while DAMON adapts its regions, as damo
-does."""
-
-EXAMPLES = """\
-examples:
-  damo report nr_regions -i stairs.data
-  damo report nr_regions --sortby time --plot regions.png"""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_argument(parser)
-    parser.add_argument("-r", "--range", type=int, nargs=3, metavar=("START", "STOP", "STEP"),
-                        help="percentiles to print (default: 0 25 50 75 100)")
-    parser.add_argument("-s", "--sortby", choices=["time", "size"],
-                        help="order of the counts: by size (default) or in time order")
-    parser.add_argument("-p", "--plot", metavar="FILE",
-                        help="draw the distribution into an image file (default: print text)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:

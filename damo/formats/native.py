@@ -72,17 +72,26 @@ def _pack_ints(values: np.ndarray) -> bytes:
 
 
 def _unpack_ints(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
+    """A column packed by _pack_ints, as int64."""
+    values, pos = _unpack_stored(buf, pos, count)
+    return values.astype(np.int64), pos
+
+
+def _unpack_stored(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
+    """A column packed by _pack_ints in its stored width (int8 .. int64): no widening copy."""
     width = buf[pos]
     pos += 1
     if count == 0:
-        return np.zeros(0, dtype=np.int64), pos
+        return np.zeros(0, dtype=np.int8), pos
     if width not in (1, 2, 4, 8):
         raise ValueError(f"bad column width {width}")
     nbytes = width * count
     if pos + nbytes > len(buf):
         raise ValueError("column runs past the chunk")
-    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos).reshape(width, count)
-    values = np.ascontiguousarray(planes.T).view(f"<i{width}").reshape(count).astype(np.int64)
+    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos)
+    if width == 1:
+        return planes.view(np.int8), pos + nbytes
+    values = np.ascontiguousarray(planes.reshape(width, count).T).view(f"<i{width}").reshape(count)
     return values, pos + nbytes
 
 
@@ -203,24 +212,6 @@ def _decode_header(buf: memoryview, nr_snaps: int, nr_regions: int):
     return coding, target_ids, starts_ns, starts_ns + durations, counts, pos
 
 
-def _unpack_stored(buf: memoryview, pos: int, count: int) -> tuple[np.ndarray, int]:
-    """Like _unpack_ints, but in the stored width (int8 .. int64): no widening copy."""
-    width = buf[pos]
-    pos += 1
-    if count == 0:
-        return np.zeros(0, dtype=np.int8), pos
-    if width not in (1, 2, 4, 8):
-        raise ValueError(f"bad column width {width}")
-    nbytes = width * count
-    if pos + nbytes > len(buf):
-        raise ValueError("column runs past the chunk")
-    planes = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos)
-    if width == 1:
-        return planes.view(np.int8), pos + nbytes
-    values = np.ascontiguousarray(planes.reshape(width, count).T).view(f"<i{width}").reshape(count)
-    return values, pos + nbytes
-
-
 def _delta_streams(buf: memoryview, pos: int) -> dict[str, np.ndarray]:
     streams = {}
     for name in _SnapshotCoder.STREAMS:
@@ -282,7 +273,7 @@ def _decode_boundaries(streams, target_ids: list[int]) -> tuple[np.ndarray, np.n
         lo, hi = first[i], first[i + 1]
         new = ext[positions[lo:hi]] + offsets[lo:hi]     # a position past the end: IndexError
         ext = np.concatenate((lead, kept, new))
-        ext[1:].sort()
+        ext[1:].sort(kind="stable")         # two sorted runs: one merge, 4x faster than quicksort
         prev[tid] = ext
         sets.append(ext)
     sizes = np.fromiter(map(len, sets), dtype=np.int64, count=nr_snaps)
@@ -301,8 +292,9 @@ def _previous_same_target(target_ids: list[int]) -> list[int]:
     return out
 
 
-def _decode_delta(streams, target_ids: np.ndarray, counts: np.ndarray, columns: frozenset) -> dict:
-    """The region columns of a delta-coded chunk (only those in ``columns``)."""
+def _decode_delta(streams, target_ids: np.ndarray, counts: np.ndarray, columns: frozenset, out: dict) -> dict:
+    """The region columns of a delta-coded chunk (only those in ``columns``), written into the
+    arrays of ``out`` where it has one for the column."""
     tids = target_ids.tolist()
     bounds, ext_offsets = _decode_boundaries(streams, tids)
     # Region flags belong to the intervals between consecutive boundaries of a snapshot: every
@@ -318,9 +310,10 @@ def _decode_delta(streams, target_ids: np.ndarray, counts: np.ndarray, columns: 
     per_snapshot = np.diff(np.searchsorted(first_bound, ext_offsets))
     if not np.array_equal(per_snapshot, counts):
         raise ValueError("region count does not match the boundaries")
-    start = bounds[first_bound]
-    end = bounds[first_bound + 1]
-    out = {"start": start, "end": end}
+    start = np.take(bounds, first_bound, out=out.get("start"))
+    first_bound += 1
+    end = np.take(bounds, first_bound, out=out.get("end"))
+    out = dict(out, start=start, end=end)
     want_values = [name for name in ("nr_accesses", "age") if name in columns]
     if not want_values:
         return out
@@ -336,9 +329,9 @@ def _decode_delta(streams, target_ids: np.ndarray, counts: np.ndarray, columns: 
         if j >= 0 and ro[i + 1] > ro[i]:
             found[ro[i]:ro[i + 1]] = np.searchsorted(start[ro[j]:ro[j + 1]], start[ro[i]:ro[i + 1]], side="right")
             parent_base[i] = ro[j] - 1
-    parent = found + np.repeat(parent_base, counts)
+    parent = found + np.repeat(parent_base, counts)      # -1 (harmless) where found is 0 in the first snapshot
     inside = found > 0
-    inside[inside] = start[inside] < end[parent[inside]]
+    inside &= start < end[parent]
     parent[~inside] = nr_regions
     # nr_accesses is predicted unchanged, age as one more; with no parent, both as 0
     for name, stream, step, no_parent in (("nr_accesses", "nr_delta", 0, 0), ("age", "age_delta", 1, -1)):
@@ -352,7 +345,10 @@ def _decode_delta(streams, target_ids: np.ndarray, counts: np.ndarray, columns: 
         for i in range(nr_snaps):      # a snapshot's parents are in an earlier snapshot
             lo, hi = ro[i], ro[i + 1]
             np.add(delta[lo:hi], values[parent[lo:hi]], out=values[lo:hi])
-        out[name] = values[:nr_regions]
+        if name in out:
+            np.copyto(out[name], values[:nr_regions])
+        else:
+            out[name] = values[:nr_regions]
     return out
 
 
@@ -361,8 +357,9 @@ _COLUMN_DTYPES = {"start": ADDR_DTYPE, "end": ADDR_DTYPE, "nr_accesses": NR_ACCE
 
 
 def _decode_regions(buf: memoryview, coding: int, pos: int, target_ids: np.ndarray, counts: np.ndarray,
-                    nr_regions: int, columns: frozenset) -> dict:
-    """The chunk's region columns named in ``columns``, all snapshots concatenated."""
+                    nr_regions: int, columns: frozenset, out: dict | None = None) -> dict:
+    """The chunk's region columns named in ``columns``, all snapshots concatenated (into the
+    arrays of ``out`` where the coding allows: the caller copies those it gets back instead)."""
     if not columns:
         return {}
     if coding == CODING_PLAIN:
@@ -373,7 +370,7 @@ def _decode_regions(buf: memoryview, coding: int, pos: int, target_ids: np.ndarr
         return {"start": start, "end": end, "nr_accesses": nr, "age": age}
     if coding != CODING_DELTA:
         raise ValueError(f"unknown chunk coding {coding}")
-    return _decode_delta(_delta_streams(buf, pos), target_ids, counts, columns)
+    return _decode_delta(_delta_streams(buf, pos), target_ids, counts, columns, out or {})
 
 
 def _decode_chunk(raw: bytes, nr_snaps: int, nr_regions: int):
@@ -538,17 +535,21 @@ def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
     out = {name: np.empty(nr_regions, dtype=_COLUMN_DTYPES[name]) for name in REGION_COLUMNS if name in columns}
     snap_at = region_at = 0
     for entry in entries:
-        def decode(entry=entry):
+        regions = slice(region_at, region_at + entry.nr_regions)
+        dests = {name: column[regions] for name, column in out.items()}
+
+        def decode(entry=entry, dests=dests):
             buf = memoryview(_inflate(entry.body, entry.raw_len, version))
             coding, tids, starts, ends, cnts, at = _decode_header(buf, entry.nr_snaps, entry.nr_regions)
-            return tids, starts, ends, cnts, _decode_regions(buf, coding, at, tids, cnts, entry.nr_regions, columns)
+            return tids, starts, ends, cnts, _decode_regions(buf, coding, at, tids, cnts, entry.nr_regions, columns,
+                                                             dests)
 
         tids, starts, ends, cnts, cols = _decoding(path, entry, decode)
         snaps = slice(snap_at, snap_at + entry.nr_snaps)
         target_id[snaps], start_ns[snaps], end_ns[snaps], counts[snaps] = tids, starts, ends, cnts
-        regions = slice(region_at, region_at + entry.nr_regions)
-        for name, column in out.items():
-            column[regions] = cols[name]
+        for name, dest in dests.items():
+            if cols[name] is not dest:
+                dest[:] = cols[name]
         snap_at, region_at = snaps.stop, regions.stop
     offsets = np.zeros(nr_snapshots + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
