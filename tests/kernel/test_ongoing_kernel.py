@@ -190,7 +190,7 @@ def test_ongoing_holds_the_snapshots_of_an_own_record_taken_at_the_same_time(own
     assert abs(ongoing_wss - own_wss) <= AGREEMENT * own_wss, (ongoing_wss, own_wss)
     assert HOT_BOUNDS[0] <= ongoing_wss <= HOT_BOUNDS[1], ongoing_wss
     print(f"same kdamond: own {own.nr_snapshots} snapshots, ongoing {ongoing.nr_snapshots} "
-          f"({int(overlap.sum())} of the own ones in its time span); hot-phase wss p50 own {own_wss:.0f} B, "
+          f"({len(overlap)} of the own ones in its time span); hot-phase wss p50 own {own_wss:.0f} B, "
           f"ongoing {ongoing_wss:.0f} B")
 
 
