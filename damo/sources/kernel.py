@@ -328,7 +328,9 @@ class KernelRecorder:
                             f"{ALTERNATIVES}")
         if target.ops != "paddr":
             # Online target changes need sysfs `commit`; debugfs refuses new target_ids while on.
-            self.tasks = TaskTargets(follow_children=request.child_tasks and self.debugfs is None)
+            # fvaddr's fixed regions are the given process's own, as in damo: no children.
+            self.tasks = TaskTargets(follow_children=request.child_tasks and self.debugfs is None
+                                     and target.ops == "vaddr")
         follow = self.tasks is not None and self.tasks.follow_children
         # The mono trace clock is time.monotonic_ns(), which times the target list's changes.
         instance = (TraceInstance(self.tracefs_root, f"damo-{os.getpid()}", clock="mono" if follow else None)
