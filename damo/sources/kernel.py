@@ -410,8 +410,8 @@ class KernelRecorder:
             raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host
         if deadline is not None and now >= deadline:
             return True
-        if self.tasks is not None and self.tasks.follow_children:
-            self._follow_children(kdamond)
+        if self.tasks is not None and self.debugfs is None:
+            self._follow_children(kdamond)      # with --exclude_child_tasks: exited targets only
         if self.proc is not None and self.proc.poll() is not None and not self._children_alive():
             return True
         if now - last_check[0] >= STATE_CHECK_SECONDS:
