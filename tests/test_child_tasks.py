@@ -218,7 +218,8 @@ def test_snapshot_takes_count_snapshots_delay_apart(tmp_path, monkeypatch):
                                   snapshot=(0.3, 3))
     assert time.monotonic() - started < 4
     assert record.nr_snapshots == 3 and record.meta.extra["collector"] == "tried_regions"
-    assert np.diff(record.end_ns / 1e9).min() >= 0.29
+    gaps = np.diff(record.end_ns / 1e9)
+    assert gaps.min() >= 0.2 and gaps.sum() >= 0.59, gaps     # 0.3 s apart, give or take a read
     writes = [w for w in fake.log if "schemes" in w[0]]
     assert (f"{CTX}/schemes/nr_schemes", "1") in writes and (f"{CTX}/schemes/0/action", "stat") in writes
     assert [w for w in fake.log if w[1] == "update_schemes_tried_regions"] == [("kdamonds/0/state",

@@ -470,8 +470,9 @@ class KernelRecorder:
         snapshot = self.request.snapshot
         period = snapshot[0] if snapshot else max(self.request.attrs.aggr_us / 1e6, POLL_SECONDS)
         taken = 0
+        next_at = time.monotonic()
         while not self._should_stop(kdamond, deadline, last_check):
-            started = time.monotonic()
+            next_at += period           # a fixed schedule: the snapshots do not drift apart
             try:
                 kdamond.update_tried_regions()
             except sysfs_mod.SysfsWriteError:
@@ -485,7 +486,7 @@ class KernelRecorder:
                 taken += 1
                 if snapshot and taken >= snapshot[1]:
                     return
-            time.sleep(max(0.0, period - (time.monotonic() - started)))
+            time.sleep(max(0.0, next_at - time.monotonic()))
 
     def _append_tried(self, end_ns: int, start, end, nr_accesses, age) -> None:
         """One tried-regions read: the regions of every target, in target order. They carry no
