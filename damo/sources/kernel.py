@@ -470,9 +470,10 @@ class KernelRecorder:
         snapshot = self.request.snapshot
         period = snapshot[0] if snapshot else max(self.request.attrs.aggr_us / 1e6, POLL_SECONDS)
         taken = 0
-        next_at = time.monotonic()
         while not self._should_stop(kdamond, deadline, last_check):
-            next_at += period           # a fixed schedule: the snapshots do not drift apart
+            # The next read starts a period after this one began, never sooner (a slow read, as
+            # under emulation, delays the ones after it rather than bunching them up).
+            next_at = time.monotonic() + period
             try:
                 kdamond.update_tried_regions()
             except sysfs_mod.SysfsWriteError:
