@@ -439,9 +439,11 @@ class KernelRecorder:
         if change is None or not change[0]:
             return                      # nothing new, or every task gone (the kdamond stops itself)
         pids, ids = change
+        initial = {k: first_regions(pid, self.request.attrs.min_nr_regions)
+                   for k, (pid, tid) in enumerate(zip(pids, ids)) if tid < 0}
         began_ns = time.monotonic_ns()
         try:
-            kdamond.commit_targets(pids)
+            kdamond.commit_targets(pids, {k: r for k, r in initial.items() if r})
         except sysfs_mod.SysfsWriteError as err:
             if err.errno == errno.EINVAL or not kdamond.running():
                 return                  # a task exited meanwhile: the next poll proposes again
@@ -525,6 +527,20 @@ class KernelRecorder:
         if self.proc is None:
             return None
         return stop_process(self.proc, WORKLOAD_TERM_SECONDS)
+
+
+def first_regions(pid: int, min_nr_regions: int) -> list[tuple[int, int]]:
+    """A new child target's first regions, as the kernel's damon_va_init makes them for the
+    targets it starts with: the three regions of its mappings, evenly split into
+    ``min_nr_regions``. (Given none, a target added online starts from the three regions
+    whole at the next regions update, and takes many aggregations to find its hot spots.)"""
+    from damo.engine.core import three_regions, va_init_ranges
+    from damo.kernel.page_idle import read_mappings
+
+    try:
+        return va_init_ranges(three_regions(read_mappings(pid)), min_nr_regions)
+    except ValueError:
+        return []       # gone, or fewer than two gaps: the kernel's own update will set them
 
 
 def set_child_subreaper(on: bool) -> bool:
