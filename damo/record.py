@@ -20,6 +20,7 @@ from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, FORMATS
 from damo.labels import parse_label, record_labels
 from damo.options import bounded_float
+from damo.vm_accel import ACCEL_CHOICES, TLB_FLUSH_CHOICES
 
 if TYPE_CHECKING:       # loaded by run(), so that --help and option errors stay light
     from damo.recording import RecordRequest
@@ -129,6 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "repeatable (default: every running kdamond)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
     parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm (default: the one `damo vm setup` fetched)")
+    parser.add_argument("--vm-accel", dest="vm_accel", choices=ACCEL_CHOICES, default="auto",
+                        help="how the --vm guest runs: kvm (hardware virtualisation), tcg (QEMU's software "
+                             "emulation, many times slower), or auto: KVM if a first boot of the kernel under KVM "
+                             "reaches its command (checked once per kernel and machine), else tcg (default: auto)")
+    parser.add_argument("--vm-tlb-flush", dest="vm_tlb_flush", choices=TLB_FLUSH_CHOICES, default="auto",
+                        help="run a TLB-flush ticker beside the --vm record, so that DAMON sees the accesses of a "
+                             "busy workload under software emulation; auto: off (not yet proven safe; "
+                             "see the README) (default: auto)")
     parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
                         help="a label kept in the record, e.g. --label service=web (repeatable; default: "
                              "host, kernel and damo_version only)")
@@ -304,6 +313,7 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
     return RecordRequest(target=target, attrs=attrs, ops=args.ops, damon_interface=args.damon_interface,
                          timeout=args.timeout, seed=args.seed,
                          shell=args.shell, regions=regions, vm_kernel=args.vm_kernel, out=args.out,
+                         vm_accel=args.vm_accel, vm_tlb_flush=args.vm_tlb_flush,
                          output_type=args.output_type, kdamonds=list(args.kdamond),
                          labels=record_labels(args.label), **target_fields)
 

@@ -39,6 +39,8 @@ class RecordRequest:
     shell: bool = False
     regions: list[tuple[int, int]] = field(default_factory=list)
     vm_kernel: str | None = None
+    vm_accel: str = "auto"              # --vm-accel: auto | kvm | tcg (damo.vm_accel)
+    vm_tlb_flush: str = "auto"          # --vm-tlb-flush: auto | on | off
     out: str = "damon.data"
     output_type: str = DEFAULT_FORMAT
     argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm

@@ -85,9 +85,15 @@ def detect_format(path: str | os.PathLike) -> str:
     raise RecordFileError(path, "unknown record format (not native, json, json_compressed nor perf_script)")
 
 
-def read_record(path: str | os.PathLike) -> Record:
-    """Read a record file of any supported format."""
+def read_record(path: str | os.PathLike, columns: tuple[str, ...] | None = None) -> Record:
+    """Read a record file of any supported format.
+
+    ``columns`` names the region columns the caller needs (start, end, nr_accesses, age);
+    formats that can skip the others (native) leave them as read-only placeholders.
+    """
     fmt = detect_format(path)
+    if columns is not None and fmt == "native":
+        return _reading(path, fmt, lambda: _module(fmt).read(path, fmt, columns))
     return _reading(path, fmt, lambda: _module(fmt).read(path, fmt))
 
 

@@ -28,6 +28,8 @@ from damo.errors import DamoError
 from damo.kernel import sysfs as sysfs_mod
 from damo.kernel.debugfs import DamonDebugfs, DebugfsKdamond
 from damo.kernel.debugfs import check_free as debugfs_check_free
+from damo.kernel import tlb_ticker
+from damo.kernel.tlb_ticker import Ticker
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
 from damo.kernel.tasks import process_alive
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
@@ -338,6 +340,7 @@ class KernelRecorder:
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
                              stat_scheme=not use_trace, more_pids=list(target.more_pids or []))
         interrupted = False
+        ticker = Ticker(enabled=tlb_ticker.requested())
         kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
         try:
             if target.argv:
@@ -374,12 +377,17 @@ class KernelRecorder:
                     print(f"recording {target.description} with kdamond {kdamond.index} (pid {kdamond_pid}); "
                           f"press Ctrl+C to stop", file=sys.stderr)
                 try:
+                    # The trace event is enabled by now, and stays so until the ticker is stopped
+                    # (damo.kernel.tlb_ticker says why that order keeps the guest alive).
+                    ticker.start()
                     if use_trace:
                         self._collect_trace(instance, kdamond)
                     else:
                         self._collect_tried_regions(kdamond)
                 except KeyboardInterrupt:
                     interrupted = True
+                finally:
+                    ticker.stop()
                 # Turn monitoring off before the last drain, so nothing is left in the buffer.
                 kdamond.close()
                 if instance:
@@ -387,6 +395,7 @@ class KernelRecorder:
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            ticker.stop()                   # before the trace event is disabled
             if instance:
                 instance.close()
             status = self._stop_workload()
@@ -474,8 +483,9 @@ class KernelRecorder:
         taken = 0
         while not self._should_stop(kdamond, deadline, last_check):
             # The next read starts a period after this one began, never sooner (a slow read, as
-            # under emulation, delays the ones after it rather than bunching them up).
-            next_at = time.monotonic() + period
+            # under emulation, delays the ones after it rather than bunching them up). A snapshot
+            # is stamped when it is asked for: reading it back takes a varying time.
+            next_at, asked_ns = time.monotonic() + period, time.monotonic_ns()
             try:
                 kdamond.update_tried_regions()
             except sysfs_mod.SysfsWriteError:
@@ -484,7 +494,7 @@ class KernelRecorder:
                 raise
             start, end, nr_accesses, age = kdamond.read_tried_regions()
             if start:
-                self._append_tried(time.monotonic_ns(), np.array(start, dtype=np.uint64),
+                self._append_tried(asked_ns, np.array(start, dtype=np.uint64),
                                    np.array(end, dtype=np.uint64), np.array(nr_accesses), np.array(age))
                 taken += 1
                 if snapshot and taken >= snapshot[1]:
