@@ -8,6 +8,7 @@ the same record left, wherever its labels had put it, so re-exporting never dupl
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -21,7 +22,7 @@ from damo.errors import DamoError
 from damo.fleet.dataset import MARKER, SCHEMA_VERSION, TABLES, arrow_schemas, read_marker, write_marker
 from damo.formats import detect_format, read_chunks, read_record
 from damo.labels import check_label
-from damo.model import AGE_UNKNOWN, Record, RecordMeta
+from damo.model import Record, RecordMeta
 from damo.wss import wss_per_snapshot
 
 # damo's default sampling interval, assumed for the maximum access rate when a record does not say
@@ -81,7 +82,7 @@ class _Tables:
         import pyarrow as pa
 
         schema = self.schemas[table]
-        arrays = [pa.array(columns[f.name], type=f.type, from_pandas=True) for f in schema]
+        arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
         self.writers[table].write_table(pa.Table.from_arrays(arrays, schema=schema))
 
     def close(self, record_row: dict) -> None:
@@ -101,7 +102,7 @@ class _Tables:
 # Dictionary-encode the columns with few distinct values; addresses and sizes are left plain.
 _DICTIONARY = {
     "snapshots": ["target", "target_id"],
-    "regions": ["target", "snapshot", "target_snapshot", "nr_accesses", "age", "access_hz", "age_s"],
+    "regions": ["target", "snapshot", "target_snapshot", "nr_accesses", "age"],
 }
 
 
@@ -115,10 +116,8 @@ def _signed(values: np.ndarray, path: str) -> np.ndarray:
 class _Chunker:
     """Turns record pieces into rows, numbering snapshots and targets across pieces."""
 
-    def __init__(self, path: str, aggr_us: float):
+    def __init__(self, path: str):
         self.path = path
-        self.hz_per_access = 1e6 / aggr_us        # as report diff computes access rates
-        self.aggr_s = aggr_us / 1e6
         self.target_order: dict[int, int] = {}
         self.per_target: dict[int, int] = {}
         self.nr_snapshots = 0
@@ -146,13 +145,10 @@ class _Chunker:
                      "snapshot": snapshot, "target_snapshot": target_snapshot,
                      "start_ns": piece.start_ns, "end_ns": piece.end_ns, "nr_regions": counts,
                      "wss_bytes": wss_per_snapshot(piece), "total_bytes": total}
-        known_age = piece.age != AGE_UNKNOWN
         regions = {"target": np.repeat(target, counts), "snapshot": np.repeat(snapshot, counts),
                    "target_snapshot": np.repeat(target_snapshot, counts),
                    "start": _signed(piece.start, self.path), "end": _signed(piece.end, self.path), "size": size,
-                   "nr_accesses": piece.nr_accesses, "age": piece.age,
-                   "access_hz": piece.nr_accesses * self.hz_per_access,
-                   "age_s": np.where(known_age, piece.age * self.aggr_s, np.nan)}
+                   "nr_accesses": piece.nr_accesses, "age": piece.age}
         if n:
             first, last = int(piece.start_ns.min()), int(piece.end_ns.max())
             self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
@@ -173,11 +169,16 @@ def _partition(meta: RecordMeta, partition_by: list[str], rid: str, path: str) -
     return os.path.join(*parts, f"record_id={rid}")
 
 
-def _existing(out_dir: Path, rid: str) -> list[Path]:
-    """The directories an earlier export of record ``rid`` left, in every table."""
+def _existing(out_dir: Path, rid: str, depth: int) -> list[Path]:
+    """The directories an earlier export of record ``rid`` left, in every table.
+
+    Record directories sit ``depth`` label levels down, so only the label levels are listed (a
+    recursive search would read every record's directory for every record: quadratic time).
+    """
     found = []
     for table in TABLES:
-        found += [p for p in (out_dir / table).glob(f"**/record_id={rid}") if p.is_dir()]
+        pattern = os.path.join(glob.escape(str(out_dir / table)), *["*"] * depth, f"record_id={rid}")
+        found += [Path(p) for p in glob.glob(pattern) if os.path.isdir(p)]
     return found
 
 
@@ -196,7 +197,7 @@ def export_record(path: str, out_dir: Path, partition_by: list[str],
     shutil.rmtree(staging, ignore_errors=True)
     try:
         tables = _Tables(staging, partition)
-        chunker = _Chunker(str(path), aggr_us)
+        chunker = _Chunker(str(path))
         for piece in pieces:
             snapshots, regions = chunker.rows(piece)
             tables.write("snapshots", snapshots)
@@ -212,7 +213,7 @@ def export_record(path: str, out_dir: Path, partition_by: list[str],
             "nr_snapshots": chunker.nr_snapshots, "nr_regions": chunker.nr_regions,
             "first_ns": chunker.first_ns, "last_ns": chunker.last_ns,
             "max_access_hz": 1e6 / (meta.sample_us or DEFAULT_SAMPLE_US), "schema_version": SCHEMA_VERSION})
-        old = _existing(out_dir, rid)
+        old = _existing(out_dir, rid, len(partition_by))
         for p in old:
             shutil.rmtree(p)
         for table in TABLES:
