@@ -57,6 +57,18 @@ def synthesise(out: Path, nr_records: int, nr_regions: int, nr_distinct: int = 5
     return paths
 
 
+def write_section(own_file: Path, section: str, start: str, end: str) -> None:
+    """Write ``section`` to its own file and put it between ``start`` and ``end`` in bench/results.md."""
+    own_file.write_text(section)
+    results = HERE / "results.md"
+    text = results.read_text() if results.exists() else ""
+    if start in text:
+        text = text[:text.index(start)] + section + text[text.index(end) + len(end) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    results.write_text(text)
+
+
 def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -123,14 +135,7 @@ def main(argv=None) -> int:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines.append(SECTION_END)
     section = "\n".join(lines) + "\n"
-    (HERE / "fleet_results.md").write_text(section)
-    results = HERE / "results.md"
-    text = results.read_text() if results.exists() else ""
-    if SECTION_START in text:
-        text = text[:text.index(SECTION_START)] + section + text[text.index(SECTION_END) + len(SECTION_END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
+    write_section(HERE / "fleet_results.md", section, SECTION_START, SECTION_END)
     print(section)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
