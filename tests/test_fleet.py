@@ -20,7 +20,7 @@ pytest.importorskip("duckdb", reason="duckdb is not installed")
 
 from damo.cli import main  # noqa: E402
 from damo.diff.analysis import effective_aggr_us  # noqa: E402
-from damo.fleet.dataset import MARKER  # noqa: E402
+from damo.fleet.dataset import MARKER, SCHEMA_VERSION, arrow_schemas  # noqa: E402
 from damo.fleet.engines import DuckDBEngine  # noqa: E402
 from damo.fleet.export import export_records  # noqa: E402
 from damo.fleet.queries import SummaryOptions  # noqa: E402
@@ -102,6 +102,11 @@ def test_export_round_trip_equals_the_record(records_dir, tmp_path, fmt):
         .compression == "ZSTD"
     snaps = read_table(ds, "snapshots", result.record_id)
     recs = read_table(ds, "records", result.record_id)
+    # Parquet's own types read back as the schema's Arrow types; the version is in every footer.
+    for table, schema in arrow_schemas().items():
+        [f] = (ds / table).glob(f"**/record_id={result.record_id}/*.parquet")
+        assert pq.read_schema(f).remove_metadata().equals(schema.remove_metadata())
+        assert pq.read_metadata(f).metadata == {b"damo.schema_version": str(SCHEMA_VERSION).encode()}
 
     assert np.array_equal(regions["start"].to_numpy().view(np.uint64), record.start)
     assert np.array_equal(regions["end"].to_numpy().view(np.uint64), record.end)

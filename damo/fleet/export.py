@@ -74,18 +74,25 @@ class _Tables:
     """
 
     def __init__(self, root: Path):
-        import pyarrow.parquet as pq
-
         self.schemas = arrow_schemas()
         self.paths = {t: root / t / "part-0.parquet" for t in TABLES}
         self.writers = {}
         for table in TABLES:
             self.paths[table].parent.mkdir(parents=True)
         for table in ("snapshots", "regions"):
-            self.writers[table] = pq.ParquetWriter(
-                self.paths[table], self.schemas[table], compression="zstd", compression_level=ZSTD_LEVEL,
-                use_dictionary=_DICTIONARY[table], data_page_size=PAGE_BYTES, write_statistics=True,
-                store_schema=False)
+            self.writers[table] = self._open(table, compression="zstd", compression_level=ZSTD_LEVEL,
+                                             use_dictionary=_DICTIONARY[table], data_page_size=PAGE_BYTES,
+                                             write_statistics=True)
+
+    def _open(self, table: str, **options):
+        """A writer of the table's file that keeps the schema's key-value metadata, not the Arrow schema."""
+        import pyarrow.parquet as pq
+
+        schema = self.schemas[table]
+        writer = pq.ParquetWriter(self.paths[table], schema, store_schema=False, **options)
+        # Without the stored Arrow schema, the schema's metadata must be added on its own.
+        writer.add_key_value_metadata(schema.metadata)
+        return writer
 
     def write(self, table: str, columns: dict[str, np.ndarray]) -> None:
         import pyarrow as pa
@@ -96,16 +103,14 @@ class _Tables:
 
     def close(self, record_row: dict) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        for writer in self.writers.values():
-            writer.close()
-        path = self.paths["records"]
-        schema = self.schemas["records"]
         # One row: compression, dictionaries and statistics would only add to its 20 columns'
         # headers (4.9 KiB with them, 2.4 KiB without).
-        pq.write_table(pa.Table.from_pylist([record_row], schema=schema), path, compression="none",
-                       use_dictionary=False, write_statistics=False, store_schema=False)
+        self.writers["records"] = self._open("records", compression="none", use_dictionary=False,
+                                             write_statistics=False)
+        self.writers["records"].write_table(pa.Table.from_pylist([record_row], schema=self.schemas["records"]))
+        for writer in self.writers.values():
+            writer.close()
         for p in self.paths.values():
             os.chmod(p, 0o600)
 
