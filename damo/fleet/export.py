@@ -29,15 +29,12 @@ from damo.wss import wss_per_snapshot
 # (as report diff does).
 DEFAULT_SAMPLE_US = 5000
 CHUNK_REGIONS = 1 << 20
-ZSTD_LEVEL = 1                       # level 3 and 6 save 3% and 4% of the bytes, at 1.3x and 2x the time
+ZSTD_LEVEL = 1                       # on bench.synth's regions, level 3 was 6% larger and -1 15% larger
 PAGE_BYTES = 8 << 20
 # Rows the Parquet writer encodes per step: 64 Ki instead of its 1,024 takes 7% off the encoding
 # time of bench.synth's regions, for the same bytes (pyarrow encodes a file's columns on the
 # calling thread; export's parallelism is its --jobs processes).
 WRITE_BATCH_ROWS = 1 << 16
-# The files carry Parquet's own types only (store_schema=False): the serialised Arrow schema in
-# each footer would add 1 to 3 KiB per file, 0.08 bytes per region at 100,000 regions per record,
-# and every column's Parquet type already reads back as the Arrow type written.
 INT63 = np.uint64(1 << 63)
 
 
@@ -90,7 +87,12 @@ class _Tables:
                                              write_statistics=True)
 
     def _open(self, table: str, **options):
-        """A writer of the table's file that keeps the schema's key-value metadata, not the Arrow schema."""
+        """A writer of the table's file that keeps the schema's key-value metadata, not the Arrow schema.
+
+        The files carry Parquet's own types only: the serialised Arrow schema in each footer would
+        add 1 to 3 KiB per file (0.08 bytes per region at 100,000 regions per record), and every
+        column's Parquet type reads back as the Arrow type written.
+        """
         import pyarrow.parquet as pq
 
         schema = self.schemas[table]
