@@ -291,6 +291,13 @@ def test_summary_text_and_query(sim_dataset, capsys):
     # a glob of dataset directories is one dataset
     assert main(["fleet", "query", str(sim_dataset).rstrip("/") + "*", "SELECT count(*) AS n FROM records"]) == 0
     assert capsys.readouterr().out.split() == ["n", "20"]
+    # the regions view is the stored rows, each once, with the derived columns added
+    assert main(["fleet", "query", str(sim_dataset), "SELECT (SELECT count(*) FROM regions) AS n, "
+                 "(SELECT count(*) FROM stored_regions) AS stored, (SELECT sum(nr_regions) FROM records) AS meta",
+                 "--csv"]) == 0
+    header, values = capsys.readouterr().out.splitlines()
+    n, stored, meta = map(int, values.split(","))
+    assert header == "n,stored,meta" and n == stored == meta > 0
 
 
 # --- bad input ---------------------------------------------------------------------------------------
