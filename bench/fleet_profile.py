@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.fleet_scale import HERE, load_average, synthesise, write_section
+from bench.fleet_scale import HERE, load_average, synthesise
+from bench.render import put_section
 
 SECTION_START, SECTION_END = "<!-- fleet-profile:start -->", "<!-- fleet-profile:end -->"
 
@@ -127,7 +128,8 @@ def main(argv=None) -> int:
     lines += [f"| {table} | (other columns) | {size / regions:.3f} |" for table, size in small.items()]
     lines.append(SECTION_END)
     section = "\n".join(lines) + "\n"
-    write_section(HERE / "fleet_profile.md", section, SECTION_START, SECTION_END)
+    (HERE / "fleet_profile.md").write_text(section)
+    put_section(HERE / "results.md", SECTION_START, SECTION_END, section)
     print(section)
     return 0
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.render import put_section
 from bench.measure import measure, python_argv, repo_env
 from bench.synth import synth_record
 
@@ -55,18 +56,6 @@ def synthesise(out: Path, nr_records: int, nr_regions: int, nr_distinct: int = 5
         path.write_bytes(native.HEADER.pack(native.MAGIC, native.VERSION, 0, len(blob)) + blob + chunks)
         paths.append(str(path))
     return paths
-
-
-def write_section(own_file: Path, section: str, start: str, end: str) -> None:
-    """Write ``section`` to its own file and put it between ``start`` and ``end`` in bench/results.md."""
-    own_file.write_text(section)
-    results = HERE / "results.md"
-    text = results.read_text() if results.exists() else ""
-    if start in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
 
 
 def dir_bytes(path: Path) -> int:
@@ -135,7 +124,8 @@ def main(argv=None) -> int:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines.append(SECTION_END)
     section = "\n".join(lines) + "\n"
-    write_section(HERE / "fleet_results.md", section, SECTION_START, SECTION_END)
+    (HERE / "fleet_results.md").write_text(section)
+    put_section(HERE / "results.md", SECTION_START, SECTION_END, section)
     print(section)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
