@@ -1,7 +1,7 @@
 """Where export's time and the dataset's bytes go: ``python -m bench.fleet_profile [--records 20]``.
 
 Exports RECORDS of bench.fleet_scale's synthetic records (100,000 regions each) in this process,
-one at a time, and splits the CPU time by stage: xz inflation of the native chunks, the rest of
+one at a time, and splits the CPU time by stage: inflation of the native chunks, the rest of
 native decoding, turning record pieces into table columns, Arrow conversion and Parquet
 encoding/writing, and what is left (hashing the file, the records table, directories). Then it
 adds up the compressed bytes of every column of the exported files. Writes bench/fleet_profile.md
@@ -65,7 +65,7 @@ def stage_seconds(paths: list[str], dataset: Path) -> tuple[dict[str, float], fl
         for t in (inflate, decode, assemble, rows, write, close):
             t.restore()
     stages = {
-        "xz inflation of native chunks": inflate.seconds,
+        "inflation of native chunks (zlib; xz in version-1 files)": inflate.seconds,
         "native decoding (boundaries, predictions) and joining snapshots": decode.seconds + assemble.seconds,
         "record pieces to table columns (numbering, sizes, WSS)": rows.seconds,
         "Arrow arrays and Parquet encoding of regions and snapshots": write.seconds,
