@@ -44,6 +44,10 @@ class RecordRequest:
     argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
     kdamonds: list[str] = field(default_factory=list)   # record ongoing: kdamond indexes, or "stat"
     labels: dict[str, str] = field(default_factory=dict)   # KEY=VALUE labels kept in the record
+    # --do_record: "access" and what is sampled beside it (damo.sources.proc_sampler.SIDE_KINDS)
+    do_record: tuple[str, ...] = ("access", "mem_footprint", "vmas", "proc_stats")
+    # --monitoring_intervals_goal ACCESS_BP AGGRS MIN_SAMPLE_US MAX_SAMPLE_US, None: not tuned
+    intervals_goal: tuple[int, int, int, int] | None = None
 
 
 class SnapshotSink:
@@ -55,12 +59,21 @@ class SnapshotSink:
         self.nr_snapshots = 0
         self.nr_regions = 0
 
-    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
-        """Write one snapshot and show it in the progress display."""
-        self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None,
+               sample_us: int | None = None) -> None:
+        """Write one snapshot and show it in the progress display; ``sample_us`` is the snapshot's
+        own sampling interval when intervals are auto-tuned."""
+        if sample_us is not None:
+            self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age, sample_us=sample_us)
+        else:
+            self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
         self.nr_snapshots += 1
         self.nr_regions += len(start)
         self.progress.update(end_ns, self.nr_snapshots, len(start))
+
+    def append_side(self, kind: str, entry: dict) -> None:
+        """Keep one sample of what damo records beside the accesses (damo.sources.proc_sampler)."""
+        self.writer.append_side(kind, entry)
 
     def flush(self) -> None:
         self.writer.flush()

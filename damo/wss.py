@@ -298,6 +298,18 @@ examples:
   damo report wss --plot wss.png"""
 
 
+def checked_percentiles(percentile_range: Sequence[int], nr_cols_bar: int) -> list[int]:
+    """The percentiles of ``--range START STOP STEP``; bad values (or ``--nr_cols_bar``) are one DamoError."""
+    start, stop, step = percentile_range
+    if step == 0:
+        raise DamoError("--range: step must not be zero")
+    if not (0 <= start <= 100 and -1 <= stop <= 101) or abs((stop - start) // step) > MAX_PERCENTILES:
+        raise DamoError(f"--range: percentiles are 0..100, at most {MAX_PERCENTILES} of them")
+    if not 0 <= nr_cols_bar <= MAX_COLS_BAR:
+        raise DamoError(f"--nr_cols_bar: {nr_cols_bar} is outside 0..{MAX_COLS_BAR}")
+    return list(range(start, stop, step))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("-r", "--range", type=int, nargs=3, default=[0, 101, 25],
@@ -329,14 +341,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    start, stop, step = args.range
-    if step == 0:
-        raise DamoError("--range: step must not be zero")
-    if not (0 <= start <= 100 and -1 <= stop <= 101) or abs((stop - start) // step) > MAX_PERCENTILES:
-        raise DamoError(f"--range: percentiles are 0..100, at most {MAX_PERCENTILES} of them")
-    if not 0 <= args.nr_cols_bar <= MAX_COLS_BAR:
-        raise DamoError(f"--nr_cols_bar: {args.nr_cols_bar} is outside 0..{MAX_COLS_BAR}")
-    percentiles = list(range(start, stop, step))
+    percentiles = checked_percentiles(args.range, args.nr_cols_bar)
     sort = args.sortby != "time"
     record = load_record(args.input)
     if args.address_range:

@@ -415,6 +415,17 @@ class AccessModel:
             nr_pages += int(np.count_nonzero(p >= WSS_PROBABILITY))
         return nr_pages * PAGE_SIZE
 
+    def resident_bytes(self, t_ns: int) -> int:
+        """Bytes of the regions' pages touched in [0, t): what the runner has resident by then,
+        as anonymous memory becomes resident on its first touch (a random pattern's pages
+        count once they were more likely hit than not, as in ``true_wss``)."""
+        return self.true_wss(0, t_ns) if t_ns > 0 else 0
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of every mapping of the modelled process: the regions, the heap and the stack."""
+        return sum(end - start for start, end in self.mappings)
+
     def true_wss_series(self, aggr_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """True WSS of consecutive windows of ``aggr_ns`` from time 0.
 

@@ -24,10 +24,21 @@ from damo.formats import WriterBase, create_private
 from damo.model import ADDR_DTYPE, AGE_DTYPE, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta, RegionColumns
 
 MAGIC = b"\x89DAMOREC"
-VERSION = 1
+VERSION = 2                 # 2: side chunks may follow the header; a file without any stays version 1
+VERSION_NO_SIDE = 1
 HEADER = struct.Struct("<8sHHI")           # magic, version, flags, meta length
 CHUNK = struct.Struct("<4sIIIII")          # tag, nr snapshots, nr regions, raw len, packed len, crc32
 CHUNK_TAG = b"CHNK"
+# A side chunk: what is recorded beside the accesses (footprints, VMAs, process stats, tuned
+# sampling intervals) as one xz-compressed JSON object {kind: [entries]}. Same header as CHNK,
+# the snapshot count holding the number of entries and the region count 0.
+SIDE_TAG = b"SIDE"
+CHUNK_TAGS = (CHUNK_TAG, SIDE_TAG)
+MAX_SIDE_RAW = 64 << 20
+FLUSH_SIDE_ENTRIES = 64
+# Side kind of the tuned sampling intervals: {"snapshot": index in the file, "sample_us": us},
+# one where a snapshot's interval differs from the one before it.
+SAMPLE_INTERVALS = "sample_intervals"
 CODING_PLAIN, CODING_DELTA = 0, 1
 FLUSH_SECONDS = 2.0
 FLUSH_REGIONS = 1 << 18
@@ -287,17 +298,31 @@ def _valid_chunk_at(data: bytes, pos: int) -> bool:
         return False
     tag, _, _, _, packed_len, crc = CHUNK.unpack_from(data, pos)
     body = data[pos + CHUNK.size: pos + CHUNK.size + packed_len]
-    return tag == CHUNK_TAG and len(body) == packed_len and zlib.crc32(body) == crc
+    return tag in CHUNK_TAGS and len(body) == packed_len and zlib.crc32(body) == crc
 
 
 def _later_chunk(data: bytes, pos: int) -> int | None:
-    """The offset of a complete, intact chunk after ``pos``, if there is one."""
-    found = data.find(CHUNK_TAG, pos + 1)
+    """The offset of a complete, intact chunk (of either kind) after ``pos``, if there is one."""
+    found = [f for f in (_later_chunk_of(data, pos, tag) for tag in CHUNK_TAGS) if f is not None]
+    return min(found) if found else None
+
+
+def _later_chunk_of(data: bytes, pos: int, tag: bytes) -> int | None:
+    found = data.find(tag, pos + 1)
     while found >= 0:
         if _valid_chunk_at(data, found):
             return found
-        found = data.find(CHUNK_TAG, found + 1)
+        found = data.find(tag, found + 1)
     return None
+
+
+def _decode_side(raw: bytes, nr_entries: int) -> dict[str, list]:
+    side = json.loads(raw.decode("utf-8"))
+    if not isinstance(side, dict) or not all(isinstance(v, list) for v in side.values()):
+        raise ValueError("a side chunk is not an object of lists")
+    if sum(len(v) for v in side.values()) != nr_entries:
+        raise ValueError("side entries do not add up")
+    return side
 
 
 def _inflate(body: bytes, raw_len: int) -> bytes:
@@ -309,8 +334,12 @@ def _inflate(body: bytes, raw_len: int) -> bytes:
     return raw
 
 
-def iter_chunks(path):
+def iter_chunks(path, side: dict[str, list] | None = None, snapshots: bool = True):
     """The metadata, then every complete chunk as ``(snaps, counts, cols)``, one at a time.
+
+    Side chunks (version 2) are not yielded: their entries are appended to ``side[kind]`` when
+    ``side`` is given, else skipped. ``snapshots=False`` skips decoding the snapshot chunks
+    (they are still checked), for readers of the side data only.
 
     ``snaps`` are ``(target_id, start_ns, end_ns)`` tuples, ``counts`` their region counts and
     ``cols`` their (start, end, nr_accesses, age) arrays. A torn tail (an interrupted recorder)
@@ -329,6 +358,14 @@ def iter_chunks(path):
             raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos}, intact data follows "
                                         f"at byte {later})")
         tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
+        if tag == SIDE_TAG:
+            if side is not None:
+                _read_side_chunk(path, data, pos, nr_snaps, raw_len, packed_len, side)
+            pos += CHUNK.size + packed_len
+            continue
+        if not snapshots:
+            pos += CHUNK.size + packed_len
+            continue
         if nr_regions > MAX_CHUNK_REGIONS or nr_snaps > MAX_CHUNK_SNAPSHOTS:
             raise RecordFileError(path, f"corrupt native record (a chunk at byte {pos} claims {nr_snaps} snapshots "
                                         f"and {nr_regions} regions; at most {MAX_CHUNK_SNAPSHOTS} and "
@@ -346,9 +383,59 @@ def iter_chunks(path):
         pos += CHUNK.size + packed_len
 
 
+def _read_side_chunk(path, data: bytes, pos: int, nr_entries: int, raw_len: int, packed_len: int,
+                     side: dict[str, list]) -> None:
+    if raw_len > MAX_SIDE_RAW:
+        raise RecordFileError(path, f"corrupt native record (a side chunk at byte {pos} claims {raw_len} bytes, "
+                                    f"more than {MAX_SIDE_RAW})")
+    try:
+        decoded = _decode_side(_inflate(data[pos + CHUNK.size: pos + CHUNK.size + packed_len], raw_len), nr_entries)
+    except (ValueError, UnicodeDecodeError, RecursionError, lzma.LZMAError) as err:
+        raise RecordFileError(path, f"corrupt native record (side chunk at byte {pos}: {err})") from None
+    for kind, entries in decoded.items():
+        side.setdefault(kind, []).extend(entries)
+
+
+def snapshot_sample_us(marks: list, nr_snapshots: int, default_us: int | None) -> np.ndarray | None:
+    """Each snapshot's sampling interval from the change marks of a tuned record (None if untuned).
+    Marks past the last snapshot (a recorder stopped between chunks) are ignored."""
+    if not marks:
+        return None
+    out = np.full(nr_snapshots, default_us or 0, dtype=np.int64)
+    for mark in sorted(marks, key=lambda m: int(m["snapshot"])):
+        index = int(mark["snapshot"])
+        if 0 <= index < nr_snapshots:
+            out[index:] = int(mark["sample_us"])
+    return out
+
+
+def attach_side(record: Record, side: dict[str, list]) -> Record:
+    """Put the side data read from a file into ``record`` (damo.model's footprints and lists)."""
+    from damo.model import MemFootprints
+
+    record.snapshot_sample_us = snapshot_sample_us(side.get(SAMPLE_INTERVALS, []), record.nr_snapshots,
+                                                   record.meta.sample_us)
+    if "mem_footprint" in side:
+        record.footprints = MemFootprints.from_damo(side["mem_footprint"])
+    record.proc_vmas = side.get("vmas")
+    record.proc_stats = side.get("proc_stats")
+    return record
+
+
+def read_side(path) -> dict[str, list]:
+    """Only the side data of a native record, ``{kind: [entries]}`` (no snapshot is decoded)."""
+    side: dict[str, list] = {}
+    chunks = iter_chunks(path, side, snapshots=False)
+    next(chunks)
+    for _ in chunks:
+        pass
+    return side
+
+
 def read(path, fmt: str = "native") -> Record:
     """Read every complete chunk; a torn or corrupt tail (an interrupted recorder) is ignored."""
-    chunks = iter_chunks(path)
+    side: dict[str, list] = {}
+    chunks = iter_chunks(path, side)
     meta = next(chunks)
     snaps, counts = [], []
     columns = RegionColumns()
@@ -359,9 +446,13 @@ def read(path, fmt: str = "native") -> Record:
             columns.append(cols)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])
-    return Record(meta, np.array([s[0] for s in snaps], dtype=np.uint64),
-                  np.array([s[1] for s in snaps], dtype=TIME_DTYPE), np.array([s[2] for s in snaps], dtype=TIME_DTYPE),
-                  offsets, *columns.build(None))
+    record = Record(meta, np.array([s[0] for s in snaps], dtype=np.uint64),
+                    np.array([s[1] for s in snaps], dtype=TIME_DTYPE),
+                    np.array([s[2] for s in snaps], dtype=TIME_DTYPE), offsets, *columns.build(None))
+    try:
+        return attach_side(record, side)
+    except (ValueError, KeyError, TypeError) as err:
+        raise RecordFileError(path, f"corrupt native record (side data: {err})") from None
 
 
 class _WriterState(NamedTuple):
@@ -377,6 +468,8 @@ class _WriterState(NamedTuple):
     nr_written: int         # snapshots in complete chunks
     nr_written_regions: int
     pending: tuple          # buffered (snapshot, columns) entries, not yet in a chunk
+    side_pending: tuple = ()    # buffered (kind, entry) side entries
+    last_sample_us: int | None = None   # the sampling interval of the last appended snapshot
 
 
 class Writer(WriterBase):
@@ -392,8 +485,9 @@ class Writer(WriterBase):
         self.preset = preset
         self._file = create_private(path)
         blob = json.dumps(meta.to_dict(), sort_keys=True).encode("utf-8")
-        _write_at(self._file.fileno(), 0, HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
-        self._state = _WriterState(HEADER.size + len(blob), 0, 0, ())
+        _write_at(self._file.fileno(), 0, HEADER.pack(MAGIC, VERSION_NO_SIDE, 0, len(blob)) + blob)
+        self._state = _WriterState(HEADER.size + len(blob), 0, 0, (), (), meta.sample_us)
+        self._has_side = False
         self.set_clock(time.monotonic)
 
     def set_clock(self, clock) -> None:
@@ -413,7 +507,16 @@ class Writer(WriterBase):
         state = self._state
         return state.nr_written_regions + sum(len(cols[0]) for _, cols in state.pending)
 
-    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
+    def append_side(self, kind: str, entry: dict) -> None:
+        """Buffer one side entry (a footprint sample, ...); it goes out with the next chunk."""
+        state = self._state
+        self._state = state._replace(side_pending=state.side_pending + ((kind, entry),))
+        if len(state.side_pending) + 1 >= FLUSH_SIDE_ENTRIES or self.clock() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None,
+               sample_us: int | None = None) -> None:
+        """Buffer one snapshot; ``sample_us`` is its own sampling interval if intervals are tuned."""
         start = np.asarray(start, dtype=ADDR_DTYPE)
         if len(start) > MAX_CHUNK_REGIONS:
             raise RecordFileError(self.path, f"a snapshot of {len(start)} regions is more than the native format "
@@ -429,7 +532,14 @@ class Writer(WriterBase):
             self.flush()
             state = self._state
             nr_buffered = 0
-        self._state = state._replace(pending=state.pending + (entry,))      # the one step that adds it
+        side_pending, last_sample_us = state.side_pending, state.last_sample_us
+        if sample_us is not None and sample_us != last_sample_us:
+            index = state.nr_written + len(state.pending)
+            side_pending += ((SAMPLE_INTERVALS, {"snapshot": index, "sample_us": int(sample_us)}),)
+            last_sample_us = sample_us
+        # the one step that adds it
+        self._state = state._replace(pending=state.pending + (entry,), side_pending=side_pending,
+                                     last_sample_us=last_sample_us)
         if nr_buffered + len(start) >= FLUSH_REGIONS or self.clock() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
@@ -437,16 +547,25 @@ class Writer(WriterBase):
         """Write the buffered snapshots as one chunk and push it to the disk."""
         self._last_flush = self.clock()
         state = self._state
-        if not state.pending:
+        if not state.pending and not state.side_pending:
             return
         snaps = [snap for snap, _ in state.pending]
         cols = [c for _, c in state.pending]
         nr_regions = sum(len(c[0]) for c in cols)
-        raw = _encode_chunk(snaps, cols)
-        packed = lzma.compress(raw, format=lzma.FORMAT_XZ, preset=self.preset)
-        chunk = CHUNK.pack(CHUNK_TAG, len(snaps), nr_regions, len(raw), len(packed), zlib.crc32(packed)) + packed
+        chunk = b""
+        if state.side_pending:
+            # Before the snapshots it describes: a torn snapshot chunk then only loses marks of
+            # snapshots that are not in the file (which the reader ignores).
+            chunk += self._side_chunk(state.side_pending)
+        if snaps:
+            raw = _encode_chunk(snaps, cols)
+            packed = lzma.compress(raw, format=lzma.FORMAT_XZ, preset=self.preset)
+            chunk += CHUNK.pack(CHUNK_TAG, len(snaps), nr_regions, len(raw), len(packed), zlib.crc32(packed)) + packed
         fd = self._file.fileno()
         try:
+            if state.side_pending and not self._has_side:
+                _write_at(fd, 8, struct.pack("<H", VERSION))     # side chunks follow: version 2
+                self._has_side = True
             # Whatever lies past the committed length is an interrupted attempt at this chunk.
             os.ftruncate(fd, state.committed)
             _write_at(fd, state.committed, chunk)
@@ -455,7 +574,17 @@ class Writer(WriterBase):
             raise RecordFileError(self.path, f"cannot write ({err.strerror or err}); the record holds the "
                                              f"{state.nr_written} snapshots written before") from None
         self._state = _WriterState(state.committed + len(chunk), state.nr_written + len(snaps),
-                                   state.nr_written_regions + nr_regions, ())
+                                   state.nr_written_regions + nr_regions, (), (), state.last_sample_us)
+
+    def _side_chunk(self, entries: tuple) -> bytes:
+        grouped: dict[str, list] = {}
+        for kind, entry in entries:
+            grouped.setdefault(kind, []).append(entry)
+        raw = json.dumps(grouped, separators=(",", ":")).encode("utf-8")
+        if len(raw) > MAX_SIDE_RAW:
+            raise RecordFileError(self.path, f"side data of {len(raw)} bytes is more than a chunk holds")
+        packed = lzma.compress(raw, format=lzma.FORMAT_XZ, preset=self.preset)
+        return CHUNK.pack(SIDE_TAG, len(entries), 0, len(raw), len(packed), zlib.crc32(packed)) + packed
 
     def close(self) -> None:
         """Flush and close. If the flush is interrupted, the file stays open so that calling

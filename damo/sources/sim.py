@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
+
+from damo.engine.core import IntervalsGoal
 from damo.engine.sim_ops import sim_context
 from damo.errors import DamoError
-from damo.model import Record, RecordBuilder, RecordMeta
+from damo.model import STATM_FIELDS, MemFootprints, Record, RecordBuilder, RecordMeta
 from damo.recording import RecordRequest, base_meta, finish, open_sink
 
 SIM_START_TIME = 0.0      # the virtual clock's epoch, recorded instead of the wall clock
@@ -64,21 +67,69 @@ def sim_meta(request: RecordRequest, model) -> RecordMeta:
     return meta
 
 
+SIM_PID = 0                 # the simulated process has no pid; its footprint rows carry this one
+FOOTPRINT_PERIOD_NS = 1_000_000_000     # damo samples footprints once a second
+
+
+def intervals_goal(request: RecordRequest) -> IntervalsGoal | None:
+    return IntervalsGoal(*request.intervals_goal) if request.intervals_goal else None
+
+
+def make_context(model, request: RecordRequest):
+    """The engine context of ``request``; bad attributes or goal are one DamoError."""
+    try:
+        return sim_context(model, request.attrs, request.seed, goal=intervals_goal(request))
+    except ValueError as err:
+        raise DamoError(f"record: {err}") from None
+
+
 def snapshots(model, request: RecordRequest, ctx=None) -> Iterator[tuple]:
-    """Run the engine over ``model``: ``(target_id, start_ns, end_ns, start, end, nr_accesses, age)``."""
-    ctx = ctx or sim_context(model, request.attrs, request.seed)
+    """Run the engine over ``model``: ``(target_id, start_ns, end_ns, start, end, nr_accesses, age,
+    sample_us)``; ``sample_us`` is the snapshot's own sampling interval when tuned, else None."""
+    ctx = ctx or make_context(model, request)
+    tuned = request.intervals_goal is not None
     for agg in ctx.run(record_duration_ns(model, request.timeout)):
+        sample_us = agg.sample_us if tuned else None
         for snap in agg.targets:
-            yield snap.target_id, agg.start_ns, agg.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age
+            yield (snap.target_id, agg.start_ns, agg.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age,
+                   sample_us)
+
+
+def footprint_entry(model, t_ns: int) -> dict:
+    """damo's ``.mem_footprint`` sample of the simulated process at virtual time ``t_ns``: mapped
+    and resident pages from the model (no system entry: there is no simulated system)."""
+    statm = dict.fromkeys(STATM_FIELDS, 0)
+    statm["size"] = model.mapped_bytes // 4096
+    statm["resident"] = model.resident_bytes(t_ns) // 4096
+    return {"time": SIM_START_TIME + t_ns / 1e9, "footprints": [{"pid": SIM_PID, "footprint": statm}]}
+
+
+def footprint_times(duration_ns: int) -> range:
+    """Virtual times of the footprint samples: every second from 0 through the end."""
+    return range(0, duration_ns + 1, FOOTPRINT_PERIOD_NS)
+
+
+def footprint_entries(model, request: RecordRequest) -> list[dict]:
+    if "mem_footprint" not in request.do_record:
+        return []
+    return [footprint_entry(model, t) for t in footprint_times(record_duration_ns(model, request.timeout))]
 
 
 def simulate(request: RecordRequest, model=None) -> tuple[Record, object]:
     """The record ``damo record`` would write for ``request``, in memory, and its model."""
     model = model or load_model(request.target[0], request.seed)
     builder = RecordBuilder(sim_meta(request, model))
+    sample_us = []
     for snap in snapshots(model, request):
-        builder.add(*snap)
-    return builder.build(), model
+        builder.add(*snap[:7])
+        sample_us.append(snap[7])
+    record = builder.build()
+    if request.intervals_goal is not None:
+        record.snapshot_sample_us = np.array(sample_us, dtype=np.int64)
+    entries = footprint_entries(model, request)
+    if entries:
+        record.footprints = MemFootprints.from_damo(entries)
+    return record, model
 
 
 def record(request: RecordRequest) -> int:
@@ -87,7 +138,7 @@ def record(request: RecordRequest) -> int:
         raise DamoError("record: the simulator takes one masim config file as its TARGET")
     model = load_model(request.target[0], request.seed)
     check_work(model, request)
-    ctx = sim_context(model, request.attrs, request.seed)
+    ctx = make_context(model, request)
     sink = open_sink(request, sim_meta(request, model), total_ns=record_duration_ns(model, request.timeout),
                      clock="virtual")
     if hasattr(sink.writer, "set_clock"):
@@ -95,9 +146,19 @@ def record(request: RecordRequest) -> int:
         # chunk per 2 virtual seconds would cost more in compressor start-ups than it saves.
         sink.writer.set_clock(lambda: ctx.now_ns / 1e9 / VIRTUAL_SECONDS_PER_TIMER_SECOND)
     interrupted = False
+    footprint_due = iter(footprint_times(record_duration_ns(model, request.timeout))
+                         if "mem_footprint" in request.do_record else ())
+    next_footprint = next(footprint_due, None)
     try:
         for snap in snapshots(model, request, ctx):
+            # The footprint samples up to this snapshot's end, in time order with the snapshots.
+            while next_footprint is not None and next_footprint <= snap[2]:
+                sink.append_side("mem_footprint", footprint_entry(model, next_footprint))
+                next_footprint = next(footprint_due, None)
             sink.append(*snap)
+        while next_footprint is not None:
+            sink.append_side("mem_footprint", footprint_entry(model, next_footprint))
+            next_footprint = next(footprint_due, None)
     except KeyboardInterrupt:
         interrupted = True
     finally:
