@@ -35,3 +35,29 @@ def bounded_float(lo: float, hi: float, lo_open: bool = False):
         return value
     parse.__name__ = "number"
     return parse
+
+
+_TIME_UNITS_US = {"ns": 1e-3, "us": 1, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6, "d": 86400e6}
+
+
+def time_us(text: str) -> int:
+    """damo's time text in microseconds: a plain number (µs) or a number with a unit (``5ms``,
+    ``10s``, ``1.5 m``). ValueError for anything else."""
+    text = text.strip().replace(",", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = text[len(text.rstrip("abcdefghijklmnopqrstuvwxyz")):] or "us"
+    if unit not in _TIME_UNITS_US:
+        raise ValueError(f"'{text}': unknown time unit '{unit}' (ns, us, ms, s, m, h, d)")
+    value = float(number) * _TIME_UNITS_US[unit]
+    if not math.isfinite(value):
+        raise ValueError(f"'{text}' is not a time")
+    return int(value)
+
+
+def basis_points(text: str) -> int:
+    """damo's ratio text in basis points: a plain number (bp) or a percentage (``4%`` is 400)."""
+    text = text.strip()
+    value = float(text[:-1]) * 100 if text.endswith("%") else float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"'{text}' is not a ratio")
+    return int(value)

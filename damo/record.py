@@ -123,9 +123,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "repeatable (default: every running kdamond)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
     parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm (default: the one `damo vm setup` fetched)")
+    add_side_and_goal_arguments(parser)
     parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
                         help="a label kept in the record, e.g. --label service=web (repeatable; default: "
                              "host, kernel and damo_version only)")
+
+
+# --- what is recorded beside the accesses, and the intervals goal (damo 3.x) ----------------
+DO_RECORD_CHOICES = ("access", "mem_footprint", "vmas", "proc_stats")
+AUTOTUNE_GOAL = ("4%", "3", "5ms", "10s")     # damo 3.4.3's --monitoring_intervals_autotune goal
+MAX_GOAL_AGGRS = 1 << 20
+
+
+def parse_do_record(text: str) -> tuple[str, ...]:
+    """``access,mem_footprint,...`` into the kinds, in DO_RECORD_CHOICES order."""
+    kinds = {k.strip() for k in text.replace(" ", ",").split(",") if k.strip()}
+    unknown = sorted(kinds - set(DO_RECORD_CHOICES))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"'{text}': choose from {','.join(DO_RECORD_CHOICES)}")
+    return tuple(k for k in DO_RECORD_CHOICES if k in kinds)
+
+
+def add_side_and_goal_arguments(parser: argparse.ArgumentParser) -> None:
+    """--do_record, --monitoring_intervals_goal and --monitoring_intervals_autotune."""
+    parser.add_argument("--do_record", type=parse_do_record, default=DO_RECORD_CHOICES, metavar="WHAT,...",
+                        help="what to record, comma-separated: access (the DAMON snapshots), mem_footprint "
+                             "(targets' /proc/PID/statm and the system's /proc/meminfo), vmas (/proc/PID/maps), "
+                             "proc_stats (/proc/PID/stat); the last three once a second (default: all)")
+    parser.add_argument("--monitoring_intervals_goal", nargs=4,
+                        metavar=("ACCESS_BP", "AGGRS", "MIN_SAMPLE_US", "MAX_SAMPLE_US"),
+                        help="tune the sampling and aggregation intervals so that ACCESS_BP (basis points, "
+                             "or e.g. 4%%) of the possible accesses are seen every AGGRS aggregations, the "
+                             "sampling interval kept within [MIN, MAX] (times in us, or with a unit: 5ms, 10s); "
+                             "kernel: Linux 6.15 or later (default: not tuned)")
+    parser.add_argument("--monitoring_intervals_autotune", action="store_true",
+                        help="the same with damo's goal: 4%% 3 5ms 10s")
+
+
+def intervals_goal_from_args(args: argparse.Namespace, attrs) -> tuple[int, int, int, int] | None:
+    """The goal of --monitoring_intervals_goal/--monitoring_intervals_autotune in (bp, aggrs, us, us);
+    a value out of range is one DamoError."""
+    from damo.options import basis_points, time_us
+
+    text = args.monitoring_intervals_goal or (AUTOTUNE_GOAL if args.monitoring_intervals_autotune else None)
+    if text is None:
+        return None
+    try:
+        goal = (basis_points(text[0]), int(text[1]), time_us(text[2]), time_us(text[3]))
+    except ValueError as err:
+        raise DamoError(f"--monitoring_intervals_goal: {err}") from None
+    access_bp, aggrs, min_us, max_us = goal
+    if not 0 < access_bp <= 10000:
+        raise DamoError(f"--monitoring_intervals_goal: ACCESS_BP {text[0]} is outside (0, 10000] bp (0-100%)")
+    if not 0 < aggrs <= MAX_GOAL_AGGRS:
+        raise DamoError(f"--monitoring_intervals_goal: AGGRS {text[1]} is outside 1..{MAX_GOAL_AGGRS}")
+    if not 0 < min_us <= max_us:
+        raise DamoError(f"--monitoring_intervals_goal: MIN_SAMPLE_US {text[2]} and MAX_SAMPLE_US {text[3]} "
+                        f"must be positive, the minimum at most the maximum")
+    if not min_us <= attrs.sample_us <= max_us:
+        raise DamoError(f"--monitoring_intervals_goal: the sampling interval ({attrs.sample_us} us) is outside "
+                        f"[{min_us}, {max_us}] us")
+    return goal
 
 
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
@@ -171,7 +229,8 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
                          timeout=args.timeout, seed=args.seed,
                          shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
                          output_type=args.output_type, kdamonds=list(args.kdamond),
-                         labels=record_labels(args.label))
+                         labels=record_labels(args.label), do_record=args.do_record,
+                         intervals_goal=intervals_goal_from_args(args, attrs))
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -183,6 +242,9 @@ def run(args: argparse.Namespace) -> int:
     if request.kdamonds and request.target != ["ongoing"]:
         raise DamoError("--kdamond goes with 'damo record ongoing'")
     source_name = pick_source(request, args.vm)
+    if request.intervals_goal is not None and source_name in ("ongoing", "page_idle"):
+        raise DamoError(f"--monitoring_intervals_goal/--monitoring_intervals_autotune: not for {source_name} "
+                        "records (only the simulator and the kernel's sysfs interface tune intervals)")
     source = importlib.import_module(SOURCES[source_name])
     # SIGTERM stops a record like Ctrl-C does: sources clean up in their finally blocks.
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

@@ -30,6 +30,9 @@ from damo.kernel.debugfs import check_free as debugfs_check_free
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
 from damo.recording import RecordRequest, base_meta, finish, open_sink
+from damo.sources.proc_sampler import SideSampler
+
+TUNE_POLL_SECONDS = 1.0      # how often a tuned record asks the kernel for the current sampling interval
 
 POLL_SECONDS = 0.2
 STATE_CHECK_SECONDS = 0.5
@@ -309,6 +312,10 @@ class KernelRecorder:
         self._last_end: dict[int, int] = {}
         self.parser = AggregatedParser()
         self.stop_file = os.environ.get(STOP_FILE_ENV)
+        self.sampler: SideSampler | None = None
+        self.kdamond = None
+        self._sample_us: int | None = None       # the tuned sampling interval, when tuned
+        self._next_tune_poll = 0.0
 
     def run(self) -> int:
         request = self.request
@@ -325,7 +332,10 @@ class KernelRecorder:
                             f"CONFIG_TRACING). {ALTERNATIVES}")
         instance = TraceInstance(self.tracefs_root, f"damo-{os.getpid()}") if use_trace else None
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
-                             stat_scheme=not use_trace)
+                             stat_scheme=not use_trace, intervals_goal=request.intervals_goal)
+        if request.intervals_goal is not None and self.debugfs is not None:
+            raise DamoError("DAMON's debugfs interface cannot tune the monitoring intervals (Linux 6.15+ sysfs "
+                            "only): drop --monitoring_intervals_goal/--monitoring_intervals_autotune")
         interrupted = False
         kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
         try:
@@ -349,6 +359,9 @@ class KernelRecorder:
                                    "damon_interface": "debugfs" if self.debugfs is not None else "sysfs",
                                    "kdamond_pid": kdamond_pid})
                 self.sink = open_sink(request, meta)
+                self.sampler = SideSampler(self.sink, request.do_record,
+                                           lambda: [setup.pid] if setup.pid is not None else [], kdamond_pid)
+                self.kdamond = kdamond
                 if use_trace:
                     print(f"recording {target.description} with kdamond {kdamond.index} (pid {kdamond_pid}); "
                           f"press Ctrl+C to stop", file=sys.stderr)
@@ -381,6 +394,7 @@ class KernelRecorder:
 
     def _should_stop(self, kdamond: OwnedKdamond, deadline: float | None, last_check: list[float]) -> bool:
         now = time.monotonic()
+        self._sample_beside()
         if self.stop_file and os.path.exists(self.stop_file):
             raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host
         if deadline is not None and now >= deadline:
@@ -427,7 +441,19 @@ class KernelRecorder:
     def _append(self, target_id: int, end_ns: int, start, end, nr_accesses, age) -> None:
         start_ns = self._last_end.get(target_id, end_ns - self.request.attrs.aggr_us * 1000)
         self._last_end[target_id] = end_ns
-        self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+        self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age, sample_us=self._sample_us)
+
+    def _sample_beside(self) -> None:
+        """Once a second: footprints, VMAs and stats (--do_record), and the tuned sampling interval."""
+        if self.sampler is None:
+            return
+        self.sampler.maybe_sample()
+        now = time.monotonic()
+        if self.request.intervals_goal is not None and now >= self._next_tune_poll:
+            self._next_tune_poll = now + TUNE_POLL_SECONDS
+            tuned = self.kdamond.tuned_sample_us()
+            if tuned is not None:
+                self._sample_us = tuned
 
     # --- the workload ------------------------------------------------------------------------
     def _target_alive(self) -> bool:

@@ -114,5 +114,5 @@ class SideSampler:
         if "vmas" in self.kinds:
             self.sink.append_side("vmas", vmas_entry(pids, now))
         if "proc_stats" in self.kinds:
-            stat_pids = ([self.kdamond_pid] if self.kdamond_pid else []) + pids
+            stat_pids = ([self.kdamond_pid] if self.kdamond_pid and self.kdamond_pid > 0 else []) + pids
             self.sink.append_side("proc_stats", proc_stats_entry(stat_pids, now))
