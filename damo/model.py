@@ -22,6 +22,11 @@ AGE_DTYPE = np.int64
 TIME_DTYPE = np.int64
 
 
+# meta.extra key of the intervals goal: {access_bp, aggrs, min_sample_us, max_sample_us}
+INTERVALS_GOAL_KEY = "intervals_goal"
+INTERVALS_GOAL_FIELDS = ("access_bp", "aggrs", "min_sample_us", "max_sample_us")
+
+
 @dataclass
 class RecordMeta:
     """What was monitored, and how.
@@ -57,6 +62,13 @@ class RecordMeta:
         labels = kwargs.pop("labels", None)
         labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
         return cls(**kwargs, labels=labels, extra=extra)
+
+    @property
+    def intervals_goal(self) -> dict | None:
+        """The intervals auto-tuning goal the record was made with (``INTERVALS_GOAL_FIELDS``), or
+        None if its intervals were not tuned."""
+        goal = self.extra.get(INTERVALS_GOAL_KEY)
+        return goal if isinstance(goal, dict) and goal.get("aggrs") else None
 
     @property
     def max_nr_accesses(self) -> int | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from damo import __version__
 from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, open_writer, rotate_existing
-from damo.model import MonitoringAttrs, RecordMeta
+from damo.model import INTERVALS_GOAL_FIELDS, INTERVALS_GOAL_KEY, MonitoringAttrs, RecordMeta
 from damo.output_path import check_output
 from damo.progress import RecordProgress
 
@@ -82,9 +82,12 @@ class SnapshotSink:
 def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMeta:
     """The metadata every source records: what was monitored and with which attributes."""
     a = request.attrs
-    return RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
+    meta = RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
                       update_us=a.update_us, min_nr_regions=a.min_nr_regions, max_nr_regions=a.max_nr_regions,
                       tool_version=__version__, labels=dict(request.labels))
+    if request.intervals_goal is not None:
+        meta.extra[INTERVALS_GOAL_KEY] = dict(zip(INTERVALS_GOAL_FIELDS, request.intervals_goal))
+    return meta
 
 
 def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = None,

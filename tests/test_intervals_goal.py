@@ -157,3 +157,45 @@ def test_autotune_is_damos_goal():
 
     args = command_parser(["record"]).parse_args(["zigzag", "--monitoring_intervals_autotune"])
     assert intervals_goal_from_args(args, MonitoringAttrs()) == (400, 3, 5000, 10_000_000)
+
+
+# --- damo 3.4.3 reads our tuned record the same --------------------------------------------------
+
+TUNED_CASES = [("access", []), ("access", ["--style", "recency-percentiles"]), ("access", ["--json"]),
+               ("access", ["--raw_number"]), ("heatmap", ["--output", "raw", "--resol", "8", "20"]), ("heatmap", ["--resol", "10", "30"])]
+
+
+@pytest.fixture(scope="module")
+def tuned_json(tuned_record, tmp_path_factory):
+    cfg, _ = tuned_record
+    out = tmp_path_factory.mktemp("tuned") / "tuned.data"
+    result = run_cli("record", str(cfg), "-o", str(out), "--output_type", "json_compressed",
+                     "--monitoring_intervals_goal", "40%", "3", "5ms", "10s")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("report,args", TUNED_CASES, ids=lambda a: " ".join(a) if isinstance(a, list) else a)
+def test_damo_343_reads_our_tuned_record_the_same(tuned_json, report, args):
+    import re
+    import subprocess
+
+    from reports_support import peer_or_skip
+
+    peer = peer_or_skip("3.4.3")
+    theirs = subprocess.run([*peer, "report", report, "-i", str(tuned_json), *args], capture_output=True, text=True,
+                            timeout=300)
+    assert theirs.returncode == 0, theirs.stderr
+    color = ["--color", "always"] if report == "access" else []
+    ours = run_cli("report", report, "-i", str(tuned_json), *args, *color, env={"NO_COLOR": "1"})
+    assert ours.returncode == 0, ours.stderr
+    expected = theirs.stdout if report == "access" else re.sub(r"\x1b\[[0-9;]*m", "", theirs.stdout)
+    assert ours.stdout == expected
+
+
+def test_tuned_access_report_uses_each_snapshots_interval(tuned_json):
+    result = run_cli("report", "access", "-i", str(tuned_json), env={"NO_COLOR": "1"})
+    lines = [line for line in result.stdout.splitlines() if line.startswith("intervals: ")]
+    assert lines[0] == "intervals: sample 5 ms aggr 100 ms (max access hz 200)"
+    assert len(set(lines)) > 3                   # the tuned intervals change from snapshot to snapshot
+    assert "# target 40 % accesses per 3 aggrs, [5 ms, 10 s] sampling interval" in result.stdout

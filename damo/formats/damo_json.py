@@ -29,8 +29,8 @@ import numpy as np
 from damo.errors import RecordFileError
 from damo.formats import WriterBase, create_private
 from damo.output_path import rotate
-from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record,
-                        RecordMeta, RegionColumns)
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, INTERVALS_GOAL_KEY, NR_ACCESSES_DTYPE, TIME_DTYPE,
+                        Record, RecordMeta, RegionColumns)
 
 FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
 READ_BYTES = 1 << 20          # compressed bytes read at a time
@@ -573,6 +573,13 @@ class _Reader:
                 meta.sample_us = _time_us(intervals["sample_us"])
                 meta.aggr_us = _time_us(intervals["aggr_us"])
                 meta.update_us = _time_us(intervals["ops_update_us"])
+                goal = intervals.get("intervals_goal")
+                if isinstance(goal, dict) and _number(goal.get("aggrs", 0)):
+                    meta.extra[INTERVALS_GOAL_KEY] = {
+                        "access_bp": int(float(goal["access_bp"])) if not str(goal["access_bp"]).endswith("%")
+                        else round(float(str(goal["access_bp"])[:-1].replace(",", "")) * 100),
+                        "aggrs": _number(goal["aggrs"]), "min_sample_us": _time_us(goal["min_sample_us"]),
+                        "max_sample_us": _time_us(goal["max_sample_us"])}
                 break
         for fields in self.records:
             labels = fields.get(LABELS_KEY)
@@ -756,6 +763,12 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
         intervals = {"sample_us": dfmt.format_time_us(meta.sample_us, raw),
                      "aggr_us": dfmt.format_time_us(meta.aggr_us, raw),
                      "ops_update_us": dfmt.format_time_us(meta.update_us, raw)}
+        goal = meta.intervals_goal
+        if goal is not None:
+            intervals["intervals_goal"] = {
+                "access_bp": dfmt.format_bp(goal["access_bp"], raw), "aggrs": dfmt.format_nr(goal["aggrs"], raw),
+                "min_sample_us": dfmt.format_time_us(goal["min_sample_us"], raw),
+                "max_sample_us": dfmt.format_time_us(goal["max_sample_us"], raw)}
     else:
         intervals = None
     target_ids = record.target_ids()

@@ -62,8 +62,8 @@ def check_work(model, request: RecordRequest) -> None:
 def sim_meta(request: RecordRequest, model) -> RecordMeta:
     meta = base_meta(request, "sim", request.target[0])
     meta.start_time = SIM_START_TIME
-    meta.extra = {"seed": request.seed, "clock": "virtual", "ops": "sim",
-                  "masim_access_rate": model.access_rate}
+    meta.extra.update({"seed": request.seed, "clock": "virtual", "ops": "sim",
+                       "masim_access_rate": model.access_rate})
     return meta
 
 
