@@ -291,7 +291,9 @@ class MemFootprints:
                     sys_row = [_int_or_missing(fp.get(k)) for k in MEMINFO_FIELDS]
                     continue
                 pids.append(int(entry["pid"]))
-                statm.append([_int_or_missing(fp.get(k)) for k in STATM_FIELDS])
+                # damo's object, or the recorder's list in STATM_FIELDS order (damo.sources.proc_sampler)
+                statm.append([_int_or_missing(fp.get(k)) for k in STATM_FIELDS] if isinstance(fp, dict)
+                             else [int(v) for v in fp[:len(STATM_FIELDS)]])
                 nr_procs += 1
             counts.append(nr_procs)
             has_sys.append(found_sys)

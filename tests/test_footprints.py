@@ -146,10 +146,32 @@ def test_proc_sampler_reads_this_process():
     assert gone["footprint"] == dict.fromkeys(("size", "resident", "shared", "trs", "lrs", "drs", "dt"), 0)
     meminfo = {line.split()[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()}
     assert system["pid"] is None and system["footprint"]["total"] == meminfo["MemTotal:"]
-    vmas = proc_sampler.vmas_entry([os.getpid()], 1.0)["procvmas"][0]["vmas"]
+    vmas = native.expand_vmas([proc_sampler.vmas_entry([os.getpid()], 1.0)])[0]["procvmas"][0]["vmas"]
     assert any(v["start"] <= id(entry) < v["end"] for v in vmas)        # this object's heap mapping
-    stats = proc_sampler.proc_stats_entry([os.getpid()], 1.0)["proc_stats"][0]["fields"]
-    assert stats[0] == str(os.getpid())
+    stats = native.expand_proc_stats([proc_sampler.proc_stats_entry([os.getpid(), 1 << 30], 1.0)])[0]
+    assert stats["proc_stats"][0]["fields"][0] == str(os.getpid()) and stats["proc_stats"][1] == {"fields": None}
+
+
+def test_vmas_are_read_again_only_when_the_size_changes(tmp_path):
+    """Unchanged processes are marked, not re-read; the reader gives damo's full lists back."""
+    clock = [0.0]
+    sink = _Sink()
+    sampler = proc_sampler.SideSampler(sink, ("mem_footprint", "vmas"), lambda: [os.getpid()], clock=lambda: clock[0],
+                                       vmas_refresh=5.0)
+    grown = None
+    for second in range(8):
+        if second == 2:
+            grown = bytearray(64 << 20)       # a new anonymous mapping: statm's size changes
+        sampler.maybe_sample()
+        clock[0] += 1.0
+    entries = [e for k, e in sink.side if k == "vmas"]
+    marks = [("maps" in e["procvmas"][0], e["procvmas"][0].get("unchanged", False)) for e in entries]
+    assert marks[0] == (True, False) and marks[1] == (False, True) and marks[2] == (True, False)
+    assert marks[7] == (True, False)          # the periodic refresh (5 s after the read at 2 s)
+    expanded = native.expand_vmas(entries)
+    assert expanded[1]["procvmas"][0]["vmas"] is expanded[0]["procvmas"][0]["vmas"]
+    assert len(expanded[2]["procvmas"][0]["vmas"]) >= 1 and grown is not None
+    assert any(v["end"] - v["start"] >= 64 << 20 for v in expanded[2]["procvmas"][0]["vmas"])
 
 
 class _Sink:
@@ -169,7 +191,7 @@ def test_side_sampler_rate_and_kinds():
         sampler.maybe_sample()
         clock[0] += 0.1
     assert [k for k, _ in sink.side] == ["mem_footprint", "proc_stats"] * 3
-    assert sink.side[1][1]["proc_stats"][0]["fields"][0] == "1"      # the kdamond heads the stats, as in damo
+    assert sink.side[1][1]["proc_stats"][0]["stat"].split()[0] == "1"   # the kdamond heads the stats, as in damo
 
 
 # --- damo 3.4.3 interop ---------------------------------------------------------------------
