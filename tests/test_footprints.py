@@ -142,8 +142,10 @@ def test_proc_sampler_reads_this_process():
     entry = proc_sampler.mem_footprint_entry([os.getpid(), 1 << 30], 12.5)
     mine, gone, system = entry["footprints"]
     statm = [int(x) for x in Path(f"/proc/{os.getpid()}/statm").read_text().split()]
-    assert mine["pid"] == os.getpid() and mine["footprint"]["size"] == pytest.approx(statm[0], rel=0.05)
-    assert gone["footprint"] == dict.fromkeys(("size", "resident", "shared", "trs", "lrs", "drs", "dt"), 0)
+    assert mine["pid"] == os.getpid() and mine["footprint"][0] == pytest.approx(statm[0], rel=0.05)
+    assert gone["footprint"] == [0] * 7              # gone: damo's zeros
+    # damo's object shape on reading
+    assert MemFootprints.from_damo([entry]).statm[1].tolist() == [0] * 7
     meminfo = {line.split()[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()}
     assert system["pid"] is None and system["footprint"]["total"] == meminfo["MemTotal:"]
     vmas = native.expand_vmas([proc_sampler.vmas_entry([os.getpid()], 1.0)])[0]["procvmas"][0]["vmas"]
@@ -152,8 +154,17 @@ def test_proc_sampler_reads_this_process():
     assert stats["proc_stats"][0]["fields"][0] == str(os.getpid()) and stats["proc_stats"][1] == {"fields": None}
 
 
-def test_vmas_are_read_again_only_when_the_size_changes(tmp_path):
+def test_vmas_are_read_again_only_when_the_size_changes(monkeypatch):
     """Unchanged processes are marked, not re-read; the reader gives damo's full lists back."""
+    maps_reads = []
+    real_read_text = proc_sampler.read_text
+
+    def counting_read_text(path):
+        if path.endswith("/maps"):
+            maps_reads.append(clock[0])
+        return real_read_text(path)
+
+    monkeypatch.setattr(proc_sampler, "read_text", counting_read_text)
     clock = [0.0]
     sink = _Sink()
     sampler = proc_sampler.SideSampler(sink, ("mem_footprint", "vmas"), lambda: [os.getpid()], clock=lambda: clock[0],
@@ -167,7 +178,8 @@ def test_vmas_are_read_again_only_when_the_size_changes(tmp_path):
     entries = [e for k, e in sink.side if k == "vmas"]
     marks = [("maps" in e["procvmas"][0], e["procvmas"][0].get("unchanged", False)) for e in entries]
     assert marks[0] == (True, False) and marks[1] == (False, True) and marks[2] == (True, False)
-    assert marks[7] == (True, False)          # the periodic refresh (5 s after the read at 2 s)
+    assert maps_reads == [0.0, 2.0, 7.0]     # the first, the size change, the refresh 5 s later
+    assert marks[7] == (False, True)          # ... which found them unchanged
     expanded = native.expand_vmas(entries)
     assert expanded[1]["procvmas"][0]["vmas"] is expanded[0]["procvmas"][0]["vmas"]
     assert len(expanded[2]["procvmas"][0]["vmas"]) >= 1 and grown is not None
