@@ -56,6 +56,8 @@ class SnapshotSink:
     def __init__(self, writer, progress: RecordProgress):
         self.writer = writer
         self.progress = progress
+        # perf_script files hold neither side data nor per-snapshot intervals: they are dropped
+        self.keeps_side = hasattr(writer, "append_side")
         self.nr_snapshots = 0
         self.nr_regions = 0
 
@@ -63,7 +65,7 @@ class SnapshotSink:
                sample_us: int | None = None) -> None:
         """Write one snapshot and show it in the progress display; ``sample_us`` is the snapshot's
         own sampling interval when intervals are auto-tuned."""
-        if sample_us is not None:
+        if sample_us is not None and self.keeps_side:
             self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age, sample_us=sample_us)
         else:
             self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
@@ -73,7 +75,8 @@ class SnapshotSink:
 
     def append_side(self, kind: str, entry: dict) -> None:
         """Keep one sample of what damo records beside the accesses (damo.sources.proc_sampler)."""
-        self.writer.append_side(kind, entry)
+        if self.keeps_side:
+            self.writer.append_side(kind, entry)
 
     def flush(self) -> None:
         self.writer.flush()

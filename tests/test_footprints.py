@@ -300,3 +300,18 @@ def test_report_footprints_json_plot_and_errors(json_record, tmp_path):
 def test_do_record_option_errors(steps_cfg, tmp_path):
     result = run_cli("record", str(steps_cfg), "-o", str(tmp_path / "x.data"), "--do_record", "access,cpu")
     assert result.returncode == 2 and "--do_record" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_convert_keeps_the_footprints(steps_cfg, tmp_path):
+    native_file, json_file, back = tmp_path / "a.data", tmp_path / "b.data", tmp_path / "c.data"
+    assert run_cli("record", str(steps_cfg), "-o", str(native_file)).returncode == 0
+    assert run_cli("convert", "-i", str(native_file), "-o", str(json_file), "--format", "json_compressed").returncode == 0
+    assert Path(f"{json_file}.mem_footprint").exists()
+    assert run_cli("convert", "-i", str(json_file), "-o", str(back)).returncode == 0
+    original, converted = read_record(native_file), read_record(back)
+    assert converted.footprints == original.footprints and converted.same_data(original)
+    # perf_script holds no footprints: recording into it drops them quietly
+    perf = tmp_path / "p.data"
+    result = run_cli("record", str(steps_cfg), "-o", str(perf), "--output_type", "perf_script")
+    assert result.returncode == 0, result.stderr
+    assert read_record(perf).footprints is None
