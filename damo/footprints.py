@@ -20,7 +20,8 @@ import numpy as np
 from damo.errors import DamoError, RecordFileError
 from damo.model import FOOTPRINT_PAGE_SIZE, MemFootprints
 from damo.report import add_input_argument
-from damo.wss import checked_percentiles, format_distribution, percentile_values
+from damo.wss import (add_distribution_output_options, checked_percentiles, distribution_json, format_distribution,
+                      plot_distribution_series)
 
 METRICS = ("vsz", "rss", "sys_used")
 SIDECAR_SUFFIX = ".mem_footprint"
@@ -91,34 +92,14 @@ def format_footprints(dists: dict[str, np.ndarray], percentiles: list[int], all_
 
 
 def footprints_json(dists: dict[str, np.ndarray], percentiles: list[int], all_values: bool) -> dict:
-    out = {}
-    for metric, dist in dists.items():
-        values = [int(v) for v in dist.tolist()]
-        entry = {"nr_samples": len(values), "average": sum(values) / len(values) if values else None}
-        if all_values:
-            entry["values"] = values
-        else:
-            entry["percentiles"] = {str(p): int(v) for p, v in
-                                    zip(percentiles, percentile_values(dist, percentiles).tolist())}
-        out[metric] = entry
-    return {"unit": "bytes", "metrics": out}
+    return {"unit": "bytes", "metrics": {metric: distribution_json(dist, percentiles, all_values, "nr_samples",
+                                                                   "values")
+                                         for metric, dist in dists.items()}}
 
 
 def plot_footprints(path: str, dists: dict[str, np.ndarray], percentiles: list[int], all_values: bool,
                     sort: bool, title: str) -> None:
-    from damo.plot import plot_distributions
-
-    series = {}
-    for metric, dist in dists.items():
-        if all_values:
-            series[metric] = (np.arange(len(dist)), np.asarray(dist))
-        else:
-            ys = percentile_values(dist, percentiles)
-            series[metric] = (np.asarray(percentiles)[:len(ys)], ys)
-    xlabel = "percentile" if sort else "runtime (percent)"
-    if all_values:
-        xlabel = "sample (sorted by size)" if sort else "sample"
-    plot_distributions(path, series, xlabel, "memory footprint", title, y_bytes=True)
+    plot_distribution_series(path, dists, percentiles, all_values, sort, "memory footprint", title, "sample")
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -146,11 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("START", "STOP", "STEP"), help="percentiles to print (default: 0 101 25)")
     parser.add_argument("-s", "--sortby", choices=["time", "size"], default="size",
                         help="order of the footprints: by size or in time order (default: size)")
-    parser.add_argument("-p", "--plot", metavar="FILE",
-                        help="draw the distribution into an image file (default: print text)")
-    parser.add_argument("--nr_cols_bar", type=int, default=59, metavar="NR",
-                        help="width of the star bars (default: 59; 0 hides them)")
-    parser.add_argument("--raw_number", action="store_true", help="print sizes as plain byte counts")
+    add_distribution_output_options(parser)
     parser.add_argument("--all_footprint", action="store_true", help="print every sample, not percentiles")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

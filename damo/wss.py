@@ -244,39 +244,51 @@ def format_wss(dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss
     return "\n".join(blocks)
 
 
+def distribution_json(dist: np.ndarray, percentiles: Sequence[int], all_values: bool, count_key: str,
+                      values_key: str) -> dict:
+    """A distribution's JSON entry: its count, average and either every value or the percentiles."""
+    values = [int(v) for v in dist.tolist()]
+    entry = {count_key: len(values), "average": sum(values) / len(values) if values else None}
+    if all_values:
+        entry[values_key] = values
+    else:
+        entry["percentiles"] = {str(p): int(v) for p, v in zip(percentiles,
+                                                               percentile_values(dist, percentiles).tolist())}
+    return entry
+
+
 def wss_json(dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss: bool) -> dict:
-    targets = []
-    for tid, dist in dists.items():
-        values = [int(v) for v in dist.tolist()]
-        entry = {"target_id": tid, "nr_snapshots": len(values),
-                 "average": sum(values) / len(values) if values else None}
-        if all_wss:
-            entry["wss"] = values
-        else:
-            entry["percentiles"] = {str(p): int(v) for p, v in zip(percentiles,
-                                                                   percentile_values(dist, percentiles).tolist())}
-        targets.append(entry)
-    return {"unit": "bytes", "targets": targets}
+    return {"unit": "bytes", "targets": [{"target_id": tid, **distribution_json(dist, percentiles, all_wss,
+                                                                                "nr_snapshots", "wss")}
+                                         for tid, dist in dists.items()]}
 
 
-def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss: bool,
-             sort: bool, title: str) -> None:
+def plot_distribution_series(path: str, dists: dict[str, np.ndarray], percentiles: Sequence[int],
+                             all_values: bool, sort: bool, ylabel: str, title: str, unit: str) -> None:
+    """Draw each labelled distribution (bytes): its percentiles, or every value with ``all_values``
+    (x: the ``unit`` number)."""
     from damo.plot import plot_distributions
 
     series = {}
-    for tid, dist in dists.items():
-        if all_wss:
+    for label, dist in dists.items():
+        if all_values:
             xs = np.arange(len(dist))
             ys = np.asarray(dist)
         else:
             xs = np.asarray(list(percentiles))
             ys = percentile_values(dist, percentiles) if len(dist) else np.zeros(0)
             xs = xs[:len(ys)]
-        series[f"target {tid}"] = (xs, ys)
+        series[label] = (xs, ys)
     xlabel = "percentile" if sort else "runtime (percent)"
-    if all_wss:
-        xlabel = "snapshot (sorted by size)" if sort else "snapshot"
-    plot_distributions(path, series, xlabel, "working set size", title, y_bytes=True)
+    if all_values:
+        xlabel = f"{unit} (sorted by size)" if sort else unit
+    plot_distributions(path, series, xlabel, ylabel, title, y_bytes=True)
+
+
+def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss: bool,
+             sort: bool, title: str) -> None:
+    plot_distribution_series(path, {f"target {tid}": d for tid, d in dists.items()}, percentiles, all_wss, sort,
+                             "working set size", title, "snapshot")
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -310,6 +322,15 @@ def checked_percentiles(percentile_range: Sequence[int], nr_cols_bar: int) -> li
     return list(range(start, stop, step))
 
 
+def add_distribution_output_options(parser: argparse.ArgumentParser) -> None:
+    """--plot, --nr_cols_bar and --raw_number of damo's distribution reports (wss, footprints)."""
+    parser.add_argument("-p", "--plot", metavar="FILE",
+                        help="draw the distribution into an image file (default: print text)")
+    parser.add_argument("--nr_cols_bar", type=int, default=59, metavar="NR",
+                        help="width of the star bars (default: 59; 0 hides them)")
+    parser.add_argument("--raw_number", action="store_true", help="print sizes as plain byte counts")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser)
     parser.add_argument("-r", "--range", type=int, nargs=3, default=[0, 101, 25],
@@ -325,11 +346,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-aggregate snapshots into ones at least this long (microseconds)")
     parser.add_argument("-s", "--sortby", choices=["time", "size"],
                         help="order of the sizes: by size (default) or in time order")
-    parser.add_argument("-p", "--plot", metavar="FILE",
-                        help="draw the distribution into an image file (default: print text)")
-    parser.add_argument("--nr_cols_bar", type=int, default=59, metavar="NR",
-                        help="width of the star bars (default: 59; 0 hides them)")
-    parser.add_argument("--raw_number", action="store_true", help="print sizes as plain byte counts")
+    add_distribution_output_options(parser)
     parser.add_argument("--all_wss", action="store_true", help="print every size, not percentiles")
     parser.add_argument("--per_target", action="store_false", dest="collapse_targets",
                         help="report each monitoring target separately")
