@@ -199,3 +199,40 @@ def test_tuned_access_report_uses_each_snapshots_interval(tuned_json):
     assert lines[0] == "intervals: sample 5 ms aggr 100 ms (max access hz 200)"
     assert len(set(lines)) > 3                   # the tuned intervals change from snapshot to snapshot
     assert "# target 40 % accesses per 3 aggrs, [5 ms, 10 s] sampling interval" in result.stdout
+
+
+def test_kernel_record_keeps_the_tuned_intervals_and_footprints(tmp_path, monkeypatch):
+    """The whole kernel record flow on a fake 6.15 tree: the goal is written, the tuned sampling
+    interval is asked for once a second and kept per snapshot, and the workload's footprint,
+    VMAs and stats are sampled beside."""
+    import os
+
+    from damo.sources.kernel import KernelRecorder
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    fake = FakeDamon(tmp_path, intervals_goal=True)
+    fake.tried_regions = [(1 << 20, 2 << 20, 5, 1)]
+    real_write = fake.write
+
+    def write(path, value):          # the launched workload's pid is alive for the fake kernel
+        if path.name == "pid_target":
+            fake.alive_pids.add(int(value))
+        if value == "update_tuned_intervals":
+            fake.tuned_sample_us = 7000
+        real_write(path, value)
+
+    out = tmp_path / "k.data"
+    request = RecordRequest(target=["sleep 2.5"], attrs=MonitoringAttrs(), out=str(out),
+                            intervals_goal=(400, 3, 5000, 10_000_000))
+    assert KernelRecorder(request, sysfs=DamonSysfs(fake.root, writer=write),
+                          tracefs_root=tmp_path / "no-tracefs").run() == 0
+    record = read_record(out)
+    assert record.meta.intervals_goal == {"access_bp": 400, "aggrs": 3, "min_sample_us": 5000,
+                                          "max_sample_us": 10_000_000}
+    assert set(record.snapshot_sample_us.tolist()) == {7000}
+    assert ("kdamonds/0/contexts/0/monitoring_attrs/intervals/intervals_goal/access_bp", "400") in fake.log
+    fp = record.footprints
+    assert fp.nr_samples >= 2 and (fp.proc_total("resident") > 0).all() and fp.has_sys.all()
+    assert len(record.proc_vmas) == fp.nr_samples and record.proc_vmas[0]["procvmas"][0]["vmas"]
+    stats = record.proc_stats[0]["proc_stats"]
+    assert len(stats) == 2 and stats[1]["fields"][1] == "(sleep)"   # the (fake, gone) kdamond's, then the workload's
