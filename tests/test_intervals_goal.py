@@ -236,3 +236,15 @@ def test_kernel_record_keeps_the_tuned_intervals_and_footprints(tmp_path, monkey
     assert len(record.proc_vmas) == fp.nr_samples and record.proc_vmas[0]["procvmas"][0]["vmas"]
     stats = record.proc_stats[0]["proc_stats"]
     assert len(stats) == 2 and stats[1]["fields"][1] == "(sleep)"   # the (fake, gone) kdamond's, then the workload's
+
+
+def test_vm_guest_gets_the_same_do_record_and_goal():
+    from damo.cli import command_parser
+    from damo.record import request_from_args
+    from damo.sources.vm import guest_record_argv
+
+    host = RecordRequest(target=["masim x.cfg"], attrs=MonitoringAttrs(), do_record=("access", "vmas"),
+                         intervals_goal=(400, 3, 5000, 10_000_000))
+    args = command_parser(["record"]).parse_args([*guest_record_argv(host, "/tmp/out.data"), "--", "masim x.cfg"])
+    guest = request_from_args(args)
+    assert (guest.do_record, guest.intervals_goal) == (host.do_record, host.intervals_goal)
