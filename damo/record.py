@@ -85,6 +85,7 @@ EXAMPLES = """\
 examples:
   damo record zigzag
   damo record masim/configs/stairs.cfg -o stairs.data
+  damo record zigzag --monitoring_intervals_autotune --do_record access,mem_footprint
   sudo damo record -- ./my_workload --its-option
   sudo damo record --timeout 10 paddr
   sudo damo record --ops page_idle --timeout 10 1234
