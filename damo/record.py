@@ -148,7 +148,7 @@ def parse_do_record(text: str) -> tuple[str, ...]:
 def add_side_and_goal_arguments(parser: argparse.ArgumentParser) -> None:
     """--do_record, --monitoring_intervals_goal and --monitoring_intervals_autotune."""
     parser.add_argument("--do_record", type=parse_do_record, default=DO_RECORD_CHOICES, metavar="WHAT,...",
-                        help="what to record, comma-separated: access (the DAMON snapshots), mem_footprint "
+                        help="what to record, comma-separated: access (the DAMON snapshots, always recorded), mem_footprint "
                              "(targets' /proc/PID/statm and the system's /proc/meminfo), vmas (/proc/PID/maps), "
                              "proc_stats (/proc/PID/stat); the last three once a second (default: all)")
     parser.add_argument("--monitoring_intervals_goal", nargs=4,
