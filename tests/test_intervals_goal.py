@@ -248,3 +248,11 @@ def test_vm_guest_gets_the_same_do_record_and_goal():
     args = command_parser(["record"]).parse_args([*guest_record_argv(host, "/tmp/out.data"), "--", "masim x.cfg"])
     guest = request_from_args(args)
     assert (guest.do_record, guest.intervals_goal) == (host.do_record, host.intervals_goal)
+
+
+def test_reports_without_one_hz_scale_say_samples_for_tuned_records(tuned_json):
+    import json as json_mod
+
+    result = run_cli("report", "heats", "-i", str(tuned_json), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json_mod.loads(result.stdout)["aggregation_interval_us"] is None
