@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.render import put_section
 from bench.measure import measure, python_argv, repo_env
 from bench.synth import synth_record
 
@@ -124,13 +125,7 @@ def main(argv=None) -> int:
     lines.append(SECTION_END)
     section = "\n".join(lines) + "\n"
     (HERE / "fleet_results.md").write_text(section)
-    results = HERE / "results.md"
-    text = results.read_text() if results.exists() else ""
-    if SECTION_START in text:
-        text = text[:text.index(SECTION_START)] + section + text[text.index(SECTION_END) + len(SECTION_END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
+    put_section(HERE / "results.md", SECTION_START, SECTION_END, section)
     print(section)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import textwrap
+from pathlib import Path
 from typing import Callable, Iterable
 
 from bench import run as suite
@@ -394,3 +395,14 @@ HEADLINES: dict[str, Callable[[dict], list[dict]]] = {
     "reports": reports_headline,
     "load": load_headline,
 }
+
+
+def put_section(results: Path, start: str, end: str, section: str) -> None:
+    """Replace the part of ``results`` between the markers ``start`` and ``end`` with ``section``
+    (which holds the markers), or append it; for benchmarks run on their own."""
+    text = results.read_text() if results.exists() else ""
+    if start in text:
+        text = text[:text.index(start)] + section + text[text.index(end) + len(end) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    results.write_text(text)

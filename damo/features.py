@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from damo import vm
+from damo import vm, vm_accel
 from damo.errors import DamoError
 from damo.kernel.backend import KernelInterfaces, choose_backend
 from damo.kernel.emulation import cpu_is_emulated
@@ -167,6 +167,11 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
                             "TLB (masim does: --flush_tlb auto); see damo.kernel.emulation" if emulated else ""))
     for p in vm.prerequisites():
         features.append(Feature(f"vm: {p.name}", p.found is not None, p.found or "missing", p.fix if not p.found else ""))
+    accel = vm_accel.would_use(vm.cached_kernel_path())
+    emulated_vm = accel.startswith("software emulation")
+    features.append(Feature("vm: acceleration", not emulated_vm, accel,
+                            "a --vm record runs many times slower than under KVM; --vm-tlb-flush on keeps "
+                            "its counts right" if emulated_vm else ""))
     return features
 
 

@@ -73,6 +73,12 @@ def cached_kernel(cache: Path | None = None) -> Path | None:
     return max(images)[1] if images else None
 
 
+def cached_kernel_path(cache: Path | None = None) -> str | None:
+    """``cached_kernel`` as a string, or None."""
+    kernel = cached_kernel(cache)
+    return str(kernel) if kernel else None
+
+
 def vng_bin_dir(cache: Path | None = None) -> Path | None:
     """The directory holding ``vng``: our cached virtualenv first, else PATH."""
     venv_bin = (cache or cache_dir()) / "venv" / "bin"
@@ -242,6 +248,8 @@ def status() -> int:
         else:
             ok = False
             print(f"{p.name}: missing; {p.fix}")
+    from damo import vm_accel
+    print(f"acceleration: {vm_accel.would_use(cached_kernel_path())}")
     return 0 if ok else 1
 
 

@@ -87,12 +87,12 @@ def test_native_record_keeps_footprints_and_reads_back(steps_cfg, tmp_path):
     assert result.returncode == 0, result.stderr
     record = read_record(out)
     assert record.footprints == simulate(RecordRequest(target=[str(steps_cfg)], attrs=MonitoringAttrs()))[0].footprints
-    assert out.read_bytes()[8:10] == b"\x02\x00"          # side chunks: version 2
+    assert out.read_bytes()[8:10] == b"\x03\x00"          # side chunks: version 3
     assert oct(out.stat().st_mode & 0o777) == "0o600"
-    # --do_record access: no side chunk, the file stays version 1 (older readers read it)
+    # --do_record access: no side chunk, the file stays version 2 (older readers read it)
     plain = tmp_path / "plain.data"
     assert run_cli("record", str(steps_cfg), "-o", str(plain), "--do_record", "access").returncode == 0
-    assert plain.read_bytes()[8:10] == b"\x01\x00"
+    assert plain.read_bytes()[8:10] == b"\x02\x00"
     assert read_record(plain).footprints is None
     assert read_record(plain).same_data(record)
 

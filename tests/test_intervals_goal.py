@@ -141,7 +141,7 @@ def test_kernel_without_intervals_goal_is_one_error(tmp_path):
     (["4%", "0", "5ms", "10s"], "AGGRS 0 is outside"),
     (["4%", "3", "10s", "5ms"], "the minimum at most the maximum"),
     (["4%", "3", "10ms", "10s"], "the sampling interval (5000 us) is outside [10000, 10000000] us"),
-    (["4%", "3", "5 parsecs", "10s"], "unknown time unit"),
+    (["4%", "3", "5 parsecs", "10s"], "'5 parsecs' is not a time"),
     (["four", "3", "5ms", "10s"], "--monitoring_intervals_goal"),
 ])
 def test_goal_out_of_range_is_one_line(tmp_path, goal, problem):

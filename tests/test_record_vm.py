@@ -30,6 +30,20 @@ FAKE_VNG = textwrap.dedent("""\
     rwdir, script = args[args.index("--rwdir") + 1], args[args.index("--exec") + 1]
     with open(os.environ["FAKE_VNG_LOG"], "w") as log:
         log.write("\\n".join(args))
+    with open(os.environ["FAKE_VNG_LOG"] + ".calls", "a") as calls:
+        calls.write(" ".join(args[:3]) + "\\n")
+    kvm = os.environ.get("FAKE_VNG_KVM", "ok")
+    if "--disable-kvm" not in args and kvm != "ok":
+        # A KVM guest that never reaches its command; qemu stays alive (a child in vng's session).
+        qemu = subprocess.Popen(["sleep", "1000"])
+        with open(os.environ["FAKE_VNG_LOG"] + ".qemu", "w") as f:
+            f.write(str(qemu.pid))
+        print("Probing EDD (edd=off to disable)... ok", flush=True)
+        if kvm == "emulation_failure":
+            print("KVM internal error. Suberror: 1\\r\\nextra data[0]: 0x0000000000000000\\r\\n"
+                  "emulation failure", flush=True)
+        qemu.wait()
+        sys.exit(1)
     if os.environ.get("FAKE_VNG_MODE") == "qemu":
         # Like the real vng: qemu is a child in vng's session; the guest stops on the stop file.
         time.sleep(float(os.environ.get("FAKE_VNG_BOOT", "0.3")))
@@ -78,8 +92,10 @@ def fake_vm(tmp_path):
     for exe in [vng, *tools.iterdir()]:
         exe.chmod(0o755)
     log = tmp_path / "vng.log"
+    # No KVM unless a test provides one (DAMO_VM_KVM_DEVICE: any file we can open read-write).
     env = dict(os.environ, DAMO_VM_CACHE=str(cache), PATH=f"{tools}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(REPO), NO_COLOR="1", FAKE_VNG_LOG=str(log))
+               PYTHONPATH=str(REPO), NO_COLOR="1", FAKE_VNG_LOG=str(log),
+               DAMO_VM_KVM_DEVICE=str(tmp_path / "no-kvm"))
     return env, kernel, log
 
 
@@ -253,7 +269,9 @@ def test_vm_output_redirected_to_a_file_stays_readable(fake_vm, tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 130
     lines = (tmp_path / "log").read_text().splitlines()
-    assert lines[0].startswith("booting vmlinuz-6.12.1+deb12-amd64 in a VM")
+    assert lines[0] == (f"--vm-accel auto: using software emulation, since no {tmp_path / 'no-kvm'} "
+                        "(no hardware virtualisation, or the kvm module is not loaded)")
+    assert lines[1].startswith("booting vmlinuz-6.12.1+deb12-amd64 in a VM (software emulation")
     assert "vm| [    0.000000] Linux version 6.12 (fake)" in lines
     assert "vm| guest: recording" in lines
     assert "stopping the record inside the VM..." in lines
@@ -266,3 +284,129 @@ def test_a_missing_command_is_named_before_the_vm_boots(fake_vm, tmp_path):
     result = damo(env, "record", "--vm", "-o", "x.data", "./nonexistent", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (2, "damo: error: record: no such command: ./nonexistent\n")
     assert not log.exists()
+
+
+# --- --vm-accel ------------------------------------------------------------------------------
+
+def _kvm(env: dict, tmp_path: Path, mode: str) -> dict:
+    """``env`` with a usable KVM device whose guests behave as ``mode`` says (ok, hang, emulation_failure)."""
+    device = tmp_path / "kvm"
+    device.touch()
+    return dict(env, DAMO_VM_KVM_DEVICE=str(device), FAKE_VNG_KVM=mode)
+
+
+def _calls(log: Path) -> list[str]:
+    return Path(f"{log}.calls").read_text().splitlines() if Path(f"{log}.calls").exists() else []
+
+
+def test_kvm_that_boots_is_used_without_disable_kvm_and_the_verdict_is_kept(fake_vm, tmp_path):
+    env, kernel, log = fake_vm
+    env = _kvm(env, tmp_path, "ok")
+    config = str(REPO / ZIGZAG)
+    first = damo(env, "record", "--vm", "-o", "a.data", config, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    # The probe boot, then the record's boot: both under KVM (no --disable-kvm).
+    assert _calls(log) == [f"--run {kernel} --memory"] * 2
+    assert "--disable-kvm" not in log.read_text().splitlines()
+    assert first.stderr.startswith("checking whether KVM can boot vmlinuz-6.12.1+deb12-amd64 here (once per "
+                                   "kernel and machine; at most 30 s without a sign of life)\n"
+                                   "booting vmlinuz-6.12.1+deb12-amd64 in a VM (KVM)\n")
+    status = damo(env, "vm", "status", cwd=tmp_path)
+    assert "acceleration: KVM (a first boot of vmlinuz-6.12.1+deb12-amd64 reached its command in " in status.stdout
+    # The second record boots once: the verdict is cached for this kernel and machine.
+    second = damo(env, "record", "--vm", "-o", "b.data", config, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert _calls(log) == [f"--run {kernel} --memory"] * 3
+    assert second.stderr.startswith("booting vmlinuz-6.12.1+deb12-amd64 in a VM (KVM)\n")
+    # A new kernel image (another size or mtime) is probed again.
+    kernel.write_bytes(b"another kernel")
+    third = damo(env, "record", "--vm", "-o", "c.data", config, cwd=tmp_path)
+    assert third.returncode == 0 and "checking whether KVM can boot" in third.stderr
+    assert len(_calls(log)) == 5
+
+
+def test_a_kvm_guest_reporting_an_emulation_failure_falls_back_at_once(fake_vm, tmp_path):
+    env, kernel, log = fake_vm
+    env = _kvm(env, tmp_path, "emulation_failure")
+    started = time.monotonic()
+    result = damo(env, "record", "--vm", "-o", "a.data", str(REPO / ZIGZAG), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30            # not the 30 s silence limit: the line says it
+    verdict = next((env["DAMO_VM_CACHE"] / Path("accel")).glob("*.json"))
+    lines = result.stderr.splitlines()
+    assert lines[1] == ("--vm-accel auto: using software emulation, since KVM could not boot "
+                        "vmlinuz-6.12.1+deb12-amd64 here: qemu: KVM internal error. Suberror: 1 "
+                        f"(verdict kept in {verdict})")
+    assert lines[2].startswith("booting vmlinuz-6.12.1+deb12-amd64 in a VM (software emulation")
+    assert _calls(log) == [f"--run {kernel} --memory", f"--run {kernel} --disable-kvm"]
+    assert not _alive(int(Path(f"{log}.qemu").read_text()))
+    # --vm-accel kvm now: one line with the cached reason, exit 2, and no boot.
+    forced = damo(env, "record", "--vm", "--vm-accel", "kvm", "-o", "b.data", str(REPO / ZIGZAG), cwd=tmp_path)
+    assert (forced.returncode, forced.stderr) == (2, f"damo: error: --vm-accel kvm: KVM could not boot "
+                                                  f"vmlinuz-6.12.1+deb12-amd64 here: qemu: KVM internal error. "
+                                                  f"Suberror: 1 (verdict kept in {verdict})\n")
+    assert len(_calls(log)) == 2
+    features = damo(env, "features", cwd=tmp_path)
+    assert ("vm: acceleration  software emulation (tcg): KVM could not boot vmlinuz-6.12.1+deb12-amd64 here: "
+            "qemu: KVM internal error. Suberror: 1") in features.stdout
+
+
+def test_a_silent_kvm_guest_is_given_up_after_the_quiet_limit(fake_vm, tmp_path, monkeypatch):
+    """A guest stuck without a word (qemu alive) costs the probe its quiet limit, then emulation is used."""
+    from damo import vm_accel
+
+    env, kernel, log = fake_vm
+    for key, value in _kvm(env, tmp_path, "hang").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(vm_accel, "PROBE_QUIET_SECONDS", 2.0)
+    said: list[str] = []
+    started = time.monotonic()
+    assert vm_accel.choose("auto", str(kernel), say=said.append) == "tcg"
+    elapsed = time.monotonic() - started
+    assert 2.0 <= elapsed < 10, elapsed
+    assert said[0].startswith("checking whether KVM can boot vmlinuz-6.12.1+deb12-amd64 here")
+    assert said[1].startswith("--vm-accel auto: using software emulation, since KVM could not boot "
+                              "vmlinuz-6.12.1+deb12-amd64 here: the VM showed no progress for 2 s "
+                              "(last line: Probing EDD (edd=off to disable)... ok) (verdict kept in ")
+    assert not _alive(int(Path(f"{log}.qemu").read_text()))
+    # Cached: the next choice is immediate and boots nothing.
+    started = time.monotonic()
+    assert vm_accel.choose("auto", str(kernel), say=said.append) == "tcg"
+    assert time.monotonic() - started < 1 and len(_calls(log)) == 1
+
+
+def test_vm_accel_kvm_without_a_kvm_device_is_one_line(fake_vm, tmp_path):
+    env, kernel, log = fake_vm
+    result = damo(env, "record", "--vm", "--vm-accel", "kvm", "-o", "x.data", str(REPO / ZIGZAG), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        2, f"damo: error: --vm-accel kvm: no {tmp_path / 'no-kvm'} (no hardware virtualisation, or the kvm "
+           "module is not loaded)\n")
+    assert not log.exists()
+    status = damo(env, "vm", "status", cwd=tmp_path)
+    assert status.stdout.splitlines()[-1] == (f"acceleration: software emulation (tcg): no {tmp_path / 'no-kvm'} "
+                                              "(no hardware virtualisation, or the kvm module is not loaded)")
+
+
+def test_vm_accel_tcg_never_probes(fake_vm, tmp_path):
+    env, kernel, log = fake_vm
+    env = _kvm(env, tmp_path, "ok")
+    result = damo(env, "record", "--vm", "--vm-accel", "tcg", "-o", "x.data", str(REPO / ZIGZAG), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _calls(log) == [f"--run {kernel} --disable-kvm"]
+    assert "KVM" not in result.stderr
+
+
+def test_vm_tlb_flush_on_asks_the_guest_record_for_the_ticker(fake_vm, tmp_path):
+    env, kernel, log = fake_vm
+    result = damo(env, "record", "--vm", "--vm-tlb-flush", "on", "-o", "x.data", str(REPO / ZIGZAG), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert " DAMO_TLB_FLUSH_TICKER=1 " in log.read_text().splitlines()[-1]
+    assert "in a VM (software emulation; the boot takes about 20 s; TLB-flush ticker on)" in result.stderr
+
+
+def test_vm_tlb_flush_auto_stays_off_until_proven_safe():
+    from damo.vm_accel import TICKER_PROVEN_SAFE, ticker_wanted
+
+    assert [ticker_wanted(choice, accel) for choice in ("on", "off") for accel in ("tcg", "kvm")] == [
+        True, True, False, False]
+    assert ticker_wanted("auto", "tcg") is TICKER_PROVEN_SAFE and ticker_wanted("auto", "kvm") is False

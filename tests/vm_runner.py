@@ -46,8 +46,9 @@ def tail(text: str, nr_lines: int = 40) -> str:
 
 
 def run_marker_in_vm(kernel: Path, marker: str, test_dir: str, limit_seconds: float,
-                     quiet_seconds: float) -> str:
-    """Boot ``kernel``, run ``pytest -m marker test_dir`` inside, assert it passed; its output."""
+                     quiet_seconds: float, guest_env: dict[str, str] | None = None) -> str:
+    """Boot ``kernel``, run ``pytest -m marker test_dir`` inside (with ``guest_env`` added to its
+    environment), assert it passed; its output."""
     with tempfile.TemporaryDirectory(prefix="damo-vm-test-") as rwdir:
         log = Path(rwdir) / "pytest.log"
         rc_file = Path(rwdir) / "rc"
@@ -56,7 +57,8 @@ def run_marker_in_vm(kernel: Path, marker: str, test_dir: str, limit_seconds: fl
         selector = os.environ.get("DAMO_VM_TESTS_K")
         if selector and os.environ.get("CI") != "true":
             pytest_cmd += ["-k", selector]
-        script = (f"cd {shlex.quote(str(REPO))} && env DAMO_TEST_IN_VM=1 PYTHONUNBUFFERED=1 "
+        extra = "".join(f"{k}={shlex.quote(v)} " for k, v in (guest_env or {}).items())
+        script = (f"cd {shlex.quote(str(REPO))} && env DAMO_TEST_IN_VM=1 PYTHONUNBUFFERED=1 {extra}"
                   f"PYTHONPATH={shlex.quote(str(REPO))} "
                   f"{shlex.join(pytest_cmd)} > {shlex.quote(str(log))} 2>&1; echo $? > {shlex.quote(str(rc_file))}")
         started = time.monotonic()

@@ -15,7 +15,7 @@ import numpy as np
 from damo.engine.core import IntervalsGoal
 from damo.engine.sim_ops import sim_context
 from damo.errors import DamoError
-from damo.model import STATM_FIELDS, MemFootprints, Record, RecordBuilder, RecordMeta
+from damo.model import STATM_FIELDS, TARGETS_KEY, MemFootprints, Record, RecordBuilder, RecordMeta
 from damo.recording import RecordRequest, base_meta, finish, open_sink
 
 SIM_START_TIME = 0.0      # the virtual clock's epoch, recorded instead of the wall clock
@@ -37,11 +37,17 @@ def load_model(path: str, seed: int):
         raise DamoError(f"{path}: {err}") from None
 
 
+def models_of(model) -> list:
+    """One model, or several (one per target), as a list."""
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
 def record_duration_ns(model, timeout: float | None) -> int:
-    """The config's duration, or ``--timeout`` seconds of virtual time if that is shorter."""
+    """The (longest) config's duration, or ``--timeout`` seconds of virtual time if that is shorter."""
+    duration = max(m.duration_ns for m in models_of(model))
     if timeout is None:
-        return model.duration_ns
-    return min(model.duration_ns, int(timeout * 1e9))
+        return duration
+    return min(duration, int(timeout * 1e9))
 
 
 MAX_SNAPSHOTS = 10_000_000          # aggregations one simulated record may take
@@ -60,14 +66,18 @@ def check_work(model, request: RecordRequest) -> None:
 
 
 def sim_meta(request: RecordRequest, model) -> RecordMeta:
-    meta = base_meta(request, "sim", request.target[0])
+    models = models_of(model)
+    meta = base_meta(request, "sim", " ".join(request.target) if len(models) > 1 else request.target[0])
     meta.start_time = SIM_START_TIME
     meta.extra.update({"seed": request.seed, "clock": "virtual", "ops": "sim",
-                       "masim_access_rate": model.access_rate})
+                       "masim_access_rate": models[0].access_rate})
+    if len(models) > 1:
+        meta.extra[TARGETS_KEY] = [{"target_id": k, "config": path, "masim_access_rate": m.access_rate}
+                                   for k, (path, m) in enumerate(zip(request.target, models))]
     return meta
 
 
-SIM_PID = 0                 # the simulated process has no pid; its footprint rows carry this one
+SIM_PID = 0                 # simulated processes have no pid; their footprint rows carry this plus the target id
 FOOTPRINT_PERIOD_NS = 1_000_000_000     # damo samples footprints once a second
 
 
@@ -84,24 +94,41 @@ def make_context(model, request: RecordRequest):
 
 
 def snapshots(model, request: RecordRequest, ctx=None) -> Iterator[tuple]:
-    """Run the engine over ``model``: ``(target_id, start_ns, end_ns, start, end, nr_accesses, age,
-    sample_us)``; ``sample_us`` is the snapshot's own sampling interval when tuned, else None."""
+    """Run the engine over ``model`` (or several, one target each, a target leaving when its
+    config ends, as an exiting process does): ``(target_id, start_ns, end_ns, start, end,
+    nr_accesses, age, sample_us)``; ``sample_us`` is the snapshot's own sampling interval when
+    tuned, else None."""
     ctx = ctx or make_context(model, request)
     tuned = request.intervals_goal is not None
+    several = len(models_of(model)) > 1
     for agg in ctx.run(record_duration_ns(model, request.timeout)):
         sample_us = agg.sample_us if tuned else None
         for snap in agg.targets:
             yield (snap.target_id, agg.start_ns, agg.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age,
                    sample_us)
+        if several:
+            for target in [t for t in ctx.targets if t.handle.duration_ns <= agg.end_ns]:
+                ctx.remove_target(target)
+
+
+def load_models(request: RecordRequest):
+    """The model of each masim config of TARGET: one model, or a list of several."""
+    models = [load_model(path, request.seed) for path in request.target]
+    return models if len(models) > 1 else models[0]
 
 
 def footprint_entry(model, t_ns: int) -> dict:
     """damo's ``.mem_footprint`` sample of the simulated process at virtual time ``t_ns``: mapped
     and resident pages from the model (no system entry: there is no simulated system)."""
-    statm = dict.fromkeys(STATM_FIELDS, 0)
-    statm["size"] = model.mapped_bytes // 4096
-    statm["resident"] = model.resident_bytes(t_ns) // 4096
-    return {"time": SIM_START_TIME + t_ns / 1e9, "footprints": [{"pid": SIM_PID, "footprint": statm}]}
+    rows = []
+    for target_id, m in enumerate(models_of(model)):
+        if len(models_of(model)) > 1 and t_ns > m.duration_ns:
+            continue            # that simulated process has exited
+        statm = dict.fromkeys(STATM_FIELDS, 0)
+        statm["size"] = m.mapped_bytes // 4096
+        statm["resident"] = m.resident_bytes(t_ns) // 4096
+        rows.append({"pid": SIM_PID + target_id, "footprint": statm})
+    return {"time": SIM_START_TIME + t_ns / 1e9, "footprints": rows}
 
 
 def footprint_times(duration_ns: int) -> range:
@@ -116,8 +143,8 @@ def footprint_entries(model, request: RecordRequest) -> list[dict]:
 
 
 def simulate(request: RecordRequest, model=None) -> tuple[Record, object]:
-    """The record ``damo record`` would write for ``request``, in memory, and its model."""
-    model = model or load_model(request.target[0], request.seed)
+    """The record ``damo record`` would write for ``request``, in memory, and its model(s)."""
+    model = model or load_models(request)
     builder = RecordBuilder(sim_meta(request, model))
     sample_us = []
     for snap in snapshots(model, request):
@@ -133,10 +160,11 @@ def simulate(request: RecordRequest, model=None) -> tuple[Record, object]:
 
 
 def record(request: RecordRequest) -> int:
-    """Record ``request.target`` (one masim config) into ``request.out``."""
-    if len(request.target) != 1:
-        raise DamoError("record: the simulator takes one masim config file as its TARGET")
-    model = load_model(request.target[0], request.seed)
+    """Record ``request.target`` (masim configs, one target each) into ``request.out``."""
+    if request.snapshot is not None:
+        raise DamoError("--snapshot reads a kernel kdamond's tried regions; the simulator records every "
+                        "aggregation (use --timeout to shorten it)")
+    model = load_models(request)
     check_work(model, request)
     ctx = make_context(model, request)
     sink = open_sink(request, sim_meta(request, model), total_ns=record_duration_ns(model, request.timeout),

@@ -24,6 +24,8 @@ from typing import IO, TextIO
 
 import damo
 from damo import vm as vm_setup
+from damo import vm_accel
+from damo.kernel.tlb_ticker import TICKER_ENV
 from damo.errors import DamoError
 from damo.formats import rotate_existing
 from damo.recording import HOST_OUT_ENV, RecordRequest
@@ -57,6 +59,12 @@ def guest_record_argv(request: RecordRequest, out: str) -> list[str]:
         argv.append("--shell")
     if request.regions:
         argv += ["-r", " ".join(f"{s}-{e}" for s, e in request.regions)]
+    if not request.child_tasks:
+        argv.append("--exclude_child_tasks")
+    if request.snapshot:
+        argv += ["--snapshot", repr(request.snapshot[0]), str(request.snapshot[1])]
+    if request.output_permission != 0o600:
+        argv += ["--output_permission", f"{request.output_permission:o}"]
     argv += ["--do_record", ",".join(request.do_record)]
     if request.intervals_goal:
         argv += ["--monitoring_intervals_goal", *(str(v) for v in request.intervals_goal)]
@@ -67,23 +75,26 @@ def guest_record_argv(request: RecordRequest, out: str) -> list[str]:
     return argv + ["--", *request.target]
 
 
-def guest_script(request: RecordRequest, rwdir: Path) -> str:
-    """The shell line that the guest runs: our Python, our damo, the host's cwd and PATH."""
+def guest_script(request: RecordRequest, rwdir: Path, tlb_ticker: bool = False) -> str:
+    """The shell line that the guest runs: our Python, our damo, the host's cwd and PATH
+    (``tlb_ticker``: the guest's record runs the TLB-flush ticker, damo.kernel.tlb_ticker)."""
     repo_root = str(Path(damo.__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": pythonpath,
            STOP_FILE_ENV: str(rwdir / STOP_FILE), HOST_OUT_ENV: request.out, "NO_COLOR": "1"}
+    if tlb_ticker:
+        env[TICKER_ENV] = "1"
     cmd = [sys.executable, "-m", "damo", "record", *guest_record_argv(request, str(rwdir / GUEST_OUT))]
     env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     status = shlex.quote(str(rwdir / STATUS_FILE))
     return f"cd {shlex.quote(os.getcwd())} && env {env_words} {shlex.join(cmd)}; echo $? > {status}"
 
 
-def vng_command(kernel: str, rwdir: Path, script: str, verbose: bool = False) -> list[str]:
-    """The vng command line; ``verbose`` adds the guest kernel's messages to the console (for tests)."""
-    # --disable-kvm: with KVM these Debian kernels hang in the decompressor here; emulation works.
-    return ["vng", "--run", kernel, "--disable-kvm", "--memory", "2G", "--cpus", "2",
-            *(["--verbose"] if verbose else []), "--rwdir", str(rwdir), "--exec", script]
+def vng_command(kernel: str, rwdir: Path, script: str, verbose: bool = False, accel: str = "tcg") -> list[str]:
+    """The vng command line; ``verbose`` adds the guest kernel's messages to the console (for tests
+    and the KVM probe); ``accel`` "tcg" is software emulation, "kvm" lets vng use KVM."""
+    return ["vng", "--run", kernel, *(["--disable-kvm"] if accel == "tcg" else []), "--memory", "2G",
+            "--cpus", "2", *(["--verbose"] if verbose else []), "--rwdir", str(rwdir), "--exec", script]
 
 
 def check_target(request: RecordRequest) -> None:
@@ -116,10 +127,13 @@ def record(request: RecordRequest) -> int:
     rwdir = Path(tempfile.mkdtemp(prefix=".damo-vm-", dir=out.parent))
     try:
         limit = (request.timeout or DEFAULT_RUN_SECONDS) + BOOT_ALLOWANCE_SECONDS
-        print(f"booting {Path(kernel).name} in a VM (software emulation; the boot takes about 20 s)",
+        accel = vm_accel.choose(request.vm_accel, kernel)
+        ticker = vm_accel.ticker_wanted(request.vm_tlb_flush, accel)
+        how = "KVM" if accel == "kvm" else "software emulation; the boot takes about 20 s"
+        print(f"booting {Path(kernel).name} in a VM ({how}{'; TLB-flush ticker on' if ticker else ''})",
               file=sys.stderr, flush=True)
         started = time.monotonic()
-        run = boot_and_run(kernel, rwdir, guest_script(request, rwdir), limit)
+        run = boot_and_run(kernel, rwdir, guest_script(request, rwdir, ticker), limit, accel=accel)
         status = _guest_status(rwdir)
         produced = rwdir / GUEST_OUT
         landed = produced.exists() and produced.stat().st_size > 0
@@ -146,16 +160,18 @@ def record(request: RecordRequest) -> int:
 
 
 def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float, *, quiet_limit: float | None = None,
-                 heartbeat: Path | None = None, echo: bool = True, verbose: bool = False) -> VmRun:
+                 heartbeat: Path | None = None, echo: bool = True, verbose: bool = False, accel: str = "tcg",
+                 fatal: re.Pattern | None = None, done: Path | None = None) -> VmRun:
     """Boot ``kernel``, run the shell line ``script`` in it with ``rwdir`` shared for writing.
 
-    The VM is stopped after ``limit`` seconds, or after ``quiet_limit`` seconds in which it printed
-    nothing and ``heartbeat`` (a file the guest appends to) did not grow. The guest's console goes
-    to our stderr (when ``echo``), and its last lines are kept for error messages.
+    The VM is stopped after ``limit`` seconds, after ``quiet_limit`` seconds in which it printed
+    nothing and ``heartbeat`` (a file the guest appends to) did not grow, at once when a console
+    line matches ``fatal``, and as soon as the file ``done`` exists. The guest's console goes to
+    our stderr (when ``echo``), and its last lines are kept for error messages.
     """
     env = dict(os.environ, PATH=f"{vm_setup.vng_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
-    return _run_vm(vng_command(kernel, rwdir, script, verbose), env, rwdir,
-                   Budget(limit, quiet_limit, heartbeat), GuestConsole(sys.stderr if echo else None))
+    return _run_vm(vng_command(kernel, rwdir, script, verbose, accel), env, rwdir,
+                   Budget(limit, quiet_limit, heartbeat, fatal, done), GuestConsole(sys.stderr if echo else None))
 
 
 def _guest_status(rwdir: Path) -> int | None:
@@ -182,6 +198,8 @@ class Budget:
     limit: float
     quiet_limit: float | None = None
     heartbeat: Path | None = None
+    fatal: re.Pattern | None = None       # a console line that means the guest is lost
+    done: Path | None = None              # a file whose existence means the run did its job
 
     def __post_init__(self):
         self.started = self.last_sign_of_life = time.monotonic()
@@ -195,6 +213,12 @@ class Budget:
             self._heartbeat_size = size
             self.last_sign_of_life = now
         self.last_sign_of_life = max(self.last_sign_of_life, console.last_output)
+        if self.done is not None and self.done.exists():
+            return "done"
+        if self.fatal is not None:
+            lost = next((line for line in console.tail if self.fatal.search(line)), None)
+            if lost is not None:
+                return f"the VM failed: {lost.strip()}"
         if now - self.started >= self.limit:
             return f"the VM did not finish within {self.limit:.0f} s"
         if self.quiet_limit is not None and now - self.last_sign_of_life >= self.quiet_limit:
