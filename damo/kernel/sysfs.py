@@ -289,28 +289,31 @@ class OwnedKdamond(MonitorGuard):
         except (DamoError, OSError, ValueError):
             return None
 
-    def _write_targets(self, pids: list[int]) -> None:
-        """nr_targets (which wipes the target directories), then each target's pid and regions."""
+    def _write_targets(self, pids: list[int], initial: dict[int, list[tuple[int, int]]] | None = None) -> None:
+        """nr_targets (which wipes the target directories), then each target's pid and regions:
+        ``setup.regions``, or ``initial[index]`` for a target given its first regions."""
         targets = f"{self.ctx}/targets"
         self.sysfs.write(f"{targets}/nr_targets", max(1, len(pids)))
         for t in range(max(1, len(pids))):
             if pids:
                 self.sysfs.write(f"{targets}/{t}/pid_target", pids[t])
-            if self.setup.regions:
-                self.sysfs.write(f"{targets}/{t}/regions/nr_regions", len(self.setup.regions))
-                for i, (start, end) in enumerate(self.setup.regions):
+            regions = self.setup.regions or (initial or {}).get(t)
+            if regions:
+                self.sysfs.write(f"{targets}/{t}/regions/nr_regions", len(regions))
+                for i, (start, end) in enumerate(regions):
                     self.sysfs.write(f"{targets}/{t}/regions/{i}/start", start)
                     self.sysfs.write(f"{targets}/{t}/regions/{i}/end", end)
 
-    def commit_targets(self, pids: list[int]) -> None:
+    def commit_targets(self, pids: list[int], initial: dict[int, list[tuple[int, int]]] | None = None) -> None:
         """Replace the running kdamond's process targets by ``pids`` (online, ``commit``).
 
-        The kernel pairs old and new targets by index: a target that keeps its index keeps its
-        regions and their counts, so callers keep the surviving targets in their order and
-        append new ones. It refuses (EINVAL) a pid that is gone; the caller checks again and
-        retries with the live ones.
+        The kernel pairs old and new targets by index: a target that keeps its index (and is
+        given no regions) keeps its regions and their counts, so callers keep the surviving
+        targets in their order and append new ones, with ``initial`` regions (by index) for
+        those. It refuses (EINVAL) a pid that is gone; the caller checks again and retries
+        with the live ones.
         """
-        self._write_targets(pids)
+        self._write_targets(pids, initial)
         self.sysfs.write(f"{self.base}/state", "commit")
         self.setup.pid, self.setup.more_pids = (pids[0], list(pids[1:])) if pids else (None, [])
 
