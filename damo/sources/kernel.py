@@ -36,6 +36,9 @@ from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, h
 from damo.model import TARGETS_KEY
 from damo.recording import RecordRequest, base_meta, finish, open_sink
 from damo.sources.task_targets import TaskTargets
+from damo.sources.proc_sampler import SideSampler
+
+TUNE_POLL_SECONDS = 1.0      # how often a tuned record asks the kernel for the current sampling interval
 
 POLL_SECONDS = 0.2
 CHILD_POLL_SECONDS = 0.5          # a child becomes a target within about a second of its birth
@@ -309,6 +312,10 @@ class KernelRecorder:
         self._last_end: dict[int, int] = {}
         self.parser = AggregatedParser()
         self.stop_file = os.environ.get(STOP_FILE_ENV)
+        self.sampler: SideSampler | None = None
+        self.kdamond = None
+        self._sample_us: int | None = None       # the tuned sampling interval, when tuned
+        self._next_tune_poll = 0.0
         self.tasks: TaskTargets | None = None       # process targets and their record ids
         self.meta = None
         self._last_child_poll = 0.0
@@ -338,7 +345,11 @@ class KernelRecorder:
         instance = (TraceInstance(self.tracefs_root, f"damo-{os.getpid()}", clock="mono" if follow else None)
                     if use_trace else None)
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
-                             stat_scheme=not use_trace, more_pids=list(target.more_pids or []))
+                             stat_scheme=not use_trace, more_pids=list(target.more_pids or []),
+                             intervals_goal=request.intervals_goal)
+        if request.intervals_goal is not None and self.debugfs is not None:
+            raise DamoError("DAMON's debugfs interface cannot tune the monitoring intervals (Linux 6.15+ sysfs "
+                            "only): drop --monitoring_intervals_goal/--monitoring_intervals_autotune")
         interrupted = False
         ticker = Ticker(enabled=tlb_ticker.requested())
         kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
@@ -373,6 +384,8 @@ class KernelRecorder:
                     meta.extra["child_tasks"] = follow
                 self.meta = meta
                 self.sink = open_sink(request, meta, meta_reserve=META_RESERVE if follow else 0)
+                self.sampler = SideSampler(self.sink, request.do_record, lambda: setup.pids, kdamond_pid)
+                self.kdamond = kdamond
                 if use_trace:
                     print(f"recording {target.description} with kdamond {kdamond.index} (pid {kdamond_pid}); "
                           f"press Ctrl+C to stop", file=sys.stderr)
@@ -415,6 +428,7 @@ class KernelRecorder:
 
     def _should_stop(self, kdamond: OwnedKdamond, deadline: float | None, last_check: list[float]) -> bool:
         now = time.monotonic()
+        self._sample_beside()
         if self.stop_file and os.path.exists(self.stop_file):
             raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host
         if deadline is not None and now >= deadline:
@@ -518,7 +532,19 @@ class KernelRecorder:
                 return              # an exited task's last regions, before it was taken out
         start_ns = self._last_end.get(target_id, end_ns - self.request.attrs.aggr_us * 1000)
         self._last_end[target_id] = end_ns
-        self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+        self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age, sample_us=self._sample_us)
+
+    def _sample_beside(self) -> None:
+        """Once a second: footprints, VMAs and stats (--do_record), and the tuned sampling interval."""
+        if self.sampler is None:
+            return
+        self.sampler.maybe_sample()
+        now = time.monotonic()
+        if self.request.intervals_goal is not None and now >= self._next_tune_poll:
+            self._next_tune_poll = now + TUNE_POLL_SECONDS
+            tuned = self.kdamond.tuned_sample_us()
+            if tuned is not None:
+                self._sample_us = tuned
 
     # --- the workload ------------------------------------------------------------------------
     def _target_alive(self) -> bool:
