@@ -35,6 +35,8 @@ GOAL_NATIVE_FRACTION = 0.05
 DEFAULTS = MonitoringAttrs()
 # After start-up: the page_idle engine resolves its pages in its first update interval.
 WARMUP_SECONDS = 8
+WORKLOAD_BYTES = 1024 << 20
+WINDOW_SECONDS = 20.0
 WORKLOAD = """
 import mmap, sys, time
 size = int(sys.argv[1])
@@ -162,8 +164,7 @@ def run(quick: bool = False) -> dict:
     if quick:
         return {"not_measured": {"page_idle CPU vs kdamond": "--quick does not boot the VM (about 10 minutes)"}}
     kernel = shared_kernel()
-    size = 1024 << 20
-    window = 20.0
+    size, window = WORKLOAD_BYTES, WINDOW_SECONDS
     if kernel is None or vm.missing_prerequisites():
         why = "the shared kernel is absent" if kernel is None else "the VM prerequisites are missing"
         return {"not_measured": {"page_idle CPU vs kdamond": why}}
@@ -171,14 +172,24 @@ def run(quick: bool = False) -> dict:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-page-idle-") as rwdir:
         out = Path(rwdir) / "result.json"
-        script = (f"cd {REPO} && PYTHONPATH={REPO} {sys.executable} -m bench.page_idle_cost --guest "
-                  f"{size} {window} {out}")
+        script = guest_script(size, window, out)
         log = Path(rwdir) / "guest.log"
         run_vm = boot_and_run(str(kernel), Path(rwdir), f"{script} > {log} 2>&1", 2400)
         if not out.exists():
             tail = log.read_text()[-800:] if log.exists() else "\n".join(run_vm.console_tail[-10:])
             return {"not_measured": {"page_idle CPU vs kdamond": f"the guest wrote no result: {tail}"}}
         guest_result = json.loads(out.read_text())
+    return summarize(guest_result, host_loop, load, size, window)
+
+
+def guest_script(size: int, window: float, out: Path) -> str:
+    """The shell line that runs the guest side."""
+    return (f"cd {REPO} && PYTHONPATH={REPO} {sys.executable} -m bench.page_idle_cost --guest "
+            f"{size} {window} {out}")
+
+
+def summarize(guest_result: dict, host_loop: float, load: float, size: int, window: float) -> dict:
+    """The bench's result from the guest's measurements and the host's loop time."""
     slowdown = guest_result["python_loop_seconds"] / host_loop
     rows = []
     for row in guest_result["rows"]:

@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, str] = {
     "startup": "start-up of `damo --help` and friends above a bare interpreter, and what they import",
     "html": "report html file size, write time and time to interactive in headless Chromium",
     "page_idle_cost": "page_idle backend CPU vs kernel DAMON's kdamond, 1 GiB workload in the shared-kernel VM",
+    "footprint_cost": "CPU of --do_record's footprint, VMA and stat sampling with a 100-process tree",
 }
 
 # Every figure issue 8 asks for, and the benchmark that measures it.
@@ -61,6 +62,7 @@ FIGURES: list[tuple[str, str]] = [
     ("`damo --help` and `damo report --help` start-up above `python -c pass`", "startup"),
     ("`report html` size, write time and time to interactive (6 M regions)", "html"),
     ("page_idle CPU per second of monitoring vs kdamond, 100 and 1,000 regions", "page_idle_cost"),
+    ("Footprint sampling CPU at damo's rate, 100-process tree", "footprint_cost"),
 ]
 
 QUICK_TIMEOUT_S = 100.0

@@ -25,7 +25,7 @@ from damo.errors import DamoError
 from damo.heats import COLORSETS, color_code, use_color
 from damo.model import Record
 from damo.report import add_input_argument
-from damo.selection import (DEFAULT_TEMPERATURE_WEIGHTS, access_percent, add_filter_arguments, age_us,
+from damo.selection import (DEFAULT_TEMPERATURE_WEIGHTS, access_percent, add_filter_arguments, age_us, snapshot_aggr_us,
                             apply_access_filter, filter_from_args, temperatures)
 
 STYLES = ("detailed", "simple-boxes", "temperature-sz-hist", "recency-sz-hist", "cold-memory-tail",
@@ -108,6 +108,8 @@ class TargetRecord:
         self.record = record
         self.fmt = fmt
         self.sample_us, self.aggr_us = int(meta.sample_us or 1), int(meta.aggr_us or 1)
+        self.goal = meta.intervals_goal
+        self.snapshot_aggr_us = snapshot_aggr_us(record, self.sample_us, self.aggr_us) if self.goal else None
         if first_start_ns is None:
             first_start_ns = int(record.start_ns[0]) if record.nr_snapshots else 0
         self.first_start_ns = first_start_ns
@@ -137,6 +139,15 @@ class TargetRecord:
                 self._sums = tuple(sums)
         return self._sums or None
 
+    def aggr_us_of(self, i: int) -> float:
+        """Snapshot ``i``'s aggregation interval: its own when intervals were tuned (damo 3.4.3's
+        snapshot_monitoring_intervals), else the record's."""
+        return self.aggr_us if self.snapshot_aggr_us is None else self.snapshot_aggr_us[i]
+
+    def region_aggr_us(self) -> np.ndarray:
+        """Every region's snapshot aggregation interval (tuned records)."""
+        return np.repeat(np.asarray(self.snapshot_aggr_us, dtype=float), self.record.regions_per_snapshot())
+
     def span(self, i: int) -> slice:
         return slice(int(self.record.offsets[i]), int(self.record.offsets[i + 1]))
 
@@ -150,12 +161,14 @@ class TargetRecord:
             b = min(max(b, a + 1), r.nr_snapshots)
             lo, hi = int(r.offsets[a]), int(r.offsets[b])
             part = Record(r.meta, r.target_id[a:b], r.start_ns[a:b], r.end_ns[a:b], r.offsets[a:b + 1] - lo,
-                          r.start[lo:hi], r.end[lo:hi], r.nr_accesses[lo:hi], r.age[lo:hi])
+                          r.start[lo:hi], r.end[lo:hi], r.nr_accesses[lo:hi], r.age[lo:hi],
+                          None if r.snapshot_sample_us is None else r.snapshot_sample_us[a:b])
             yield a, TargetRecord(self.target_id, part, self.fmt, first_start_ns=self.first_start_ns)
             a = b
 
 
 # --- helpers: rescaling, colours, histograms ------------------------------------------------
+
 
 def colored(text: str, colorset: str, level: int, color: bool) -> str:
     if not color:
@@ -472,9 +485,9 @@ def percentiles_text(values, fmt: AccessFormat, kind: str) -> str:
     return "\n".join(lines)
 
 
-def idle_times(rec: TargetRecord, sl: slice) -> np.ndarray:
-    """Idle time (us): 0 for an accessed region, else its age plus one aggregation interval."""
-    return np.where(rec.percent[sl] > 0, 0, rec.age_us[sl] + rec.aggr_us)
+def idle_times(rec: TargetRecord, sl: slice, aggr_us: float | None = None) -> np.ndarray:
+    """Idle time (us): 0 for an accessed region, else its age plus one (the snapshot's) aggregation interval."""
+    return np.where(rec.percent[sl] > 0, 0, rec.age_us[sl] + (rec.aggr_us if aggr_us is None else aggr_us))
 
 
 def sizeless_temperatures(rec: TargetRecord, sl: slice, fmt: AccessFormat) -> np.ndarray:
@@ -582,7 +595,12 @@ def record_value(rec: TargetRecord, fmt: AccessFormat, keyword: str) -> str:
     if keyword == "<intervals>":
         return "sample %s, aggr %s" % (format_time_us(rec.sample_us, raw), format_time_us(rec.aggr_us, raw))
     if keyword == "<intervals goal>":
-        return "disabled"
+        goal = rec.goal
+        if goal is None:
+            return "disabled"
+        return "target %s accesses per %s aggrs, [%s, %s] sampling interval" % (
+            dfmt.format_bp(goal["access_bp"], raw), dfmt.format_nr(goal["aggrs"], raw),
+            format_time_us(goal["min_sample_us"], raw), format_time_us(goal["max_sample_us"], raw))
     if keyword == "<data source>":
         return "unknown"
     if keyword == "<format strings>":
@@ -596,8 +614,9 @@ def snapshot_value(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox,
     raw, r, sl = fmt.raw_number, rec.record, rec.span(i)
     start_ns, end_ns = int(r.start_ns[i]), int(r.end_ns[i])
     size = rec.size[sl]
-    aggr_sec = rec.aggr_us / 1000000
     sums = rec.snapshot_sums() if keyword in ("<total bytes>", "<estimated memory bandwidth>") else None
+    aggr_us = rec.aggr_us_of(i)
+    aggr_sec = aggr_us / 1000000
     if keyword == "<total bytes>":
         return dfmt.format_sz(sums[0][i] if sums else int(size.sum()), raw)
     if keyword == "<duration>":
@@ -619,13 +638,13 @@ def snapshot_value(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox,
     if keyword in ("<temperature-sz histogram>", "<temperature-df-passed-sz histogram>"):
         return size_histogram(sizeless_temperatures(rec, sl, fmt), size, fmt, dfmt.format_nr, _text_to_nr)
     if keyword in ("<recency-sz histogram>", "<recency-df-passed-sz histogram>"):
-        return size_histogram(idle_times(rec, sl), size, fmt, format_time_us, _text_to_us)
+        return size_histogram(idle_times(rec, sl, aggr_us), size, fmt, format_time_us, _text_to_us)
     if keyword in ("<recency percentiles>", "<df-passed recency percentiles>",
                    "<temperature percentiles>", "<df-passed temperature percentiles>"):
         if len(size) == 0:
             return "no region in snapshot"
         kind = "recency" if "recency" in keyword else "temperature"
-        metric = idle_times(rec, sl) if kind == "recency" else sizeless_temperatures(rec, sl, fmt)
+        metric = idle_times(rec, sl, aggr_us) if kind == "recency" else sizeless_temperatures(rec, sl, fmt)
         return percentiles_text(percentile_values(metric, size, percentiles_to_show(fmt)), fmt, kind)
     if keyword == "<heatmap>":
         if rec.heatmaps is None:
@@ -660,7 +679,7 @@ def snapshot_value(rec: TargetRecord, i: int, fmt: AccessFormat, box: RegionBox,
     if keyword == "<snapshot intervals>":
         ratio = rec.aggr_us / rec.sample_us
         return "sample %s aggr %s (max access hz %s)" % (
-            format_time_us(rec.aggr_us / ratio, raw), format_time_us(rec.aggr_us, raw),
+            format_time_us(aggr_us / ratio, raw), format_time_us(aggr_us, raw),
             format_hz(ratio / aggr_sec, raw, no_suffix=True))
     raise KeyError(keyword)
 
@@ -819,6 +838,10 @@ def keyword_texts(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, keyword:
         texts = format_sz_column(col(rec.size), raw, width)
     elif keyword == "<access rate>":
         texts = format_small_ints(col(rec.percent), lambda v: dfmt.format_percent(v, raw), width)
+    elif keyword == "<access hz>" and rec.snapshot_aggr_us is not None:
+        hz = col(rec.samples) / (col(rec.region_aggr_us()) / 1000000)
+        texts = _format_unique(hz, lambda v: format_hz(v, raw))
+        texts = np.strings.ljust(texts, width) if width else texts
     elif keyword == "<access hz>":
         aggr_sec = rec.aggr_us / 1000000
         texts = format_small_ints(col(rec.samples), lambda v: format_hz(v / aggr_sec, raw), width)
@@ -878,7 +901,7 @@ def ragged_column(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, keyword:
     elif keyword == "<access rate>":
         values = col(rec.percent)
         table = _text_table((keyword, raw), lambda v: dfmt.format_percent(v, raw))
-    elif keyword == "<access hz>":
+    elif keyword == "<access hz>" and rec.snapshot_aggr_us is None:     # tuned: per-snapshot Hz, below
         values = col(rec.samples)
         table = _text_table((keyword, raw, aggr), lambda v: format_hz(v / (aggr / 1000000), raw))
     elif keyword == "<age>":
@@ -957,6 +980,8 @@ def apply_defaults(fmt: AccessFormat, recs: list[TargetRecord], region_box: bool
                            if len(recs) > 1 else "")
     if fmt.record_tail is None:
         fmt.record_tail = "record DAMON intervals: <intervals>"
+        if any(r.goal is not None for r in recs):
+            fmt.record_tail += "\n# <intervals goal>"
     if fmt.snapshot_head is None:
         lines = []
         if any(r.record.nr_snapshots > 1 for r in recs):
@@ -1062,6 +1087,14 @@ def iter_report(record: Record, fmt: AccessFormat, style: str = "detailed", form
 
 # --- --json and --raw_form ----------------------------------------------------------------------
 
+def goal_kvpairs(goal: dict | None, raw: bool) -> dict:
+    """damo's intervals_goal object (all zero when intervals were not tuned)."""
+    goal = goal or {"access_bp": 0, "aggrs": 0, "min_sample_us": 0, "max_sample_us": 0}
+    return {"access_bp": dfmt.format_bp(goal["access_bp"], raw), "aggrs": dfmt.format_nr(goal["aggrs"], raw),
+            "min_sample_us": format_time_us(goal["min_sample_us"], raw),
+            "max_sample_us": format_time_us(goal["max_sample_us"], raw)}
+
+
 def records_json(recs: list[TargetRecord], raw: bool) -> str:
     """damo 3.4.3's ``--json``: its record objects as indented JSON (regions always in human units)."""
     import json
@@ -1069,6 +1102,7 @@ def records_json(recs: list[TargetRecord], raw: bool) -> str:
     out = []
     for rec in recs:
         r = rec.record
+        own_sample = r.snapshot_sample_us if rec.goal else None
         snapshots = []
         for i in range(r.nr_snapshots):
             sl = rec.span(i)
@@ -1085,15 +1119,15 @@ def records_json(recs: list[TargetRecord], raw: bool) -> str:
                               "end_time": dfmt.format_time_ns_exact(int(r.end_ns[i]), raw),
                               "regions": regions,
                               "total_bytes": dfmt.format_sz(int(rec.size[sl].sum()), raw),
-                              "damos_stats": None, "sample_interval_us": None})
+                              "damos_stats": None,
+                              "sample_interval_us": None if own_sample is None
+                              else dfmt.format_time_us_exact(int(own_sample[i]), raw)})
         update_us = r.meta.update_us or 0
         out.append({"kdamond_idx": 0, "context_idx": 0,
                     "intervals": {"sample_us": format_time_us(rec.sample_us, raw),
                                   "aggr_us": format_time_us(rec.aggr_us, raw),
                                   "ops_update_us": format_time_us(update_us, raw),
-                                  "intervals_goal": {"access_bp": "0.000000" if raw else "0 %", "aggrs": "0",
-                                                     "min_sample_us": format_time_us(0, raw),
-                                                     "max_sample_us": format_time_us(0, raw)}},
+                                  "intervals_goal": goal_kvpairs(rec.goal, raw)},
                     "scheme_idx": None, "target_id": rec.target_id, "scheme_filters": [],
                     "snapshots": snapshots, "data_source": "unknown"})
     return json.dumps(out, indent=4)

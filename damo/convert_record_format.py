@@ -47,9 +47,12 @@ def run(args: argparse.Namespace) -> int:
     fd, tmp = tempfile.mkstemp(prefix=".convert-", dir=directory)
     os.close(fd)
     try:
-        write_record(record, tmp, args.format)
+        write_record(record, tmp, args.format, sidecars=False)
         os.chmod(tmp, 0o600)
         os.replace(tmp, args.record_file)
+        if args.format in ("json", "json_compressed"):
+            from damo.formats.damo_json import write_sidecars
+            write_sidecars(record, args.record_file)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -26,7 +26,7 @@ from damo.errors import DamoError
 from damo.heats import (MAX_DIGIT, RESET, ContributionBuffer, HeatGrid, color_code, guide_of,
                         use_color)
 from damo.model import Record
-from damo.selection import access_percent, age_us
+from damo.selection import access_percent, age_us, snapshot_aggr_us
 
 DEFAULT_STDOUT_RESOL = (40, 80)
 DEFAULT_IMAGE_RESOL = (500, 500)
@@ -99,8 +99,9 @@ def concat_records(recs: list[Record]) -> Record:
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     cat = lambda name: np.concatenate([getattr(r, name) for r in recs])  # noqa: E731
+    tuned = all(r.snapshot_sample_us is not None for r in recs)
     return Record(recs[0].meta, cat("target_id"), cat("start_ns"), cat("end_ns"), offsets, cat("start"),
-                  cat("end"), cat("nr_accesses"), cat("age"))
+                  cat("end"), cat("nr_accesses"), cat("age"), cat("snapshot_sample_us") if tuned else None)
 
 
 # --- the guide ---------------------------------------------------------------------------------
@@ -290,6 +291,9 @@ class _Grid:
         snaps = _Snapshots(row_start, snap_end, row_start if hz else snap_start, before, per_region, self)
         aggr_ns = t.aggr_us * 1000 if hz else None
         hz_scale = t.aggr_us / 1000000 if hz else None
+        if hz and rec.meta.intervals_goal is not None:
+            # tuned intervals: each snapshot's own aggregation interval (damo's snapshot_monitoring_intervals)
+            snap_scale = np.asarray(snapshot_aggr_us(rec, t.sample_us, t.aggr_us), dtype=np.float64) / 1000000
         counts = rec.regions_per_snapshot()
         for lo in range(0, rec.nr_regions_total, RUN_REGIONS):
             hi = min(lo + RUN_REGIONS, rec.nr_regions_total)
@@ -297,7 +301,10 @@ class _Grid:
             s_hi = int(np.searchsorted(rec.offsets, hi, side="left"))
             snap = np.repeat(np.arange(s_lo, s_hi), counts[s_lo:s_hi])[lo - int(rec.offsets[s_lo]):][:hi - lo]
             acc = rec.nr_accesses[lo:hi].astype(np.float64)
-            hv = acc / hz_scale if hz else acc
+            if hz and rec.meta.intervals_goal is not None:
+                hv = acc / snap_scale[snap]
+            else:
+                hv = acc / hz_scale if hz else acc
             age = rec.age[lo:hi] if hz else None
             self.add_regions(snap, rec.start[lo:hi].view(np.int64), rec.end[lo:hi].view(np.int64), hv, age,
                              aggr_ns, snaps)

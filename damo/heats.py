@@ -732,8 +732,10 @@ def report(args: argparse.Namespace, output: str, resolution, colorset: str, col
             sys.stdout.write(text + "\n")
         return 0
     grid = compute_grid(record, args.tid, args.time_range, args.address_range, tuple(resolution), args.all)
+    # heats are samples per aggregation; a tuned record has no one aggregation interval for a Hz scale
+    hz_aggr_us = None if record.meta.intervals_goal else record.meta.aggr_us
     if args.json:
-        sys.stdout.write(json.dumps(grid_json(grid, record.meta.aggr_us)) + "\n")
+        sys.stdout.write(json.dumps(grid_json(grid, hz_aggr_us)) + "\n")
     elif output == "stdout":
         text = format_stdout_heatmap(grid, colorset, use_color(args.color), color_example)
         sys.stdout.write(text + "\n")
@@ -741,5 +743,5 @@ def report(args: argparse.Namespace, output: str, resolution, colorset: str, col
         sys.stdout.write(format_raw(grid, args.abs_time, args.abs_addr) + "\n")
     else:
         title = f"{os.path.basename(args.input)}: target {grid.target_id} access heatmap"
-        draw_heatmap(grid, output, title, record.meta.aggr_us, args.abs_time, args.abs_addr)
+        draw_heatmap(grid, output, title, hz_aggr_us, args.abs_time, args.abs_addr)
     return 0

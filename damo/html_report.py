@@ -360,8 +360,11 @@ def report_data(record: Record, source: str, levels: int = NR_LEVELS) -> dict:
     meta = record.meta
     observed = int(record.nr_accesses.max()) if record.nr_regions_total else 0
     max_nr_accesses = max(meta.max_nr_accesses or 0, observed, 1)
+    # A tuned record's aggregation interval changes from snapshot to snapshot: no one Hz scale fits
+    # the cells, which then show accesses per aggregation.
+    aggr_us = None if meta.intervals_goal else meta.aggr_us
     return {"title": os.path.basename(source), "metadata": metadata_rows(meta, record, source),
-            "aggr_us": meta.aggr_us, "sample_us": meta.sample_us, "max_nr_accesses": max_nr_accesses,
+            "aggr_us": aggr_us, "sample_us": meta.sample_us, "max_nr_accesses": max_nr_accesses,
             "default_acc_thres": 1, "exclude_samples": 20,
             "targets": [target_data(tid, rec, max_nr_accesses, levels) for tid, rec in record.split_targets()]}
 

@@ -24,6 +24,11 @@ TIME_DTYPE = np.int64
 TARGETS_KEY = "targets"
 
 
+# meta.extra key of the intervals goal: {access_bp, aggrs, min_sample_us, max_sample_us}
+INTERVALS_GOAL_KEY = "intervals_goal"
+INTERVALS_GOAL_FIELDS = ("access_bp", "aggrs", "min_sample_us", "max_sample_us")
+
+
 @dataclass
 class RecordMeta:
     """What was monitored, and how.
@@ -69,6 +74,13 @@ class RecordMeta:
         return out
 
     @property
+    def intervals_goal(self) -> dict | None:
+        """The intervals auto-tuning goal the record was made with (``INTERVALS_GOAL_FIELDS``), or
+        None if its intervals were not tuned."""
+        goal = self.extra.get(INTERVALS_GOAL_KEY)
+        return goal if isinstance(goal, dict) and goal.get("aggrs") else None
+
+    @property
     def max_nr_accesses(self) -> int | None:
         if not self.sample_us or not self.aggr_us:
             return None
@@ -105,6 +117,14 @@ class Record:
     end: np.ndarray              # uint64 [nr_regions]
     nr_accesses: np.ndarray      # int64  [nr_regions], samples per aggregation
     age: np.ndarray              # int64  [nr_regions], aggregation intervals, -1 unknown
+    # Each snapshot's own sampling interval (µs) where intervals were auto-tuned, else None
+    # (every snapshot has meta.sample_us).
+    snapshot_sample_us: np.ndarray | None = None     # int64 [nr_snapshots]
+    # What damo records beside the accesses (--do_record): memory footprints (columnar), and
+    # the VMAs and process stats in damo's own JSON shape (a few small entries a second).
+    footprints: "MemFootprints | None" = None
+    proc_vmas: list | None = None
+    proc_stats: list | None = None
 
     @property
     def nr_snapshots(self) -> int:
@@ -142,9 +162,10 @@ class Record:
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         region_mask = np.repeat(np.asarray(mask, dtype=bool), self.regions_per_snapshot())
+        sample_us = None if self.snapshot_sample_us is None else self.snapshot_sample_us[idx]
         return Record(self.meta, self.target_id[idx], self.start_ns[idx], self.end_ns[idx], offsets,
                       self.start[region_mask], self.end[region_mask],
-                      self.nr_accesses[region_mask], self.age[region_mask])
+                      self.nr_accesses[region_mask], self.age[region_mask], sample_us, *self.side_data())
 
     def clip(self, lo: int, hi: int) -> "Record":
         """The same snapshots, their regions cut to the addresses [lo, hi); regions outside are dropped."""
@@ -156,7 +177,32 @@ class Record:
         offsets = np.zeros(self.nr_snapshots + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         return Record(self.meta, self.target_id, self.start_ns, self.end_ns, offsets,
-                      start[keep], end[keep], self.nr_accesses[keep], self.age[keep])
+                      start[keep], end[keep], self.nr_accesses[keep], self.age[keep], self.snapshot_sample_us,
+                      *self.side_data())
+
+    def side_data(self) -> tuple:
+        """``(footprints, proc_vmas, proc_stats)``: what a selection keeps as it is."""
+        return self.footprints, self.proc_vmas, self.proc_stats
+
+    def sample_us_per_snapshot(self) -> np.ndarray | None:
+        """Every snapshot's sampling interval in µs (its own if tuned, else the record's), or None
+        if the record does not say."""
+        if self.snapshot_sample_us is not None:
+            return self.snapshot_sample_us
+        if not self.meta.sample_us:
+            return None
+        return np.full(self.nr_snapshots, self.meta.sample_us, dtype=np.int64)
+
+    def aggr_us_per_snapshot(self) -> np.ndarray | None:
+        """Every snapshot's aggregation interval in µs. Auto-tuning keeps the aggregation interval
+        a fixed number of sampling intervals, so a tuned snapshot's is its sample interval times
+        the record's ratio (nr_accesses' maximum, hence percentages, do not change)."""
+        sample = self.sample_us_per_snapshot()
+        if sample is None or not self.meta.aggr_us:
+            return None
+        if self.snapshot_sample_us is None:
+            return np.full(self.nr_snapshots, self.meta.aggr_us, dtype=np.int64)
+        return sample * max(self.meta.aggr_us // self.meta.sample_us, 1)
 
     def for_target(self, target_id: int) -> "Record":
         return self.select(self.target_id == np.uint64(target_id))
@@ -183,13 +229,107 @@ class Record:
         if not isinstance(other, Record):
             return NotImplemented
         cols = ("target_id", "start_ns", "end_ns", "offsets", "start", "end", "nr_accesses", "age")
-        return self.meta == other.meta and all(
+        same_intervals = (self.snapshot_sample_us is None) == (other.snapshot_sample_us is None) and (
+            self.snapshot_sample_us is None or np.array_equal(self.snapshot_sample_us, other.snapshot_sample_us))
+        return self.meta == other.meta and same_intervals and self.side_data() == other.side_data() and all(
             np.array_equal(getattr(self, c), getattr(other, c)) for c in cols)
 
     def same_data(self, other: "Record") -> bool:
         """Equal snapshots and regions, whatever the metadata."""
         cols = ("target_id", "start_ns", "end_ns", "offsets", "start", "end", "nr_accesses", "age")
         return all(np.array_equal(getattr(self, c), getattr(other, c)) for c in cols)
+
+
+STATM_FIELDS = ("size", "resident", "shared", "trs", "lrs", "drs", "dt")     # /proc/PID/statm, pages
+MEMINFO_FIELDS = ("total", "free", "available", "buffers", "cached")          # /proc/meminfo, KiB
+MEMINFO_KEYS = {"MemTotal:": "total", "MemFree:": "free", "MemAvailable:": "available", "Buffers:": "buffers",
+                "Cached:": "cached"}
+FOOTPRINT_PAGE_SIZE = 4096       # damo's report multiplies statm pages by 4096 whatever the page size
+MISSING = -1                     # a field the sample did not have (damo's null)
+
+
+@dataclass
+class MemFootprints:
+    """Memory footprint samples (damo's ``--do_record mem_footprint``), columnar.
+
+    A sample is one moment: every target process's /proc/PID/statm (rows ``proc_offsets[i]:
+    proc_offsets[i+1]`` of ``pid`` and ``statm``) and, if it was read, the system's /proc/meminfo
+    fields damo keeps (``sys[i]``, -1 for absent; ``has_sys[i]`` false for no system entry).
+    """
+
+    time: np.ndarray          # float64 [nr_samples], seconds (wall clock; virtual for the simulator)
+    proc_offsets: np.ndarray  # int64   [nr_samples + 1]
+    pid: np.ndarray           # int64   [nr_rows]
+    statm: np.ndarray         # int64   [nr_rows, 7], pages, in STATM_FIELDS order
+    has_sys: np.ndarray       # bool    [nr_samples]
+    sys: np.ndarray           # int64   [nr_samples, 5], KiB, in MEMINFO_FIELDS order
+
+    @property
+    def nr_samples(self) -> int:
+        return len(self.time)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MemFootprints):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name))
+                   for f in dataclasses.fields(self))
+
+    def proc_total(self, field_name: str) -> np.ndarray:
+        """Per sample, the sum over its processes of one statm field, in pages."""
+        column = self.statm[:, STATM_FIELDS.index(field_name)] if len(self.statm) else np.zeros(0, np.int64)
+        cum = np.concatenate([[0], np.cumsum(column)])
+        return cum[self.proc_offsets[1:]] - cum[self.proc_offsets[:-1]]
+
+    def sys_used_kib(self) -> np.ndarray:
+        """Per sample, MemTotal - MemFree in KiB (0 where the sample has no system entry)."""
+        used = self.sys[:, 0] - self.sys[:, 1] if len(self.sys) else np.zeros(0, np.int64)
+        return np.where(self.has_sys, used, 0)
+
+    @classmethod
+    def from_damo(cls, snapshots: list) -> "MemFootprints":
+        """From damo's ``.mem_footprint`` JSON: ``[{"time", "footprints": [{"pid", "footprint"}]}]``."""
+        times, counts, pids, statm, has_sys, sys = [], [], [], [], [], []
+        for snap in snapshots:
+            times.append(float(snap["time"]))
+            sys_row = [MISSING] * len(MEMINFO_FIELDS)
+            found_sys = False
+            nr_procs = 0
+            for entry in snap["footprints"]:
+                fp = entry["footprint"]
+                if entry["pid"] is None:
+                    found_sys = True
+                    sys_row = [_int_or_missing(fp.get(k)) for k in MEMINFO_FIELDS]
+                    continue
+                pids.append(int(entry["pid"]))
+                # damo's object, or the recorder's list in STATM_FIELDS order (damo.sources.proc_sampler)
+                statm.append([_int_or_missing(fp.get(k)) for k in STATM_FIELDS] if isinstance(fp, dict)
+                             else [int(v) for v in fp[:len(STATM_FIELDS)]])
+                nr_procs += 1
+            counts.append(nr_procs)
+            has_sys.append(found_sys)
+            sys.append(sys_row)
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])
+        return cls(np.asarray(times, dtype=np.float64), offsets, np.asarray(pids, dtype=np.int64),
+                   np.asarray(statm, dtype=np.int64).reshape(-1, len(STATM_FIELDS)),
+                   np.asarray(has_sys, dtype=bool), np.asarray(sys, dtype=np.int64).reshape(-1, len(MEMINFO_FIELDS)))
+
+    def to_damo(self) -> list:
+        """damo's ``.mem_footprint`` JSON value (processes first, then the system's, pid null)."""
+        out = []
+        for i in range(self.nr_samples):
+            entries = [{"pid": int(self.pid[r]),
+                        "footprint": dict(zip(STATM_FIELDS, (int(v) for v in self.statm[r])))}
+                       for r in range(int(self.proc_offsets[i]), int(self.proc_offsets[i + 1]))]
+            if self.has_sys[i]:
+                entries.append({"pid": None, "footprint": {k: (None if v == MISSING else int(v))
+                                                           for k, v in zip(MEMINFO_FIELDS, self.sys[i])}})
+            out.append({"time": float(self.time[i]), "footprints": entries})
+        return out
+
+
+def _int_or_missing(value) -> int:
+    return MISSING if value is None else int(value)
 
 
 class RecordBuilder:

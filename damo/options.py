@@ -72,3 +72,12 @@ def add_duration_option(parser: argparse.ArgumentParser) -> None:
 def add_exclude_samples_option(parser: argparse.ArgumentParser, default: int) -> None:
     parser.add_argument("--exclude_samples", type=int, default=default, metavar="N",
                         help=f"skip the first N snapshots of each target (default: {default})")
+
+
+def basis_points(text: str) -> int:
+    """damo's ratio text in basis points: a plain number (bp) or a percentage (``4%`` is 400)."""
+    text = text.strip()
+    value = float(text[:-1]) * 100 if text.endswith("%") else float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"'{text}' is not a ratio")
+    return int(value)

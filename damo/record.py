@@ -89,6 +89,7 @@ EXAMPLES = """\
 examples:
   damo record zigzag
   damo record masim/configs/stairs.cfg -o stairs.data
+  damo record zigzag --monitoring_intervals_autotune --do_record access,mem_footprint
   sudo damo record -- ./my_workload --its-option
   sudo damo record --timeout 10 paddr
   sudo damo record --exclude_child_tasks --timeout 10 1234 5678
@@ -142,6 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a label kept in the record, e.g. --label service=web (repeatable; default: "
                              "host, kernel and damo_version only)")
     add_targets_arguments(parser)
+    add_side_and_goal_arguments(parser)
 
 
 # --- several targets, child tasks and damo 3.4.3's record options (one block, see issue 17) ------
@@ -252,6 +254,65 @@ def merge_target_pids(target: list[str], target_pids: list[int]) -> list[str]:
     return target + [str(pid) for pid in target_pids]
 
 
+# --- what is recorded beside the accesses, and the intervals goal (damo 3.x) ----------------
+DO_RECORD_CHOICES = ("access", "mem_footprint", "vmas", "proc_stats")
+AUTOTUNE_GOAL = ("4%", "3", "5ms", "10s")     # damo 3.4.3's --monitoring_intervals_autotune goal
+MAX_GOAL_AGGRS = 1 << 20
+
+
+def parse_do_record(text: str) -> tuple[str, ...]:
+    """``access,mem_footprint,...`` into the kinds, in DO_RECORD_CHOICES order."""
+    kinds = {k.strip() for k in text.replace(" ", ",").split(",") if k.strip()}
+    unknown = sorted(kinds - set(DO_RECORD_CHOICES))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"'{text}': choose from {','.join(DO_RECORD_CHOICES)}")
+    return tuple(k for k in DO_RECORD_CHOICES if k in kinds)
+
+
+def add_side_and_goal_arguments(parser: argparse.ArgumentParser) -> None:
+    """--do_record, --monitoring_intervals_goal and --monitoring_intervals_autotune."""
+    parser.add_argument("--do_record", type=parse_do_record, default=DO_RECORD_CHOICES, metavar="WHAT,...",
+                        help="what to record, comma-separated: access (the DAMON snapshots, always recorded), mem_footprint "
+                             "(targets' /proc/PID/statm and the system's /proc/meminfo), vmas (/proc/PID/maps), "
+                             "proc_stats (/proc/PID/stat); the last three once a second (default: all)")
+    parser.add_argument("--monitoring_intervals_goal", nargs=4,
+                        metavar=("ACCESS_BP", "AGGRS", "MIN_SAMPLE_US", "MAX_SAMPLE_US"),
+                        help="tune the sampling and aggregation intervals so that ACCESS_BP (basis points, "
+                             "or e.g. 4%%) of the possible accesses are seen every AGGRS aggregations, the "
+                             "sampling interval kept within [MIN, MAX] (times in us, or with a unit: 5ms, 10s); "
+                             "kernel: Linux 6.15 or later (default: not tuned)")
+    parser.add_argument("--monitoring_intervals_autotune", action="store_true",
+                        help="the same with damo's goal: 4%% 3 5ms 10s")
+
+
+def intervals_goal_from_args(args: argparse.Namespace, attrs) -> tuple[int, int, int, int] | None:
+    """The goal of --monitoring_intervals_goal/--monitoring_intervals_autotune in (bp, aggrs, us, us);
+    a value out of range is one DamoError."""
+    from damo.options import basis_points
+
+    text = args.monitoring_intervals_goal or (AUTOTUNE_GOAL if args.monitoring_intervals_autotune else None)
+    if text is None:
+        return None
+    option = "--monitoring_intervals_goal"
+    try:
+        access_bp = basis_points(text[0])
+    except ValueError as err:
+        raise DamoError(f"{option}: {err}") from None
+    goal = (access_bp, _parse_count(option, text[1]), _parse_us(option, text[2]), _parse_us(option, text[3]))
+    access_bp, aggrs, min_us, max_us = goal
+    if not 0 < access_bp <= 10000:
+        raise DamoError(f"--monitoring_intervals_goal: ACCESS_BP {text[0]} is outside (0, 10000] bp (0-100%)")
+    if not 0 < aggrs <= MAX_GOAL_AGGRS:
+        raise DamoError(f"--monitoring_intervals_goal: AGGRS {text[1]} is outside 1..{MAX_GOAL_AGGRS}")
+    if not 0 < min_us <= max_us:
+        raise DamoError(f"--monitoring_intervals_goal: MIN_SAMPLE_US {text[2]} and MAX_SAMPLE_US {text[3]} "
+                        f"must be positive, the minimum at most the maximum")
+    if not min_us <= attrs.sample_us <= max_us:
+        raise DamoError(f"--monitoring_intervals_goal: the sampling interval ({attrs.sample_us} us) is outside "
+                        f"[{min_us}, {max_us}] us")
+    return goal
+
+
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
     if use_vm:
         return "vm"
@@ -315,7 +376,8 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
                          shell=args.shell, regions=regions, vm_kernel=args.vm_kernel, out=args.out,
                          vm_accel=args.vm_accel, vm_tlb_flush=args.vm_tlb_flush,
                          output_type=args.output_type, kdamonds=list(args.kdamond),
-                         labels=record_labels(args.label), **target_fields)
+                         labels=record_labels(args.label), do_record=args.do_record,
+                         intervals_goal=intervals_goal_from_args(args, attrs), **target_fields)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -327,6 +389,9 @@ def run(args: argparse.Namespace) -> int:
     if request.kdamonds and request.target != ["ongoing"]:
         raise DamoError("--kdamond goes with 'damo record ongoing'")
     source_name = pick_source(request, args.vm)
+    if request.intervals_goal is not None and source_name in ("ongoing", "page_idle"):
+        raise DamoError(f"--monitoring_intervals_goal/--monitoring_intervals_autotune: not for {source_name} "
+                        "records (only the simulator and the kernel's sysfs interface tune intervals)")
     source = importlib.import_module(SOURCES[source_name])
     # SIGTERM stops a record like Ctrl-C does: sources clean up in their finally blocks.
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

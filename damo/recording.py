@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from damo import __version__
 from damo.errors import DamoError
 from damo.formats import DEFAULT_FORMAT, open_writer, rotate_existing
-from damo.model import MonitoringAttrs, RecordMeta
+from damo.model import INTERVALS_GOAL_FIELDS, INTERVALS_GOAL_KEY, MonitoringAttrs, RecordMeta
 from damo.output_path import check_output
 from damo.progress import RecordProgress
 
@@ -51,6 +51,10 @@ class RecordRequest:
     numa_nodes: list[int] = field(default_factory=list)    # --numa_node: paddr over those nodes' memory
     output_permission: int = 0o600           # --output_permission, applied once the record is complete
     snapshot: tuple[float, int] | None = None   # --snapshot DELAY COUNT
+    # --do_record: "access" and what is sampled beside it (damo.sources.proc_sampler.SIDE_KINDS)
+    do_record: tuple[str, ...] = ("access", "mem_footprint", "vmas", "proc_stats")
+    # --monitoring_intervals_goal ACCESS_BP AGGRS MIN_SAMPLE_US MAX_SAMPLE_US, None: not tuned
+    intervals_goal: tuple[int, int, int, int] | None = None
 
 
 class SnapshotSink:
@@ -59,15 +63,27 @@ class SnapshotSink:
     def __init__(self, writer, progress: RecordProgress):
         self.writer = writer
         self.progress = progress
+        # perf_script files hold neither side data nor per-snapshot intervals: they are dropped
+        self.keeps_side = hasattr(writer, "append_side")
         self.nr_snapshots = 0
         self.nr_regions = 0
 
-    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
-        """Write one snapshot and show it in the progress display."""
-        self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None,
+               sample_us: int | None = None) -> None:
+        """Write one snapshot and show it in the progress display; ``sample_us`` is the snapshot's
+        own sampling interval when intervals are auto-tuned."""
+        if sample_us is not None and self.keeps_side:
+            self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age, sample_us=sample_us)
+        else:
+            self.writer.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
         self.nr_snapshots += 1
         self.nr_regions += len(start)
         self.progress.update(end_ns, self.nr_snapshots, len(start))
+
+    def append_side(self, kind: str, entry: dict) -> None:
+        """Keep one sample of what damo records beside the accesses (damo.sources.proc_sampler)."""
+        if self.keeps_side:
+            self.writer.append_side(kind, entry)
 
     def flush(self) -> None:
         self.writer.flush()
@@ -80,9 +96,12 @@ class SnapshotSink:
 def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMeta:
     """The metadata every source records: what was monitored and with which attributes."""
     a = request.attrs
-    return RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
+    meta = RecordMeta(target_kind=target_kind, target=target, sample_us=a.sample_us, aggr_us=a.aggr_us,
                       update_us=a.update_us, min_nr_regions=a.min_nr_regions, max_nr_regions=a.max_nr_regions,
                       tool_version=__version__, labels=dict(request.labels))
+    if request.intervals_goal is not None:
+        meta.extra[INTERVALS_GOAL_KEY] = dict(zip(INTERVALS_GOAL_FIELDS, request.intervals_goal))
+    return meta
 
 
 def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = None,

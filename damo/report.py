@@ -20,6 +20,7 @@ REPORTS: dict[str, Command] = {
     "nr_regions": Command("damo.report_commands.nr_regions", "distribution of the number of monitoring regions"),
     "access": Command("damo.access", "each snapshot's regions, heatmap and temperatures (damo 3.x)"),
     "times": Command("damo.times", "time ranges of the snapshots with regions of an access pattern (damo 3.x)"),
+    "footprints": Command("damo.footprints", "distribution of the recorded memory footprints (damo 3.x)"),
     "record_info": Command("damo.record_info", "time span and address areas of each target (damo 3.x)"),
     "html": Command("damo.html_report", "one self-contained interactive HTML page of the record"),
     "diff": Command("damo.diff.command", "compare records (repeated runs) for CI regression gates"),

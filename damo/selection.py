@@ -278,6 +278,21 @@ def filter_from_args(args: argparse.Namespace) -> AccessFilter:
 
 # --- per-region quantities, shared with the reports ------------------------------------------
 
+def snapshot_aggr_us(record: Record, sample_us: int, aggr_us: int) -> list[float]:
+    """Each snapshot's aggregation interval in a tuned record, by damo 3.4.3's rule: its own
+    sampling interval times the record's aggregation/sampling ratio; without one, its duration,
+    unless that is within 10% of the record's aggregation interval."""
+    ratio = aggr_us / sample_us
+    own = record.snapshot_sample_us
+    if own is not None:
+        return [v * ratio for v in own.tolist()]
+    out = []
+    for start, end in zip(record.start_ns.tolist(), record.end_ns.tolist()):
+        duration_us = (end - start) / 1000
+        out.append(aggr_us if abs(duration_us - aggr_us) / aggr_us < 0.1 else duration_us)
+    return out
+
+
 def access_percent(nr_accesses: np.ndarray, sample_us: int, aggr_us: int) -> np.ndarray:
     """damo's access rate: ``int(samples * 100.0 / (aggr / sample))`` per region (int64)."""
     max_samples = aggr_us / sample_us

@@ -246,39 +246,51 @@ def format_wss(dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss
     return "\n".join(blocks)
 
 
+def distribution_json(dist: np.ndarray, percentiles: Sequence[int], all_values: bool, count_key: str,
+                      values_key: str) -> dict:
+    """A distribution's JSON entry: its count, average and either every value or the percentiles."""
+    values = [int(v) for v in dist.tolist()]
+    entry = {count_key: len(values), "average": sum(values) / len(values) if values else None}
+    if all_values:
+        entry[values_key] = values
+    else:
+        entry["percentiles"] = {str(p): int(v) for p, v in zip(percentiles,
+                                                               percentile_values(dist, percentiles).tolist())}
+    return entry
+
+
 def wss_json(dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss: bool) -> dict:
-    targets = []
-    for tid, dist in dists.items():
-        values = [int(v) for v in dist.tolist()]
-        entry = {"target_id": tid, "nr_snapshots": len(values),
-                 "average": sum(values) / len(values) if values else None}
-        if all_wss:
-            entry["wss"] = values
-        else:
-            entry["percentiles"] = {str(p): int(v) for p, v in zip(percentiles,
-                                                                   percentile_values(dist, percentiles).tolist())}
-        targets.append(entry)
-    return {"unit": "bytes", "targets": targets}
+    return {"unit": "bytes", "targets": [{"target_id": tid, **distribution_json(dist, percentiles, all_wss,
+                                                                                "nr_snapshots", "wss")}
+                                         for tid, dist in dists.items()]}
 
 
-def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss: bool,
-             sort: bool, title: str) -> None:
+def plot_distribution_series(path: str, dists: dict[str, np.ndarray], percentiles: Sequence[int],
+                             all_values: bool, sort: bool, ylabel: str, title: str, unit: str) -> None:
+    """Draw each labelled distribution (bytes): its percentiles, or every value with ``all_values``
+    (x: the ``unit`` number)."""
     from damo.plot import plot_distributions
 
     series = {}
-    for tid, dist in dists.items():
-        if all_wss:
+    for label, dist in dists.items():
+        if all_values:
             xs = np.arange(len(dist))
             ys = np.asarray(dist)
         else:
             xs = np.asarray(list(percentiles))
             ys = percentile_values(dist, percentiles) if len(dist) else np.zeros(0)
             xs = xs[:len(ys)]
-        series[f"target {tid}"] = (xs, ys)
+        series[label] = (xs, ys)
     xlabel = "percentile" if sort else "runtime (percent)"
-    if all_wss:
-        xlabel = "snapshot (sorted by size)" if sort else "snapshot"
-    plot_distributions(path, series, xlabel, "working set size", title, y_bytes=True)
+    if all_values:
+        xlabel = f"{unit} (sorted by size)" if sort else unit
+    plot_distributions(path, series, xlabel, ylabel, title, y_bytes=True)
+
+
+def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int], all_wss: bool,
+             sort: bool, title: str) -> None:
+    plot_distribution_series(path, {f"target {tid}": d for tid, d in dists.items()}, percentiles, all_wss, sort,
+                             "working set size", title, "snapshot")
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -286,16 +298,30 @@ def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int]
 MAX_PERCENTILES = 101
 MAX_COLS_BAR = 1000
 
-def run(args: argparse.Namespace) -> int:
-
-    start, stop, step = args.range
+def checked_percentiles(percentile_range: Sequence[int], nr_cols_bar: int) -> list[int]:
+    """The percentiles of ``--range START STOP STEP``; bad values (or ``--nr_cols_bar``) are one DamoError."""
+    start, stop, step = percentile_range
     if step == 0:
         raise DamoError("--range: step must not be zero")
     if not (0 <= start <= 100 and -1 <= stop <= 101) or abs((stop - start) // step) > MAX_PERCENTILES:
         raise DamoError(f"--range: percentiles are 0..100, at most {MAX_PERCENTILES} of them")
-    if not 0 <= args.nr_cols_bar <= MAX_COLS_BAR:
-        raise DamoError(f"--nr_cols_bar: {args.nr_cols_bar} is outside 0..{MAX_COLS_BAR}")
-    percentiles = list(range(start, stop, step))
+    if not 0 <= nr_cols_bar <= MAX_COLS_BAR:
+        raise DamoError(f"--nr_cols_bar: {nr_cols_bar} is outside 0..{MAX_COLS_BAR}")
+    return list(range(start, stop, step))
+
+
+def add_distribution_output_options(parser: argparse.ArgumentParser) -> None:
+    """--plot, --nr_cols_bar and --raw_number of damo's distribution reports (wss, footprints)."""
+    parser.add_argument("-p", "--plot", metavar="FILE",
+                        help="draw the distribution into an image file (default: print text)")
+    parser.add_argument("--nr_cols_bar", type=int, default=59, metavar="NR",
+                        help="width of the star bars (default: 59; 0 hides them)")
+    parser.add_argument("--raw_number", action="store_true", help="print sizes as plain byte counts")
+
+
+def run(args: argparse.Namespace) -> int:
+
+    percentiles = checked_percentiles(args.range, args.nr_cols_bar)
     sort = args.sortby != "time"
     record = load_record(args.input, columns=("start", "end", "nr_accesses"))      # no ages
     if args.address_range:

@@ -51,6 +51,10 @@ DEFAULT_ACCESS_RATE = 80_000.0
 # says it was accessed there with probability at least this.
 WSS_PROBABILITY = 0.5
 
+# resident_bytes looks at every page of a region up to this many (256 MiB), and at this many
+# evenly spaced pages of a larger one.
+RESIDENT_EXACT_PAGES = 1 << 16
+
 # Address space layout, like a 64-bit Linux process with ASLR: a small heap
 # above the executable (0x55..), the regions as separate mappings below the
 # mmap base (0x7f..), and a small stack near the top of user space. The two
@@ -414,6 +418,36 @@ class AccessModel:
             p = self.access_probability(t0_ns, t1_ns, self._region_pages(r))
             nr_pages += int(np.count_nonzero(p >= WSS_PROBABILITY))
         return nr_pages * PAGE_SIZE
+
+    def resident_bytes(self, t_ns: int) -> int:
+        """Bytes of the regions' pages touched in [0, t): what the runner has resident by then,
+        as anonymous memory becomes resident on its first touch (a random pattern's pages
+        count once they were more likely hit than not, as in ``true_wss``).
+
+        Exact for regions of up to ``RESIDENT_EXACT_PAGES`` pages; a larger region is judged by
+        that many evenly spaced pages and scaled, so memory and time stay bounded whatever the
+        config (masim regions go up to 64 TiB)."""
+        if t_ns <= 0:
+            return 0
+        active = set()
+        for phase, _, _ in self._segments(0, int(t_ns)):
+            active.update(int(r) for r in phase.active_regions)
+        nr_pages = 0
+        for r in sorted(active):
+            total = int((self._ends[r] - self._starts[r]) // PAGE_SIZE)
+            if total <= RESIDENT_EXACT_PAGES:
+                p = self.access_probability(0, t_ns, self._region_pages(r))
+                nr_pages += int(np.count_nonzero(p >= WSS_PROBABILITY))
+                continue
+            index = np.unique(np.linspace(0, total - 1, RESIDENT_EXACT_PAGES).astype(np.int64))
+            p = self.access_probability(0, t_ns, self._starts[r] + index * PAGE_SIZE)
+            nr_pages += round(np.count_nonzero(p >= WSS_PROBABILITY) / len(index) * total)
+        return nr_pages * PAGE_SIZE
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of every mapping of the modelled process: the regions, the heap and the stack."""
+        return sum(end - start for start, end in self.mappings)
 
     def true_wss_series(self, aggr_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """True WSS of consecutive windows of ``aggr_ns`` from time 0.

@@ -13,7 +13,9 @@ from pathlib import Path
 
 class FakeDamon:
     def __init__(self, tmp: Path, avail_operations: str = "vaddr fvaddr paddr",
-                 alive_pids: set[int] | None = None):
+                 alive_pids: set[int] | None = None, intervals_goal: bool = False):
+        self.intervals_goal = intervals_goal      # Linux 6.15+: intervals/intervals_goal/ and auto-tuning
+        self.tuned_sample_us: int | None = None   # what update_tuned_intervals writes back
         self.root = tmp / "admin"
         self.avail_operations = avail_operations
         self.alive_pids = alive_pids if alive_pids is not None else set()
@@ -56,6 +58,9 @@ class FakeDamon:
         self._put(f"{d}/operations", "vaddr")
         for name, value in (("sample_us", "5000"), ("aggr_us", "100000"), ("update_us", "60000000")):
             self._put(f"{d}/monitoring_attrs/intervals/{name}", value)
+        if self.intervals_goal:
+            for name in ("access_bp", "aggrs", "min_sample_us", "max_sample_us"):
+                self._put(f"{d}/monitoring_attrs/intervals/intervals_goal/{name}", "0")
         self._put(f"{d}/monitoring_attrs/nr_regions/min", "10")
         self._put(f"{d}/monitoring_attrs/nr_regions/max", "1000")
         self._put(f"{d}/targets/nr_targets", "0")
@@ -154,6 +159,14 @@ class FakeDamon:
             for i, (s, e, a, g) in enumerate(regions):
                 for key, v in (("start", s), ("end", e), ("nr_accesses", a), ("age", g)):
                     self._put(f"{base}/{i}/{key}", str(v))
+        elif command == "update_tuned_intervals" and self.intervals_goal:
+            if state != "on":
+                raise OSError(errno.EINVAL, "invalid")
+            if self.tuned_sample_us is not None:
+                intervals = f"{kdamond}/contexts/0/monitoring_attrs/intervals"
+                ratio = int(self.get(f"{intervals}/aggr_us")) // int(self.get(f"{intervals}/sample_us"))
+                self._put(f"{intervals}/sample_us", str(self.tuned_sample_us))
+                self._put(f"{intervals}/aggr_us", str(self.tuned_sample_us * ratio))
         else:
             raise OSError(errno.EINVAL, "invalid")
 

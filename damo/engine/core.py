@@ -579,6 +579,7 @@ class Aggregation:
     start_ns: int
     end_ns: int
     targets: list[TargetSnapshot] = field(default_factory=list)
+    sample_us: int = 0          # the sampling interval of this window (auto-tuning changes it)
 
 
 class Context:
@@ -700,7 +701,7 @@ class Context:
         self.max_nr_accesses_seen = max_nr
 
     def _report(self) -> Aggregation:
-        agg = Aggregation(self.window_start_ns, self.now_ns)
+        agg = Aggregation(self.window_start_ns, self.now_ns, sample_us=self.attrs.sample_us)
         for index, t in enumerate(self.targets):
             tid = index if t.target_id is None else t.target_id
             agg.targets.append(TargetSnapshot(tid, t.start.copy(), t.end.copy(), t.nr_accesses.copy(),

@@ -159,21 +159,37 @@ def open_writer(path: str | os.PathLike, meta: RecordMeta, fmt: str = DEFAULT_FO
     return _module(fmt).Writer(path, meta, fmt)
 
 
-def write_record(record: Record, path: str | os.PathLike, fmt: str = DEFAULT_FORMAT) -> None:
+def write_record(record: Record, path: str | os.PathLike, fmt: str = DEFAULT_FORMAT,
+                 sidecars: bool = True) -> None:
     """Write a whole record in one go: into a temporary file beside ``path``, renamed over it
-    when complete, so an existing ``path`` is never half overwritten."""
+    when complete, so an existing ``path`` is never half overwritten. What the record holds
+    beside the accesses (footprints, VMAs, stats, tuned intervals) goes along: inside a native
+    file, or (``sidecars``) into damo's ``<path>.mem_footprint``-like files beside a JSON one."""
     module = _module(fmt)
     with replace_atomically(path) as tmp:
         if hasattr(module, "write"):
             module.write(record, tmp, fmt)
-            return
-        writer = module.Writer(tmp, record.meta, fmt)
-        try:
-            for snap in record.snapshots():
-                writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end,
-                              snap.nr_accesses, snap.age)
-        finally:
-            writer.close()
+        else:
+            _write_with_writer(module.Writer(tmp, record.meta, fmt), record)
+    if sidecars and hasattr(module, "write_sidecars"):
+        module.write_sidecars(record, path)
+
+
+def _write_with_writer(writer, record: Record) -> None:
+    try:
+        side = getattr(writer, "append_side", None)
+        if side is not None:
+            for kind, entries in (("mem_footprint", record.footprints.to_damo() if record.footprints else None),
+                                  ("vmas", record.proc_vmas), ("proc_stats", record.proc_stats)):
+                for entry in entries or ():
+                    side(kind, entry)
+        tuned = record.snapshot_sample_us
+        for i, snap in enumerate(record.snapshots()):
+            extra = {} if tuned is None or side is None else {"sample_us": int(tuned[i])}
+            writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end,
+                          snap.nr_accesses, snap.age, **extra)
+    finally:
+        writer.close()
 
 
 def create_private(path: str | os.PathLike, binary: bool = True):

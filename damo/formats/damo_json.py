@@ -29,8 +29,8 @@ import numpy as np
 from damo.errors import RecordFileError
 from damo.formats import WriterBase, create_private
 from damo.output_path import rotate
-from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TARGETS_KEY, TIME_DTYPE, Record,
-                        RecordMeta, RegionColumns)
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, INTERVALS_GOAL_KEY, NR_ACCESSES_DTYPE, TARGETS_KEY,
+                        TIME_DTYPE, Record, RecordMeta, RegionColumns)
 
 FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
 READ_BYTES = 1 << 20          # compressed bytes read at a time
@@ -395,7 +395,10 @@ _RECORD_HEAD = re.compile(rb'\s*\{((?:[^"\[\]{}]|"[^"\n]*"|\{[^\[\]{}]*\}|\[[^\[
 _VALUE = rb'("[^"\n]*"|-?[\d.eE+]+|null)'
 _SNAPSHOT_HEAD = re.compile(rb'\s*\{\s*"start_time"\s*:\s*' + _VALUE + rb'\s*,\s*"end_time"\s*:\s*' + _VALUE +
                             rb'\s*,\s*"regions"\s*:\s*\[')
-_SNAPSHOT_TAIL = re.compile(rb'\s*\]\s*(?:,\s*"total_bytes"\s*:\s*' + _VALUE + rb'\s*)?\}')
+# damo 3.x adds "damos_stats" and "sample_interval_us" (group 2) after "total_bytes".
+_SNAPSHOT_TAIL = re.compile(rb'\s*\]\s*(?:,\s*"total_bytes"\s*:\s*' + _VALUE + rb'\s*)?'
+                            rb'(?:,\s*"damos_stats"\s*:\s*null\s*)?'
+                            rb'(?:,\s*"sample_interval_us"\s*:\s*' + _VALUE + rb'\s*)?\}')
 _TRAILER = re.compile(rb"\s*\Z")
 
 
@@ -429,6 +432,7 @@ class _Reader:
         self.record_of_snap: list[int] = []
         self.columns = RegionColumns()
         self.max_nr_accesses: int | None = None
+        self.sample_interval_us: list[int | None] = []     # per snapshot, damo 3.x's (None: not said)
 
     def corrupt(self, problem: str) -> RecordFileError:
         return RecordFileError(self.path, f"corrupt {self.fmt} record ({problem})")
@@ -441,15 +445,17 @@ class _Reader:
             self.max_nr_accesses = aggr // sample if sample > 0 else None
         return len(self.records) - 1
 
-    def add_snapshot(self, record_idx: int, start_ns: int, end_ns: int, cols) -> None:
+    def add_snapshot(self, record_idx: int, start_ns: int, end_ns: int, cols, sample_interval=None) -> None:
         tid = _target_id(self.records[record_idx].get("target_id"))
+        self.sample_interval_us.append(None if sample_interval is None else _time_us(sample_interval))
         self.snaps.append((tid, start_ns, end_ns))
         self.record_of_snap.append(record_idx)
         self.columns.append(cols)
 
     def add_snapshot_dict(self, record_idx: int, snap: dict) -> None:
         cols = _regions_from_dicts(snap["regions"], self.max_nr_accesses)
-        self.add_snapshot(record_idx, _time_ns(snap["start_time"]), _time_ns(snap["end_time"]), cols)
+        self.add_snapshot(record_idx, _time_ns(snap["start_time"]), _time_ns(snap["end_time"]), cols,
+                          snap.get("sample_interval_us"))
 
     # The fast, streaming parse of damo's layout.
     def parse_stream(self, inp: _Input) -> None:
@@ -503,7 +509,8 @@ class _Reader:
                 if tail:
                     start_ns = _time_ns(json.loads(m.group(1)))
                     end_ns = _time_ns(json.loads(m.group(2)))
-                    self.add_snapshot(record_idx, start_ns, end_ns, cols)
+                    interval = json.loads(tail.group(2)) if tail.group(2) else None
+                    self.add_snapshot(record_idx, start_ns, end_ns, cols, interval)
                     inp.pos = tail.end()
                     return
         # Not damo's layout (or a layout the fast path does not know): the json module decides.
@@ -544,6 +551,7 @@ class _Reader:
         if not isinstance(value, list):
             raise self.corrupt("the top level is not a list of records")
         self.records, self.snaps, self.record_of_snap, self.columns = [], [], [], RegionColumns()
+        self.sample_interval_us = []
         self.max_nr_accesses = None
         for rec in value:
             if not isinstance(rec, dict) or not isinstance(rec.get("snapshots"), list):
@@ -566,6 +574,13 @@ class _Reader:
                 meta.sample_us = _time_us(intervals["sample_us"])
                 meta.aggr_us = _time_us(intervals["aggr_us"])
                 meta.update_us = _time_us(intervals["ops_update_us"])
+                goal = intervals.get("intervals_goal")
+                if isinstance(goal, dict) and _number(goal.get("aggrs", 0)):
+                    meta.extra[INTERVALS_GOAL_KEY] = {
+                        "access_bp": int(float(goal["access_bp"])) if not str(goal["access_bp"]).endswith("%")
+                        else round(float(str(goal["access_bp"])[:-1].replace(",", "")) * 100),
+                        "aggrs": _number(goal["aggrs"]), "min_sample_us": _time_us(goal["min_sample_us"]),
+                        "max_sample_us": _time_us(goal["max_sample_us"])}
                 break
         for fields in self.records:
             labels = fields.get(LABELS_KEY)
@@ -594,7 +609,13 @@ class _Reader:
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         columns = self.columns.build(region_order)
-        return Record(meta, target_id, start_ns, end_ns, offsets, *columns)
+        sample_us = None
+        if any(v is not None for v in self.sample_interval_us):
+            sample_us = np.array([meta.sample_us or 0 if v is None else v for v in self.sample_interval_us],
+                                 dtype=np.int64)
+            if order is not None:
+                sample_us = sample_us[order]
+        return Record(meta, target_id, start_ns, end_ns, offsets, *columns, snapshot_sample_us=sample_us)
 
 
 def _time_order(start_ns: np.ndarray, record_idx: np.ndarray) -> np.ndarray | None:
@@ -620,7 +641,66 @@ def read(path, fmt: str = "json_compressed") -> Record:
             raise reader.corrupt(f"zlib: {err}") from None
     finally:
         inp.close()
-    return reader.build()
+    return attach_sidecars(reader.build(), path)
+
+
+# damo 3.x writes what it records beside the accesses into files next to the record.
+SIDECAR_KINDS = ("mem_footprint", "vmas", "proc_stats")
+MAX_SIDECAR_BYTES = 256 << 20
+
+
+def sidecar_path(path, kind: str) -> str:
+    return f"{os.fspath(path)}.{kind}"
+
+
+def read_sidecar(path) -> list:
+    """One of damo's sidecar files (a JSON list); RecordFileError if it is not one."""
+    try:
+        if os.path.getsize(path) > MAX_SIDECAR_BYTES:
+            raise RecordFileError(path, f"larger than {MAX_SIDECAR_BYTES >> 20} MiB")
+        with open(path, "rb") as f:
+            value = json.load(f)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise RecordFileError(path, f"not damo's JSON ({err})") from None
+    if not isinstance(value, list):
+        raise RecordFileError(path, "not a JSON list of samples")
+    return value
+
+
+def attach_sidecars(record: Record, path) -> Record:
+    """Read damo's sidecar files of ``path`` (``<path>.mem_footprint`` ...) into the record."""
+    from damo.model import MemFootprints
+
+    for kind in SIDECAR_KINDS:
+        side = sidecar_path(path, kind)
+        if not os.path.isfile(side):
+            continue
+        entries = read_sidecar(side)
+        if kind == "mem_footprint":
+            try:
+                record.footprints = MemFootprints.from_damo(entries)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise RecordFileError(side, f"not damo's mem_footprint JSON ({type(err).__name__}: {err})") from None
+        elif kind == "vmas":
+            record.proc_vmas = entries
+        else:
+            record.proc_stats = entries
+    return record
+
+
+def write_sidecars(record: Record, path) -> None:
+    """damo's sidecar files for what ``record`` holds beside the accesses, each 0600, as damo
+    writes them (``json.dump(.., indent=4)``)."""
+    from damo.output_path import replace_atomically
+
+    values = {"mem_footprint": record.footprints.to_damo() if record.footprints is not None else None,
+              "vmas": record.proc_vmas, "proc_stats": record.proc_stats}
+    for kind in SIDECAR_KINDS:
+        if values[kind] is None:
+            continue
+        with replace_atomically(sidecar_path(path, kind)) as tmp:
+            with create_private(tmp, binary=False) as f:
+                json.dump(values[kind], f, indent=4)
 
 
 # --- writing --------------------------------------------------------------------------------------
@@ -688,9 +768,16 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
         intervals = {"sample_us": dfmt.format_time_us(meta.sample_us, raw),
                      "aggr_us": dfmt.format_time_us(meta.aggr_us, raw),
                      "ops_update_us": dfmt.format_time_us(meta.update_us, raw)}
+        goal = meta.intervals_goal
+        if goal is not None:
+            intervals["intervals_goal"] = {
+                "access_bp": dfmt.format_bp(goal["access_bp"], raw), "aggrs": dfmt.format_nr(goal["aggrs"], raw),
+                "min_sample_us": dfmt.format_time_us(goal["min_sample_us"], raw),
+                "max_sample_us": dfmt.format_time_us(goal["max_sample_us"], raw)}
     else:
         intervals = None
     target_ids = record.target_ids()
+    tuned = record.snapshot_sample_us
     if not target_ids:
         yield "[]"
         return
@@ -725,9 +812,21 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
                 f'\n                "end_time": "{dfmt.format_time_ns_exact(snap.end_ns, raw)}",',
                 '\n                "regions": ', _regions_text(snap.start, snap.end, snap.nr_accesses, snap.age), ",",
                 f'\n                "total_bytes": "{dfmt.format_sz(total, raw)}"',
+                "" if tuned is None else _tuned_tail(int(tuned[i]), raw),
                 "\n            }", "," if k + 1 < len(indices) else "\n        ]"])
         yield "\n    }" + ("," if t_idx + 1 < len(target_ids) else "")
     yield "\n]"
+
+
+def _tuned_tail(sample_us: int, raw: bool) -> str:
+    """damo 3.x's snapshot keys after total_bytes, written for auto-tuned records only (so the
+    files of untuned records stay as they were). The interval is a plain number of µs, which
+    damo's reader and ours both read as µs (damo's own raw writer puts ns there)."""
+    if not raw:
+        from damo import fmt as dfmt
+        return (',\n                "damos_stats": null,'
+                f'\n                "sample_interval_us": "{dfmt.format_time_us_exact(sample_us, raw)}"')
+    return ',\n                "damos_stats": null,' f'\n                "sample_interval_us": "{sample_us}"'
 
 
 def partial_path(path) -> str:
@@ -790,8 +889,11 @@ class Writer(WriterBase):
     def set_clock(self, clock) -> None:
         self._native.set_clock(clock)
 
-    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
-        self._native.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None, sample_us=None) -> None:
+        self._native.append(target_id, start_ns, end_ns, start, end, nr_accesses, age, sample_us=sample_us)
+
+    def append_side(self, kind: str, entry: dict) -> None:
+        self._native.append_side(kind, entry)
 
     def flush(self) -> None:
         self._native.flush()
@@ -805,7 +907,9 @@ class Writer(WriterBase):
         self._native.close()
         # Each step can be interrupted; calling close again redoes what is not yet done.
         if os.path.exists(self.partial_path):
+            record = native.read(self.partial_path)
             with replace_atomically(self.path) as tmp:
-                write(native.read(self.partial_path), tmp, self.fmt)
+                write(record, tmp, self.fmt)
+            write_sidecars(record, self.path)
             os.unlink(self.partial_path)
         self._closed = True

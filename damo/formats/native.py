@@ -31,12 +31,26 @@ from damo.model import ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TI
 MAGIC = b"\x89DAMOREC"
 # Version 1 compressed chunks with xz; version 2 (written since) uses zlib's deflate, which
 # inflates the same payload five times faster for about 6 % more bytes. Both are read.
-VERSION = 2
+VERSION = 3                 # 3: side chunks follow; a file without any is written as version 2
+VERSION_NO_SIDE = 2
 XZ_VERSION = 1
 ZLIB_LEVEL = 6
 HEADER = struct.Struct("<8sHHI")           # magic, version, flags, meta length
 CHUNK = struct.Struct("<4sIIIII")          # tag, nr snapshots, nr regions, raw len, packed len, crc32
 CHUNK_TAG = b"CHNK"
+# A side chunk: what is recorded beside the accesses (footprints, VMAs, process stats, tuned
+# sampling intervals) as one zlib-compressed JSON object {kind: [entries]}. Same header as CHNK,
+# the snapshot count holding the number of entries and the region count 0.
+SIDE_TAG = b"SIDE"
+CHUNK_TAGS = (CHUNK_TAG, SIDE_TAG)
+MAX_SIDE_RAW = 64 << 20
+FLUSH_SIDE_ENTRIES = 64
+# Side chunks are compressed at zlib level 1: the sampler's JSON of a 100-process tree costs a
+# fraction of a millisecond a second that way.
+SIDE_ZLIB_LEVEL = 1
+# Side kind of the tuned sampling intervals: {"snapshot": index in the file, "sample_us": us},
+# one where a snapshot's interval differs from the one before it.
+SAMPLE_INTERVALS = "sample_intervals"
 CODING_PLAIN, CODING_DELTA = 0, 1
 FLUSH_SECONDS = 2.0
 FLUSH_REGIONS = 1 << 18
@@ -429,17 +443,31 @@ def _valid_chunk_at(data: bytes, pos: int) -> bool:
         return False
     tag, _, _, _, packed_len, crc = CHUNK.unpack_from(data, pos)
     body = data[pos + CHUNK.size: pos + CHUNK.size + packed_len]
-    return tag == CHUNK_TAG and len(body) == packed_len and zlib.crc32(body) == crc
+    return tag in CHUNK_TAGS and len(body) == packed_len and zlib.crc32(body) == crc
 
 
 def _later_chunk(data: bytes, pos: int) -> int | None:
-    """The offset of a complete, intact chunk after ``pos``, if there is one."""
-    found = data.find(CHUNK_TAG, pos + 1)
+    """The offset of a complete, intact chunk (of either kind) after ``pos``, if there is one."""
+    found = [f for f in (_later_chunk_of(data, pos, tag) for tag in CHUNK_TAGS) if f is not None]
+    return min(found) if found else None
+
+
+def _later_chunk_of(data: bytes, pos: int, tag: bytes) -> int | None:
+    found = data.find(tag, pos + 1)
     while found >= 0:
         if _valid_chunk_at(data, found):
             return found
-        found = data.find(CHUNK_TAG, found + 1)
+        found = data.find(tag, found + 1)
     return None
+
+
+def _decode_side(raw: bytes, nr_entries: int) -> dict[str, list]:
+    side = json.loads(raw.decode("utf-8"))
+    if not isinstance(side, dict) or not all(isinstance(v, list) for v in side.values()):
+        raise ValueError("a side chunk is not an object of lists")
+    if sum(len(v) for v in side.values()) != nr_entries:
+        raise ValueError("side entries do not add up")
+    return side
 
 
 def _inflate(body: bytes, raw_len: int, version: int = VERSION) -> bytes:
@@ -464,8 +492,9 @@ class _ChunkEntry(NamedTuple):
     body: bytes
 
 
-def _chunk_entries(path, data: bytes, pos: int):
-    """Every complete chunk after ``pos``, checked, in order (see iter_chunks for the rules)."""
+def _chunk_entries(path, data: bytes, pos: int, side: dict[str, list] | None = None):
+    """Every complete snapshot chunk after ``pos``, checked, in order (see iter_chunks for the
+    rules); side chunks go into ``side`` (when given), never out."""
     while pos + CHUNK.size <= len(data):
         if not _valid_chunk_at(data, pos):
             later = _later_chunk(data, pos)
@@ -474,6 +503,11 @@ def _chunk_entries(path, data: bytes, pos: int):
             raise RecordFileError(path, f"corrupt native record (bad chunk at byte {pos}, intact data follows "
                                         f"at byte {later})")
         tag, nr_snaps, nr_regions, raw_len, packed_len, crc = CHUNK.unpack_from(data, pos)
+        if tag == SIDE_TAG:
+            if side is not None:
+                _read_side_chunk(path, data, pos, nr_snaps, raw_len, packed_len, side)
+            pos += CHUNK.size + packed_len
+            continue
         if nr_regions > MAX_CHUNK_REGIONS or nr_snaps > MAX_CHUNK_SNAPSHOTS:
             raise RecordFileError(path, f"corrupt native record (a chunk at byte {pos} claims {nr_snaps} snapshots "
                                         f"and {nr_regions} regions; at most {MAX_CHUNK_SNAPSHOTS} and "
@@ -493,8 +527,11 @@ def _decoding(path, entry: _ChunkEntry, step):
         raise RecordFileError(path, f"corrupt native record (chunk at byte {entry.pos}: {err})") from None
 
 
-def iter_chunks(path):
+def iter_chunks(path, side: dict[str, list] | None = None):
     """The metadata, then every complete chunk as ``(snaps, counts, cols)``, one at a time.
+
+    Side chunks (version 3) are not yielded: their entries are appended to ``side[kind]`` when
+    ``side`` is given, else skipped.
 
     ``snaps`` are ``(target_id, start_ns, end_ns)`` tuples, ``counts`` their region counts and
     ``cols`` a list of (start, end, nr_accesses, age) arrays, together covering the chunk's
@@ -505,9 +542,103 @@ def iter_chunks(path):
     yield meta
     with open(path, "rb") as f:
         data = f.read()
-    for entry in _chunk_entries(path, data, pos):
+    for entry in _chunk_entries(path, data, pos, side):
         yield _decoding(path, entry, lambda: _decode_chunk(_inflate(entry.body, entry.raw_len, version),
                                                            entry.nr_snaps, entry.nr_regions))
+
+
+def _read_side_chunk(path, data: bytes, pos: int, nr_entries: int, raw_len: int, packed_len: int,
+                     side: dict[str, list]) -> None:
+    if raw_len > MAX_SIDE_RAW:
+        raise RecordFileError(path, f"corrupt native record (a side chunk at byte {pos} claims {raw_len} bytes, "
+                                    f"more than {MAX_SIDE_RAW})")
+    try:
+        decoded = _decode_side(_inflate(data[pos + CHUNK.size: pos + CHUNK.size + packed_len], raw_len, VERSION),
+                               nr_entries)
+    except (ValueError, UnicodeDecodeError, RecursionError, zlib.error) as err:
+        raise RecordFileError(path, f"corrupt native record (side chunk at byte {pos}: {err})") from None
+    for kind, entries in decoded.items():
+        side.setdefault(kind, []).extend(entries)
+
+
+def snapshot_sample_us(marks: list, nr_snapshots: int, default_us: int | None) -> np.ndarray | None:
+    """Each snapshot's sampling interval from the change marks of a tuned record (None if untuned).
+    Marks past the last snapshot (a recorder stopped between chunks) are ignored."""
+    if not marks:
+        return None
+    out = np.full(nr_snapshots, default_us or 0, dtype=np.int64)
+    for mark in sorted(marks, key=lambda m: int(m["snapshot"])):
+        index = int(mark["snapshot"])
+        if 0 <= index < nr_snapshots:
+            out[index:] = int(mark["sample_us"])
+    return out
+
+
+# How damo.sources.proc_sampler keeps VMAs and stats (cheap to record; damo's shape on reading):
+VMAS_SAME = "unchanged"     # {"pid", "unchanged": true}: the pid's VMAs did not change
+MAPS_TEXT = "maps"          # {"pid", "maps": /proc/PID/maps text}
+STAT_TEXT = "stat"          # {"stat": /proc/PID/stat text, or null for a process that is gone}
+
+
+def parse_maps(text: str) -> list[dict]:
+    """/proc/PID/maps as damo keeps it: start, end and the line's last word."""
+    vmas = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        start, _, end = fields[0].partition("-")
+        vmas.append({"start": int(start, 16), "end": int(end, 16), "name": fields[-1]})
+    return vmas
+
+
+def expand_vmas(snapshots: list) -> list:
+    """damo's ``.vmas`` shape from the sampler's: maps texts parsed, and each unchanged mark the
+    pid's previous list (the same object: no copy)."""
+    last: dict = {}
+    out = []
+    for snap in snapshots:
+        procs = []
+        for proc in snap["procvmas"]:
+            if proc.get(VMAS_SAME):
+                proc = {"pid": proc["pid"], "vmas": last.get(proc["pid"], [])}
+            elif MAPS_TEXT in proc:
+                proc = {"pid": proc["pid"], "vmas": parse_maps(proc[MAPS_TEXT])}
+            last[proc["pid"]] = proc["vmas"]
+            procs.append(proc)
+        out.append({"time": snap["time"], "procvmas": procs})
+    return out
+
+
+def expand_proc_stats(snapshots: list) -> list:
+    """damo's ``.proc_stats`` shape (each stat split on blanks) from the sampler's texts."""
+    return [{"time": snap["time"], "proc_stats": [
+        {"fields": stat[STAT_TEXT].split() if stat.get(STAT_TEXT) is not None else None} if STAT_TEXT in stat
+        else stat for stat in snap["proc_stats"]]} for snap in snapshots]
+
+
+def attach_side(record: Record, side: dict[str, list]) -> Record:
+    """Put the side data read from a file into ``record`` (damo.model's footprints and lists)."""
+    from damo.model import MemFootprints
+
+    record.snapshot_sample_us = snapshot_sample_us(side.get(SAMPLE_INTERVALS, []), record.nr_snapshots,
+                                                   record.meta.sample_us)
+    if "mem_footprint" in side:
+        record.footprints = MemFootprints.from_damo(side["mem_footprint"])
+    record.proc_vmas = expand_vmas(side["vmas"]) if "vmas" in side else None
+    record.proc_stats = expand_proc_stats(side["proc_stats"]) if "proc_stats" in side else None
+    return record
+
+
+def read_side(path) -> dict[str, list]:
+    """Only the side data of a native record, ``{kind: [entries]}`` (no snapshot is decoded)."""
+    _, pos, _ = _read_header(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    side: dict[str, list] = {}
+    for _ in _chunk_entries(path, data, pos, side):
+        pass
+    return side
 
 
 def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
@@ -520,7 +651,8 @@ def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
     meta, pos, version = _read_header(path)
     with open(path, "rb") as f:
         data = f.read()
-    entries = list(_chunk_entries(path, data, pos))
+    side: dict[str, list] = {}
+    entries = list(_chunk_entries(path, data, pos, side))
     del data
     columns = frozenset(columns)
     unknown = columns - set(REGION_COLUMNS)
@@ -557,7 +689,11 @@ def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
         if name not in out:
             filler = np.array(AGE_UNKNOWN if name == "age" else 0, dtype=_COLUMN_DTYPES[name])
             out[name] = np.broadcast_to(filler, (nr_regions,))
-    return Record(meta, target_id, start_ns, end_ns, offsets, *(out[name] for name in REGION_COLUMNS))
+    record = Record(meta, target_id, start_ns, end_ns, offsets, *(out[name] for name in REGION_COLUMNS))
+    try:
+        return attach_side(record, side)
+    except (ValueError, KeyError, TypeError) as err:
+        raise RecordFileError(path, f"corrupt native record (side data: {err})") from None
 
 
 class _WriterState(NamedTuple):
@@ -573,6 +709,8 @@ class _WriterState(NamedTuple):
     nr_written: int         # snapshots in complete chunks
     nr_written_regions: int
     pending: tuple          # buffered (snapshot, columns) entries, not yet in a chunk
+    side_pending: tuple = ()    # buffered (kind, entry) side entries
+    last_sample_us: int | None = None   # the sampling interval of the last appended snapshot
 
 
 class Writer(WriterBase):
@@ -593,8 +731,9 @@ class Writer(WriterBase):
         # later (targets found while recording), with no chunk moved.
         blob += b" " * meta_reserve
         self._meta_len = len(blob)
-        _write_at(self._file.fileno(), 0, HEADER.pack(MAGIC, VERSION, 0, len(blob)) + blob)
-        self._state = _WriterState(HEADER.size + len(blob), 0, 0, ())
+        _write_at(self._file.fileno(), 0, HEADER.pack(MAGIC, VERSION_NO_SIDE, 0, len(blob)) + blob)
+        self._state = _WriterState(HEADER.size + len(blob), 0, 0, (), (), meta.sample_us)
+        self._has_side = False
         self.set_clock(time.monotonic)
 
     def set_clock(self, clock) -> None:
@@ -614,7 +753,16 @@ class Writer(WriterBase):
         state = self._state
         return state.nr_written_regions + sum(len(cols[0]) for _, cols in state.pending)
 
-    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None) -> None:
+    def append_side(self, kind: str, entry: dict) -> None:
+        """Buffer one side entry (a footprint sample, ...); it goes out with the next chunk."""
+        state = self._state
+        self._state = state._replace(side_pending=state.side_pending + ((kind, entry),))
+        if len(state.side_pending) + 1 >= FLUSH_SIDE_ENTRIES or self.clock() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def append(self, target_id, start_ns, end_ns, start, end, nr_accesses, age=None,
+               sample_us: int | None = None) -> None:
+        """Buffer one snapshot; ``sample_us`` is its own sampling interval if intervals are tuned."""
         start = np.asarray(start, dtype=ADDR_DTYPE)
         if len(start) > MAX_CHUNK_REGIONS:
             raise RecordFileError(self.path, f"a snapshot of {len(start)} regions is more than the native format "
@@ -630,7 +778,14 @@ class Writer(WriterBase):
             self.flush()
             state = self._state
             nr_buffered = 0
-        self._state = state._replace(pending=state.pending + (entry,))      # the one step that adds it
+        side_pending, last_sample_us = state.side_pending, state.last_sample_us
+        if sample_us is not None and sample_us != last_sample_us:
+            index = state.nr_written + len(state.pending)
+            side_pending += ((SAMPLE_INTERVALS, {"snapshot": index, "sample_us": int(sample_us)}),)
+            last_sample_us = sample_us
+        # the one step that adds it
+        self._state = state._replace(pending=state.pending + (entry,), side_pending=side_pending,
+                                     last_sample_us=last_sample_us)
         if nr_buffered + len(start) >= FLUSH_REGIONS or self.clock() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
@@ -646,16 +801,25 @@ class Writer(WriterBase):
         """Write the buffered snapshots as one chunk and push it to the disk."""
         self._last_flush = self.clock()
         state = self._state
-        if not state.pending:
+        if not state.pending and not state.side_pending:
             return
         snaps = [snap for snap, _ in state.pending]
         cols = [c for _, c in state.pending]
         nr_regions = sum(len(c[0]) for c in cols)
-        raw = _encode_chunk(snaps, cols)
-        packed = zlib.compress(raw, self.level)
-        chunk = CHUNK.pack(CHUNK_TAG, len(snaps), nr_regions, len(raw), len(packed), zlib.crc32(packed)) + packed
+        chunk = b""
+        if state.side_pending:
+            # Before the snapshots it describes: a torn snapshot chunk then only loses marks of
+            # snapshots that are not in the file (which the reader ignores).
+            chunk += self._side_chunk(state.side_pending)
+        if snaps:
+            raw = _encode_chunk(snaps, cols)
+            packed = zlib.compress(raw, self.level)
+            chunk += CHUNK.pack(CHUNK_TAG, len(snaps), nr_regions, len(raw), len(packed), zlib.crc32(packed)) + packed
         fd = self._file.fileno()
         try:
+            if state.side_pending and not self._has_side:
+                _write_at(fd, 8, struct.pack("<H", VERSION))     # side chunks follow: version 3
+                self._has_side = True
             # Whatever lies past the committed length is an interrupted attempt at this chunk.
             os.ftruncate(fd, state.committed)
             _write_at(fd, state.committed, chunk)
@@ -664,7 +828,17 @@ class Writer(WriterBase):
             raise RecordFileError(self.path, f"cannot write ({err.strerror or err}); the record holds the "
                                              f"{state.nr_written} snapshots written before") from None
         self._state = _WriterState(state.committed + len(chunk), state.nr_written + len(snaps),
-                                   state.nr_written_regions + nr_regions, ())
+                                   state.nr_written_regions + nr_regions, (), (), state.last_sample_us)
+
+    def _side_chunk(self, entries: tuple) -> bytes:
+        grouped: dict[str, list] = {}
+        for kind, entry in entries:
+            grouped.setdefault(kind, []).append(entry)
+        raw = json.dumps(grouped, separators=(",", ":")).encode("utf-8")
+        if len(raw) > MAX_SIDE_RAW:
+            raise RecordFileError(self.path, f"side data of {len(raw)} bytes is more than a chunk holds")
+        packed = zlib.compress(raw, SIDE_ZLIB_LEVEL)
+        return CHUNK.pack(SIDE_TAG, len(entries), 0, len(raw), len(packed), zlib.crc32(packed)) + packed
 
     def close(self) -> None:
         """Flush and close. If the flush is interrupted, the file stays open so that calling

@@ -84,6 +84,9 @@ class KdamondInfo:
         return self.state == "on"
 
 
+INTERVALS_GOAL_FILES = ("access_bp", "aggrs", "min_sample_us", "max_sample_us")
+
+
 @dataclass
 class KdamondSetup:
     """What our kdamond monitors, and how."""
@@ -93,6 +96,8 @@ class KdamondSetup:
     pid: int | None = None                     # vaddr/fvaddr target
     regions: list[tuple[int, int]] = field(default_factory=list)
     stat_scheme: bool = False                  # a match-everything scheme for tried_regions snapshots
+    # the intervals auto-tuning goal (access_bp, aggrs, min_sample_us, max_sample_us), Linux 6.15+
+    intervals_goal: tuple[int, int, int, int] | None = None
     more_pids: list[int] = field(default_factory=list)   # further vaddr/fvaddr targets, in target order
 
     @property
@@ -255,34 +260,60 @@ class OwnedKdamond(MonitorGuard):
         sysfs.write(f"{intervals}/sample_us", s.attrs.sample_us)
         sysfs.write(f"{intervals}/aggr_us", s.attrs.aggr_us)
         sysfs.write(f"{intervals}/update_us", s.attrs.update_us)
+        self._stage_intervals_goal(f"{intervals}/intervals_goal")
         sysfs.write(f"{ctx}/monitoring_attrs/nr_regions/min", s.attrs.min_nr_regions)
         sysfs.write(f"{ctx}/monitoring_attrs/nr_regions/max", s.attrs.max_nr_regions)
         self._write_targets(s.pids)
         if s.stat_scheme:
             self._stage_stat_scheme()
 
-    def _write_targets(self, pids: list[int]) -> None:
-        """nr_targets (which wipes the target directories), then each target's pid and regions."""
+    def _stage_intervals_goal(self, goal_dir: str) -> None:
+        """The goal files in damo's order; a kernel without them (before 6.15) is one DamoError
+        when a goal is asked for. Without a goal nothing is written (the kernel's default is off)."""
+        if self.setup.intervals_goal is None:
+            return
+        if not (self.sysfs.root / goal_dir).is_dir():
+            raise DamoError("this kernel's DAMON cannot tune the monitoring intervals (no sysfs intervals_goal, "
+                            "added in Linux 6.15): drop --monitoring_intervals_goal/--monitoring_intervals_autotune")
+        for name, value in zip(INTERVALS_GOAL_FILES, self.setup.intervals_goal):
+            self.sysfs.write(f"{goal_dir}/{name}", value)
+
+    def tuned_sample_us(self) -> int | None:
+        """The sampling interval the kernel's auto-tuning set now (``update_tuned_intervals``), or
+        None when intervals are not tuned or the kdamond is gone."""
+        if self.setup.intervals_goal is None:
+            return None
+        try:
+            self.sysfs.write(f"{self.base}/state", "update_tuned_intervals")
+            return int(self.sysfs.read(f"{self.ctx}/monitoring_attrs/intervals/sample_us"))
+        except (DamoError, OSError, ValueError):
+            return None
+
+    def _write_targets(self, pids: list[int], initial: dict[int, list[tuple[int, int]]] | None = None) -> None:
+        """nr_targets (which wipes the target directories), then each target's pid and regions:
+        ``setup.regions``, or ``initial[index]`` for a target given its first regions."""
         targets = f"{self.ctx}/targets"
         self.sysfs.write(f"{targets}/nr_targets", max(1, len(pids)))
         for t in range(max(1, len(pids))):
             if pids:
                 self.sysfs.write(f"{targets}/{t}/pid_target", pids[t])
-            if self.setup.regions:
-                self.sysfs.write(f"{targets}/{t}/regions/nr_regions", len(self.setup.regions))
-                for i, (start, end) in enumerate(self.setup.regions):
+            regions = self.setup.regions or (initial or {}).get(t)
+            if regions:
+                self.sysfs.write(f"{targets}/{t}/regions/nr_regions", len(regions))
+                for i, (start, end) in enumerate(regions):
                     self.sysfs.write(f"{targets}/{t}/regions/{i}/start", start)
                     self.sysfs.write(f"{targets}/{t}/regions/{i}/end", end)
 
-    def commit_targets(self, pids: list[int]) -> None:
+    def commit_targets(self, pids: list[int], initial: dict[int, list[tuple[int, int]]] | None = None) -> None:
         """Replace the running kdamond's process targets by ``pids`` (online, ``commit``).
 
-        The kernel pairs old and new targets by index: a target that keeps its index keeps its
-        regions and their counts, so callers keep the surviving targets in their order and
-        append new ones. It refuses (EINVAL) a pid that is gone; the caller checks again and
-        retries with the live ones.
+        The kernel pairs old and new targets by index: a target that keeps its index (and is
+        given no regions) keeps its regions and their counts, so callers keep the surviving
+        targets in their order and append new ones, with ``initial`` regions (by index) for
+        those. It refuses (EINVAL) a pid that is gone; the caller checks again and retries
+        with the live ones.
         """
-        self._write_targets(pids)
+        self._write_targets(pids, initial)
         self.sysfs.write(f"{self.base}/state", "commit")
         self.setup.pid, self.setup.more_pids = (pids[0], list(pids[1:])) if pids else (None, [])
 

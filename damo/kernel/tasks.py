@@ -69,8 +69,9 @@ def _children_by_scan(pids: set[int], proc: Path) -> dict[int, list[int]]:
     return out
 
 
-def descendants(roots: Iterable[int], proc: Path = PROC) -> list[int]:
-    """Every live descendant of ``roots`` (children of children too), parents before children."""
+def descendants(roots: Iterable[int], proc: Path = PROC, known: set[int] | frozenset = frozenset()) -> list[int]:
+    """Every live descendant of ``roots`` (children of children too), parents before children;
+    those in ``known`` are the caller's to check for life (it already does), not read again."""
     seen: set[int] = set(roots)
     order: list[int] = []
     frontier = list(seen)
@@ -88,7 +89,7 @@ def descendants(roots: Iterable[int], proc: Path = PROC) -> list[int]:
         seen.update(found)
         order += found
         frontier = found
-    return [pid for pid in order if process_alive(pid, proc)]
+    return [pid for pid in order if pid in known or process_alive(pid, proc)]
 
 
 def command_line(pid: int, proc: Path = PROC, comm: bool = True) -> str:

@@ -36,6 +36,9 @@ from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, h
 from damo.model import TARGETS_KEY
 from damo.recording import RecordRequest, base_meta, finish, open_sink
 from damo.sources.task_targets import TaskTargets
+from damo.sources.proc_sampler import SideSampler
+
+TUNE_POLL_SECONDS = 1.0      # how often a tuned record asks the kernel for the current sampling interval
 
 POLL_SECONDS = 0.2
 CHILD_POLL_SECONDS = 0.5          # a child becomes a target within about a second of its birth
@@ -309,6 +312,10 @@ class KernelRecorder:
         self._last_end: dict[int, int] = {}
         self.parser = AggregatedParser()
         self.stop_file = os.environ.get(STOP_FILE_ENV)
+        self.sampler: SideSampler | None = None
+        self.kdamond = None
+        self._sample_us: int | None = None       # the tuned sampling interval, when tuned
+        self._next_tune_poll = 0.0
         self.tasks: TaskTargets | None = None       # process targets and their record ids
         self.meta = None
         self._last_child_poll = 0.0
@@ -330,13 +337,19 @@ class KernelRecorder:
                             f"{ALTERNATIVES}")
         if target.ops != "paddr":
             # Online target changes need sysfs `commit`; debugfs refuses new target_ids while on.
-            self.tasks = TaskTargets(follow_children=request.child_tasks and self.debugfs is None)
+            # fvaddr's fixed regions are the given process's own, as in damo: no children.
+            self.tasks = TaskTargets(follow_children=request.child_tasks and self.debugfs is None
+                                     and target.ops == "vaddr")
         follow = self.tasks is not None and self.tasks.follow_children
         # The mono trace clock is time.monotonic_ns(), which times the target list's changes.
         instance = (TraceInstance(self.tracefs_root, f"damo-{os.getpid()}", clock="mono" if follow else None)
                     if use_trace else None)
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
-                             stat_scheme=not use_trace, more_pids=list(target.more_pids or []))
+                             stat_scheme=not use_trace, more_pids=list(target.more_pids or []),
+                             intervals_goal=request.intervals_goal)
+        if request.intervals_goal is not None and self.debugfs is not None:
+            raise DamoError("DAMON's debugfs interface cannot tune the monitoring intervals (Linux 6.15+ sysfs "
+                            "only): drop --monitoring_intervals_goal/--monitoring_intervals_autotune")
         interrupted = False
         ticker = Ticker(enabled=tlb_ticker.requested())
         kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
@@ -371,6 +384,8 @@ class KernelRecorder:
                     meta.extra["child_tasks"] = follow
                 self.meta = meta
                 self.sink = open_sink(request, meta, meta_reserve=META_RESERVE if follow else 0)
+                self.sampler = SideSampler(self.sink, request.do_record, lambda: setup.pids, kdamond_pid)
+                self.kdamond = kdamond
                 if use_trace:
                     print(f"recording {target.description} with kdamond {kdamond.index} (pid {kdamond_pid}); "
                           f"press Ctrl+C to stop", file=sys.stderr)
@@ -413,12 +428,13 @@ class KernelRecorder:
 
     def _should_stop(self, kdamond: OwnedKdamond, deadline: float | None, last_check: list[float]) -> bool:
         now = time.monotonic()
+        self._sample_beside()
         if self.stop_file and os.path.exists(self.stop_file):
             raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host
         if deadline is not None and now >= deadline:
             return True
-        if self.tasks is not None and self.tasks.follow_children:
-            self._follow_children(kdamond)
+        if self.tasks is not None and self.debugfs is None:
+            self._follow_children(kdamond)      # with --exclude_child_tasks: exited targets only
         if self.proc is not None and self.proc.poll() is not None and not self._children_alive():
             return True
         if now - last_check[0] >= STATE_CHECK_SECONDS:
@@ -446,9 +462,11 @@ class KernelRecorder:
         if change is None or not change[0]:
             return                      # nothing new, or every task gone (the kdamond stops itself)
         pids, ids = change
+        initial = {k: first_regions(pid, self.request.attrs.min_nr_regions)
+                   for k, (pid, tid) in enumerate(zip(pids, ids)) if tid < 0}
         began_ns = time.monotonic_ns()
         try:
-            kdamond.commit_targets(pids)
+            kdamond.commit_targets(pids, {k: r for k, r in initial.items() if r})
         except sysfs_mod.SysfsWriteError as err:
             if err.errno == errno.EINVAL or not kdamond.running():
                 return                  # a task exited meanwhile: the next poll proposes again
@@ -478,9 +496,10 @@ class KernelRecorder:
         period = snapshot[0] if snapshot else max(self.request.attrs.aggr_us / 1e6, POLL_SECONDS)
         taken = 0
         while not self._should_stop(kdamond, deadline, last_check):
-            # A snapshot is stamped when it is asked for: reading it back takes a varying time
-            # (longer on a busy machine), which must not shift the DELAY-apart schedule.
-            started, asked_ns = time.monotonic(), time.monotonic_ns()
+            # The next read starts a period after this one began, never sooner (a slow read, as
+            # under emulation, delays the ones after it rather than bunching them up). A snapshot
+            # is stamped when it is asked for: reading it back takes a varying time.
+            next_at, asked_ns = time.monotonic() + period, time.monotonic_ns()
             try:
                 kdamond.update_tried_regions()
             except sysfs_mod.SysfsWriteError:
@@ -494,7 +513,7 @@ class KernelRecorder:
                 taken += 1
                 if snapshot and taken >= snapshot[1]:
                     return
-            time.sleep(max(0.0, period - (time.monotonic() - started)))
+            time.sleep(max(0.0, next_at - time.monotonic()))
 
     def _append_tried(self, end_ns: int, start, end, nr_accesses, age) -> None:
         """One tried-regions read: the regions of every target, in target order. They carry no
@@ -513,7 +532,19 @@ class KernelRecorder:
                 return              # an exited task's last regions, before it was taken out
         start_ns = self._last_end.get(target_id, end_ns - self.request.attrs.aggr_us * 1000)
         self._last_end[target_id] = end_ns
-        self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
+        self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age, sample_us=self._sample_us)
+
+    def _sample_beside(self) -> None:
+        """Once a second: footprints, VMAs and stats (--do_record), and the tuned sampling interval."""
+        if self.sampler is None:
+            return
+        self.sampler.maybe_sample()
+        now = time.monotonic()
+        if self.request.intervals_goal is not None and now >= self._next_tune_poll:
+            self._next_tune_poll = now + TUNE_POLL_SECONDS
+            tuned = self.kdamond.tuned_sample_us()
+            if tuned is not None:
+                self._sample_us = tuned
 
     # --- the workload ------------------------------------------------------------------------
     def _target_alive(self) -> bool:
@@ -532,6 +563,20 @@ class KernelRecorder:
         if self.proc is None:
             return None
         return stop_process(self.proc, WORKLOAD_TERM_SECONDS)
+
+
+def first_regions(pid: int, min_nr_regions: int) -> list[tuple[int, int]]:
+    """A new child target's first regions, as the kernel's damon_va_init makes them for the
+    targets it starts with: the three regions of its mappings, evenly split into
+    ``min_nr_regions``. (Given none, a target added online starts from the three regions
+    whole at the next regions update, and takes many aggregations to find its hot spots.)"""
+    from damo.engine.core import three_regions, va_init_ranges
+    from damo.kernel.page_idle import read_mappings
+
+    try:
+        return va_init_ranges(three_regions(read_mappings(pid)), min_nr_regions)
+    except ValueError:
+        return []       # gone, or fewer than two gaps: the kernel's own update will set them
 
 
 def set_child_subreaper(on: bool) -> bool:

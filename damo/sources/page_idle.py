@@ -24,6 +24,7 @@ from damo.engine.page_idle_ops import PageIdleOps
 from damo.errors import DamoError
 from damo.kernel.page_idle import DEFAULT_BITMAP, DEFAULT_PROC, PageIdle, open_pagemap, read_mappings
 from damo.recording import RecordRequest, base_meta, finish, open_sink
+from damo.sources.proc_sampler import SideSampler
 from damo.sources.kernel import (STOP_FILE_ENV, WORKLOAD_TERM_SECONDS, HeldWorkload, process_alive,
                                  resolve_target, stop_process)
 
@@ -83,8 +84,9 @@ class PageIdleRecorder:
             sink = open_sink(request, meta)
             print(f"recording {target.description} with damo's engine over idle page tracking; "
                   f"press Ctrl+C to stop", file=sys.stderr)
+            sampler = SideSampler(sink, request.do_record, lambda: [pid])
             try:
-                self._collect(ctx, sink, pid)
+                self._collect(ctx, sink, pid, sampler)
             except KeyboardInterrupt:
                 interrupted = True
         except KeyboardInterrupt:
@@ -100,7 +102,7 @@ class PageIdleRecorder:
             print(f"workload exited with status {status}", file=sys.stderr)
         return 130 if interrupted else 0
 
-    def _collect(self, ctx, sink, pid: int) -> None:
+    def _collect(self, ctx, sink, pid: int, sampler: SideSampler) -> None:
         started = time.monotonic()
         deadline = started + self.request.timeout if self.request.timeout else None
         window_start_ns = time.monotonic_ns()
@@ -116,6 +118,7 @@ class PageIdleRecorder:
             now = time.monotonic()
             if now - last_check < STOP_CHECK_SECONDS:
                 continue
+            sampler.maybe_sample()
             last_check = now
             if self.stop_file and os.path.exists(self.stop_file):
                 raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host

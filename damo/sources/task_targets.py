@@ -38,6 +38,7 @@ class TaskTargets:
     pids: list[int] = field(default_factory=list)        # record target id -> pid
     info: list[dict] = field(default_factory=list)       # record target id -> metadata
     exited_ns: dict[int, int] = field(default_factory=dict)   # record target id -> when seen gone
+    fresh: list[int] = field(default_factory=list)       # ids found at the last commit (cmdline may change)
     _epoch_ns: list[int] = field(default_factory=list)   # start of each layout (sorted)
     _epoch_slots: list[list[int]] = field(default_factory=list)
 
@@ -71,16 +72,17 @@ class TaskTargets:
         roots = [self.pids[t] for t in alive] + ([self.adopter] if self.adopter is not None else [])
         if self.follow_children and roots:
             known = set(self.pids)
-            new_pids = [pid for pid in descendants(roots, self.proc) if pid not in known and pid != self.adopter]
+            new_pids = [pid for pid in descendants(roots, self.proc, known) if pid not in known and pid != self.adopter]
         if alive == self.slots and not new_pids:
             return None
         return [self.pids[t] for t in alive] + new_pids, alive + [-1] * len(new_pids)
 
     def refresh_command_lines(self) -> bool:
-        """Read the live targets' command lines again (a child found between its fork and its
-        exec showed its parent's); True if one changed."""
+        """Read the command lines of the targets found at the last commit again (a child found
+        between its fork and its exec showed its parent's); True if one changed."""
         changed = False
-        for tid in self.slots:
+        fresh, self.fresh = self.fresh, []
+        for tid in fresh:
             line = command_line(self.pids[tid], self.proc, comm=False)[:CMDLINE_MAX]
             if line and line != self.info[tid]["cmdline"]:
                 self.info[tid]["cmdline"] = line
@@ -105,6 +107,7 @@ class TaskTargets:
                 parent = self._parent_target(pid, by_pid)
                 tid = self.add(pid, parent)
                 by_pid[pid] = tid
+                self.fresh.append(tid)
             slots.append(tid)
         self.slots = slots
         self._epoch_ns.append(time_ns)

@@ -29,6 +29,7 @@ from damo.kernel.tlb_ticker import TICKER_ENV
 from damo.errors import DamoError
 from damo.formats import rotate_existing
 from damo.recording import HOST_OUT_ENV, RecordRequest
+from damo.sources.proc_sampler import SIDE_KINDS
 from damo.sources.kernel import command_argv
 
 # Boot + start + shutdown under software emulation: about 20 s on a quiet 2-core machine, 4x that at
@@ -64,6 +65,9 @@ def guest_record_argv(request: RecordRequest, out: str) -> list[str]:
         argv += ["--snapshot", repr(request.snapshot[0]), str(request.snapshot[1])]
     if request.output_permission != 0o600:
         argv += ["--output_permission", f"{request.output_permission:o}"]
+    argv += ["--do_record", ",".join(request.do_record)]
+    if request.intervals_goal:
+        argv += ["--monitoring_intervals_goal", *(str(v) for v in request.intervals_goal)]
     # The labels go along, but the kernel label is left for the guest to say: its kernel is the monitored one.
     for key, value in request.labels.items():
         if key != "kernel":
@@ -137,6 +141,11 @@ def record(request: RecordRequest) -> int:
             rotate_existing(out)
             shutil.move(str(produced), str(out))
             os.chmod(out, 0o600)
+            for kind in SIDE_KINDS:         # damo's sidecar files of a json_compressed record
+                sidecar = Path(f"{produced}.{kind}")
+                if sidecar.exists():
+                    rotate_existing(f"{out}.{kind}")
+                    shutil.move(str(sidecar), f"{out}.{kind}")
             print(f"the VM record is at {request.out} ({time.monotonic() - started:.0f} s in the VM)",
                   file=sys.stderr)
         if run.timed_out:

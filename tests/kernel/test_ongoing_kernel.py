@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -33,6 +35,10 @@ RECORD_OPTIONS = ("-s", str(SAMPLE_US), "-a", str(AGGR_US), "-u", str(UPDATE_US)
                   "-m", str(MAX_NR_REGIONS))
 # The issue's agreement bound between two records of the same workload.
 AGREEMENT = 0.10
+# Two trace instances stamp the same event apart: microseconds natively, but under emulation
+# the kdamond can be preempted between the two writes (63 of 65 snapshots matched within 5 ms
+# in one VM run). Snapshots are 400 ms or more apart, so 100 ms still tells them apart.
+SAME_EVENT_NS = 100_000_000
 
 
 def hot_phase_wss(record_path: Path, regions: dict, times: np.ndarray | None = None) -> tuple[float, np.ndarray]:
@@ -44,11 +50,58 @@ def hot_phase_wss(record_path: Path, regions: dict, times: np.ndarray | None = N
         index = np.arange(record.nr_snapshots)
         phase = record.select((index >= first) & (index < last))
     else:
-        phase = record.select(np.isin(record.end_ns, times))
+        found = [matching_snapshot(record.end_ns, t) for t in times]
+        keep = np.zeros(record.nr_snapshots, dtype=bool)
+        keep[[j for j in found if j is not None]] = True
+        phase = record.select(keep)
     assert phase.nr_snapshots >= 8, phase.nr_snapshots
     lo = min(r["address"] for r in regions.values())
     hi = max(r["address"] + r["size"] for r in regions.values())
     return float(np.median(accessed_bytes(phase, lo, hi))), phase.end_ns
+
+
+def matching_snapshot(end_ns: np.ndarray, t: int) -> int | None:
+    """The index of the snapshot that ends at ``t`` by another trace instance's clock reading
+    (each instance stamps an event itself: they differ by microseconds), or None."""
+    if not len(end_ns):
+        return None
+    j = int(np.argmin(np.abs(end_ns.astype(np.int64) - int(t))))
+    return j if abs(int(end_ns[j]) - int(t)) <= SAME_EVENT_NS else None
+
+
+class ForeignTrace:
+    """The foreign user's own trace of its kdamond, for the ground truth: a trace instance of
+    its own (in the VM) with a buffer that holds the whole run, read once at the end, and its
+    snapshots counted by the test itself (every ``nr_regions`` lines of a target)."""
+
+    def __init__(self, kdamond_pid: int):
+        root = Path("/sys/kernel/tracing")
+        if not (root / "instances").is_dir():
+            subprocess.run(["mount", "-t", "tracefs", "nodev", str(root)], check=True)
+        self.dir = root / "instances" / f"foreign-{os.getpid()}"
+        self.dir.mkdir()
+        (self.dir / "buffer_size_kb").write_text("16384")
+        event = self.dir / "events" / "damon" / "damon_aggregated"
+        (event / "filter").write_text(f"common_pid == {kdamond_pid}")
+        (event / "enable").write_text("1")
+
+    def snapshot_times(self) -> list[int]:
+        """The first line's timestamp (ns) of every complete snapshot, in order."""
+        (self.dir / "events" / "damon" / "damon_aggregated" / "enable").write_text("0")
+        times, remaining = [], 0
+        for line in (self.dir / "trace").read_text().splitlines():
+            found = re.search(r" (\d+)\.(\d{6}): damon_aggregated: target_id=\d+ nr_regions=(\d+) ", line)
+            if not found:
+                continue
+            if remaining == 0:
+                times.append(int(found[1]) * 10**9 + int(found[2]) * 1000)
+                remaining = int(found[3])
+            remaining -= 1
+        return times if remaining == 0 else times[:-1]
+
+    def close(self) -> None:
+        if self.dir.exists():
+            self.dir.rmdir()
 
 
 def held_workload(status: Path, go: Path) -> list[str]:
@@ -118,10 +171,20 @@ def test_ongoing_holds_the_snapshots_of_an_own_record_taken_at_the_same_time(own
     assert ongoing.meta.target_kind == "vaddr"
     # Every snapshot that the kdamond made while both recorded, in both records: the same count
     # and the same regions (the two trace instances saw the same events).
-    first, last = ongoing.end_ns[0], ongoing.end_ns[-1]
-    overlap = (own.end_ns >= first) & (own.end_ns <= last)
-    assert abs(int(overlap.sum()) - ongoing.nr_snapshots) <= 1, (int(overlap.sum()), ongoing.nr_snapshots)
+    first, last = ongoing.end_ns[0] - SAME_EVENT_NS, ongoing.end_ns[-1] + SAME_EVENT_NS
+    overlap = np.flatnonzero((own.end_ns >= first) & (own.end_ns <= last))
+    assert abs(len(overlap) - ongoing.nr_snapshots) <= 1, (len(overlap), ongoing.nr_snapshots)
     assert ongoing.nr_snapshots >= 20
+    matched = 0
+    for i in overlap:
+        j = matching_snapshot(ongoing.end_ns, own.end_ns[i])
+        if j is None:
+            continue
+        matched += 1
+        mine, theirs = own.snapshot(int(i)), ongoing.snapshot(j)
+        for column in ("start", "end", "nr_accesses", "age"):
+            assert np.array_equal(getattr(mine, column), getattr(theirs, column)), (i, j, column)
+    assert matched >= len(overlap) - 2, (matched, len(overlap))     # one at either end
     own_wss, own_times = hot_phase_wss(own_out, regions)
     # The same hot phase in the ongoing record: the snapshots that end when the own record's do.
     ongoing_wss, ongoing_times = hot_phase_wss(ongoing_out, regions, own_times)
@@ -129,7 +192,7 @@ def test_ongoing_holds_the_snapshots_of_an_own_record_taken_at_the_same_time(own
     assert abs(ongoing_wss - own_wss) <= AGREEMENT * own_wss, (ongoing_wss, own_wss)
     assert HOT_BOUNDS[0] <= ongoing_wss <= HOT_BOUNDS[1], ongoing_wss
     print(f"same kdamond: own {own.nr_snapshots} snapshots, ongoing {ongoing.nr_snapshots} "
-          f"({int(overlap.sum())} of the own ones in its time span); hot-phase wss p50 own {own_wss:.0f} B, "
+          f"({len(overlap)} of the own ones in its time span); hot-phase wss p50 own {own_wss:.0f} B, "
           f"ongoing {ongoing_wss:.0f} B")
 
 
@@ -141,11 +204,12 @@ def test_ongoing_follows_a_kdamond_started_by_hand(tmp_path, damon_left_as_found
     own_out, _, own_regions = own_and_ongoing
     status, out, go = tmp_path / "status.jsonl", tmp_path / "foreign.data", tmp_path / "go"
     workload = subprocess.Popen(held_workload(status, go), env=env(), stdout=subprocess.PIPE, text=True)
-    ongoing = None
+    ongoing = foreign_trace = None
     try:
         start_by_hand(sysfs.root, "vaddr", pid=workload.pid, intervals=(SAMPLE_US, AGGR_US, UPDATE_US),
                       nr_regions=(MIN_NR_REGIONS, MAX_NR_REGIONS))
         kdamond_pid = sysfs.kdamond(0).pid
+        foreign_trace = ForeignTrace(kdamond_pid)
         started = time.monotonic()
         ongoing = start_ongoing(out)
         wait_until_recording(ongoing)
@@ -168,9 +232,12 @@ def test_ongoing_follows_a_kdamond_started_by_hand(tmp_path, damon_left_as_found
         # the vaddr kdamond stops by itself once its target exited; record ongoing then ends
         stderr = finish(ongoing)
         elapsed = time.monotonic() - started
+        truth = foreign_trace.snapshot_times()
     finally:
         if ongoing is not None:
             stop(ongoing)
+        if foreign_trace is not None:
+            foreign_trace.close()
         if workload.poll() is None:
             workload.kill()
             workload.wait()
@@ -183,16 +250,20 @@ def test_ongoing_follows_a_kdamond_started_by_hand(tmp_path, damon_left_as_found
     assert "kdamond 0 stopped" in stderr, stderr
     record = read_record(out)
     assert record.meta.target_kind == "vaddr" and record.meta.aggr_us == AGGR_US
-    # No snapshot lost: one per aggregation interval over the span the record covers, and no
-    # more than the time that record ongoing ran allows.
+    # No snapshot lost: every snapshot that the foreign user's own trace saw while record
+    # ongoing recorded is in the record (aggregations stretch under emulation, so the count
+    # comes from that trace, not from the interval).
     regions = json.loads(status.read_text().splitlines()[0])["regions"]
-    gaps = np.diff(record.end_ns)
-    assert abs(np.median(gaps) - AGGR_US * 1000) <= 0.1 * AGGR_US * 1000, gaps
-    assert record.nr_snapshots >= 0.9 * (record.end_ns[-1] - record.end_ns[0]) / (AGGR_US * 1000)
+    first, last = record.end_ns[0] - SAME_EVENT_NS, record.end_ns[-1] + SAME_EVENT_NS
+    truth_in_span = [t for t in truth if first <= t <= last]
+    assert abs(len(truth_in_span) - record.nr_snapshots) <= 1, (len(truth_in_span), record.nr_snapshots)
+    assert sum(matching_snapshot(record.end_ns, t) is not None for t in truth_in_span) >= len(truth_in_span) - 1
+    assert record.nr_snapshots >= 20
     assert record.nr_snapshots <= elapsed / (AGGR_US / 1e6) + 1
     wss, _ = hot_phase_wss(out, regions)
     own_wss, _ = hot_phase_wss(own_out, own_regions)
     assert HOT_BOUNDS[0] <= wss <= HOT_BOUNDS[1], wss
     assert abs(wss - own_wss) <= AGREEMENT * own_wss, (wss, own_wss)
-    print(f"foreign kdamond: {record.nr_snapshots} snapshots in {elapsed:.0f} s; hot-phase wss p50 {wss:.0f} B, "
+    print(f"foreign kdamond: {record.nr_snapshots} snapshots in {elapsed:.0f} s ({len(truth_in_span)} in the "
+          f"foreign user's own trace over that span); hot-phase wss p50 {wss:.0f} B, "
           f"own record's {own_wss:.0f} B")
