@@ -176,7 +176,8 @@ def choose(requested: str, kernel: str, say=_say) -> str:
                 say(f"cannot keep the KVM verdict in {path} ({err.strerror}); the next record probes again")
         if verdict.kvm_works:
             return "kvm"
-        why = f"KVM could not boot {name} here: {verdict.reason} (verdict kept in {verdict.file})"
+        kept = f" (verdict kept in {verdict.file})" if verdict.file else ""
+        why = f"KVM could not boot {name} here: {verdict.reason}{kept}"
     if requested == "kvm":
         raise DamoError(f"--vm-accel kvm: {why}")
     say(f"--vm-accel auto: using software emulation, since {why}")
