@@ -21,12 +21,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
+
+import numpy as np
+
+from damo.model import MonitoringAttrs
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_NAME = "vmlinuz-6.12.117-damon-dbgfs-idle"
 NR_REGIONS = (100, 1000)
 GOAL_NATIVE_FRACTION = 0.05
+DEFAULTS = MonitoringAttrs()
+# After start-up: the page_idle engine resolves its pages in its first update interval.
+WARMUP_SECONDS = 8
 WORKLOAD = """
 import mmap, sys, time
 size = int(sys.argv[1])
@@ -51,9 +59,11 @@ def python_loop_seconds() -> float:
     return time.process_time() - start
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _wait_for(predicate, timeout: float) -> None:
@@ -64,9 +74,17 @@ def _wait_for(predicate, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def _measure_monitor(argv: list[str], out: Path, monitor_pid, warmup: float, window: float) -> float:
+def _measure_monitor(argv: list[str], out: Path, monitor_pid, warmup: float, window: float,
+                     sample_us: int, aggr_us: int) -> dict:
     """Start ``argv`` (a damo record to ``out``), wait until it records, find the monitoring
-    thread's pid, let it settle for ``warmup`` seconds, and return its CPU fraction."""
+    thread's pid, let it settle for ``warmup`` seconds, and measure its CPU over ``window``.
+
+    Under emulation a monitor may not keep its sampling rate (each sample's work comes on top
+    of its sleep), so the samples it actually took are counted too, from the aggregation
+    period in its record: the CPU per sample, times the nominal rate, is its cost at the
+    nominal rate."""
+    from damo.formats import read_record
+
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -75,38 +93,51 @@ def _measure_monitor(argv: list[str], out: Path, monitor_pid, warmup: float, win
             raise RuntimeError(proc.stderr.read()[-500:])
         pid = monitor_pid(proc)
         time.sleep(warmup)
-        cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+        (user0, sys0), t0 = _cpu_seconds(pid), time.monotonic()
         time.sleep(window)
-        cpu1, t1 = _cpu_seconds(pid), time.monotonic()
-        return (cpu1 - cpu0) / (t1 - t0)
+        (user1, sys1), t1 = _cpu_seconds(pid), time.monotonic()
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(60)
+            proc.wait(120)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    record = read_record(out)
+    # the aggregation period after the warm-up: the last snapshots, up to the window's length
+    gaps = np.diff(record.end_ns.astype(np.int64))[-max(3, int(window * 1e6 / aggr_us)):]
+    period_s = float(np.median(gaps)) / 1e9 if len(gaps) else float("nan")
+    samples_per_s = (aggr_us / sample_us) / period_s
+    cpu = (user1 - user0 + sys1 - sys0) / (t1 - t0)
+    return {"cpu": cpu, "system_share": (sys1 - sys0) / max(user1 - user0 + sys1 - sys0, 1e-9),
+            "samples_per_s": samples_per_s, "nominal_samples_per_s": 1e6 / sample_us,
+            "cpu_at_nominal_rate": cpu / samples_per_s * 1e6 / sample_us,
+            "mean_nr_regions": float(np.mean(np.diff(record.offsets))) if record.nr_snapshots else 0.0}
 
 
 def guest(size: int, window: float, out: Path) -> None:
     """Inside the VM: the measurements, written to ``out`` as JSON."""
-    result = {"python_loop_seconds": python_loop_seconds(), "rows": []}
+    result = {"python_loop_seconds": min(python_loop_seconds() for _ in range(2)), "rows": []}
     workload = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(size)], stdout=subprocess.PIPE, text=True)
     try:
         assert workload.stdout.readline().strip() == "ready"
         kdamond_pid_file = Path("/sys/kernel/mm/damon/admin/kdamonds/0/pid")
         for nr in NR_REGIONS:
             common = ["-n", str(nr), "-m", str(nr), str(workload.pid)]
+            intervals = {"sample_us": DEFAULTS.sample_us, "aggr_us": DEFAULTS.aggr_us}
             with tempfile.TemporaryDirectory() as tmp:
                 p_out, k_out = Path(tmp) / "p.data", Path(tmp) / "k.data"
                 page_idle = _measure_monitor(
                     [sys.executable, "-m", "damo", "record", "--ops", "page_idle", "-o", str(p_out), *common],
-                    p_out, lambda proc: proc.pid, warmup=5, window=window)
+                    p_out, lambda proc: proc.pid, warmup=WARMUP_SECONDS, window=window, **intervals)
                 kdamond = _measure_monitor(
                     [sys.executable, "-m", "damo", "record", "--damon_interface", "sysfs", "-o", str(k_out),
-                     *common], k_out, lambda proc: int(kdamond_pid_file.read_text()), warmup=5, window=window)
-            result["rows"].append({"nr_regions": nr, "page_idle_cpu": page_idle, "kdamond_cpu": kdamond})
+                     *common], k_out, lambda proc: int(kdamond_pid_file.read_text()), warmup=WARMUP_SECONDS,
+                    window=window, **intervals)
+            result["rows"].append({"nr_regions": nr, "page_idle": page_idle, "kdamond": kdamond})
             out.write_text(json.dumps(result))          # what is measured so far
+    except Exception:                 # noqa: BLE001 - the host shows why the guest measured nothing
+        result["error"] = traceback.format_exc()[-2000:]
     finally:
         workload.kill()
         workload.wait()
@@ -129,7 +160,7 @@ def run(quick: bool = False) -> dict:
     from damo.sources.vm import boot_and_run
 
     if quick:
-        return {"not_measured": {"page_idle CPU vs kdamond": "--quick does not boot the VM (about 5 minutes)"}}
+        return {"not_measured": {"page_idle CPU vs kdamond": "--quick does not boot the VM (about 10 minutes)"}}
     kernel = shared_kernel()
     size = 1024 << 20
     window = 20.0
@@ -142,33 +173,49 @@ def run(quick: bool = False) -> dict:
         out = Path(rwdir) / "result.json"
         script = (f"cd {REPO} && PYTHONPATH={REPO} {sys.executable} -m bench.page_idle_cost --guest "
                   f"{size} {window} {out}")
-        boot_and_run(str(kernel), Path(rwdir), script, 1800)
+        log = Path(rwdir) / "guest.log"
+        run_vm = boot_and_run(str(kernel), Path(rwdir), f"{script} > {log} 2>&1", 2400)
         if not out.exists():
-            return {"not_measured": {"page_idle CPU vs kdamond": "the guest wrote no result"}}
+            tail = log.read_text()[-800:] if log.exists() else "\n".join(run_vm.console_tail[-10:])
+            return {"not_measured": {"page_idle CPU vs kdamond": f"the guest wrote no result: {tail}"}}
         guest_result = json.loads(out.read_text())
     slowdown = guest_result["python_loop_seconds"] / host_loop
     rows = []
     for row in guest_result["rows"]:
-        rows.append({**row, "ratio": row["page_idle_cpu"] / max(row["kdamond_cpu"], 1e-9),
-                     "page_idle_native_estimate": row["page_idle_cpu"] / slowdown,
-                     "kdamond_native_estimate": row["kdamond_cpu"] / slowdown})
-    return {"workload_bytes": size, "window_seconds": window, "emulation_slowdown": slowdown,
-            "host_load_1min": load, "rows": rows, "goal_native_fraction": GOAL_NATIVE_FRACTION,
-            "notes": ["CPU fractions are of one CPU; the native estimate divides the VM figure by the "
-                      "emulation slowdown of a CPU-bound Python loop (host vs guest)."]}
+        page_idle, kdamond = row["page_idle"], row["kdamond"]
+        rows.append({"nr_regions": row["nr_regions"], "page_idle": page_idle, "kdamond": kdamond,
+                     "ratio": page_idle["cpu_at_nominal_rate"] / max(kdamond["cpu_at_nominal_rate"], 1e-9),
+                     "page_idle_native_estimate": page_idle["cpu_at_nominal_rate"] / slowdown,
+                     "kdamond_native_estimate": kdamond["cpu_at_nominal_rate"] / slowdown})
+    result = {"workload_bytes": size, "window_seconds": window, "emulation_slowdown": slowdown,
+              "host_load_1min": load, "rows": rows, "goal_native_fraction": GOAL_NATIVE_FRACTION,
+              "notes": ["CPU fractions are of one CPU. A monitor that cannot keep its sampling rate under "
+                        "emulation is scaled to the nominal rate by its CPU per sample taken. The native "
+                        "estimate divides that by the emulation slowdown of a CPU-bound Python loop (host "
+                        "vs guest); the kernel side is emulated alike, so one factor is a first-order "
+                        "estimate for both monitors."]}
+    if "error" in guest_result:
+        result["guest_error"] = guest_result["error"]
+    return result
 
 
 def render(result: dict) -> str:
     if "rows" not in result:
         return "not measured: " + "; ".join(f"{k}: {v}" for k, v in result.get("not_measured", {}).items())
-    lines = [f"Workload {result['workload_bytes'] >> 20} MiB, default intervals (5 ms / 100 ms / 1 s), "
-             f"min = max regions; emulation slowdown {result['emulation_slowdown']:.1f}x; host load "
-             f"{result['host_load_1min']:.1f} on 2 cores.", "",
-             "| Regions | page_idle CPU (VM) | kdamond CPU (VM) | page_idle / kdamond | page_idle native estimate "
-             "| kdamond native estimate |", "|---|---|---|---|---|---|"]
+    lines = [f"Workload {result['workload_bytes'] >> 20} MiB (64 MiB of it written every pass), default "
+             f"intervals (5 ms / 100 ms / 1 s), min = max regions; emulation slowdown "
+             f"{result['emulation_slowdown']:.1f}x; host load {result['host_load_1min']:.1f} on 2 cores.", "",
+             "| Regions | Monitor | CPU (VM) | system share | samples/s (of 200) | CPU at 200 samples/s (VM) "
+             "| native estimate |", "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        lines.append(f"| {r['nr_regions']} | {r['page_idle_cpu']:.1%} | {r['kdamond_cpu']:.1%} | {r['ratio']:.1f}x "
-                     f"| {r['page_idle_native_estimate']:.2%} | {r['kdamond_native_estimate']:.2%} |")
+        for name in ("page_idle", "kdamond"):
+            m = r[name]
+            lines.append(f"| {r['nr_regions']} | {name} | {m['cpu']:.1%} | {m['system_share']:.0%} "
+                         f"| {m['samples_per_s']:.0f} | {m['cpu_at_nominal_rate']:.1%} "
+                         f"| {r[name + '_native_estimate']:.2%} |")
+        lines.append(f"| {r['nr_regions']} | page_idle / kdamond | | | | {r['ratio']:.1f}x | |")
+    if "guest_error" in result:
+        lines += ["", "The guest stopped early: " + result["guest_error"].strip().splitlines()[-1]]
     return "\n".join(lines)
 
 

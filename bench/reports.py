@@ -41,20 +41,27 @@ PEER_TIMEOUT_S = 3600
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 CACHE_FORMAT = 1
 
-# report -> (our args, damo 2.6.4 args, damo 3.4.3 args); None: that damo has no such report
+INPUT = "{input}"             # where a damo command takes its input file other than as ``-i FILE``
+# report -> (our args, damo 2.6.4 args, damo 3.4.3 args); None: that damo has no such report.
+# The order is the order damo is measured in (the figures the goals hang on first).
 REPORTS = {
-    "heats --heatmap stdout": (["heats", "--heatmap", "stdout"], ["heats", "--heatmap", "stdout"], None),
-    "heatmap": (["heatmap"], None, ["heatmap"]),
-    "heatmap (2.6.4 text)": (["heats", "--heatmap", "stdout", "--resol", "40", "80"], ["heatmap"], None),
-    "wss": (["wss"], ["wss"], ["wss"]),
     "raw": (["raw"], ["raw"], ["access", "--raw_form"]),
+    "access --raw_form": (["access", "--raw_form"], None, ["access", "--raw_form"]),
     "access": (["access"], None, ["access"]),
     "access --style temperature-percentiles": (["access", "--style", "temperature-percentiles"], None,
                                                ["access", "--style", "temperature-percentiles"]),
-    "access --raw_form": (["access", "--raw_form"], None, ["access", "--raw_form"]),
+    "times": (["times"], None, ["times", "--inputs", INPUT, INPUT]),   # 3.4.3's times has no -i
+    "heatmap": (["heatmap"], None, ["heatmap"]),
+    "wss": (["wss"], ["wss"], ["wss"]),
+    "nr_regions": (["nr_regions"], ["nr_regions"], ["nr_regions"]),
+    "heats --heatmap stdout": (["heats", "--heatmap", "stdout"], ["heats", "--heatmap", "stdout"], None),
+    "heatmap (2.6.4 text)": (["heats", "--heatmap", "stdout", "--resol", "40", "80"], ["heatmap"], None),
+    # damo's footprints reads a memory-footprint profile, which a DAMON record file does not hold
+    "footprints": (["footprints"], None, None),
 }
 # reports whose text is damo 3.4.3's (the others are damo 2.6.4's)
-SAME_TEXT_AS_343 = {"heatmap", "access", "access --style temperature-percentiles", "access --raw_form"}
+SAME_TEXT_AS_343 = {"heatmap", "access", "access --style temperature-percentiles", "access --raw_form", "times",
+                    "footprints"}
 
 
 def selected(table: dict, env_name: str) -> dict:
@@ -91,7 +98,10 @@ def run_one(argv: list[str], out_path: Path, timeout: float | None, env=None) ->
     with open(out_path, "wb") as out:
         cost = measure(argv, cwd=REPO, env=env, timeout=timeout, stdout=out)
     ok = cost["returncode"] == 0
-    error = None if ok else (cost["stderr_tail"].strip().splitlines() or ["timed out"])[-1][:200]
+    if cost["returncode"] is None:
+        error = f"did not finish within {timeout:.0f} s"
+    else:
+        error = None if ok else (cost["stderr_tail"].strip().splitlines() or ["failed"])[-1][:200]
     return {"seconds": round(cost["seconds"], 3) if ok else None,
             "cpu_seconds": round(cost.get("cpu_seconds", 0.0), 3) if ok else None,
             "peak_rss_bytes": cost["peak_rss_bytes"] if ok else None, "error": error,
@@ -138,12 +148,23 @@ class PeerCache:
         tmp.replace(self.path)
 
 
+def peer_argv(args: list[str], path: Path) -> list[str]:
+    """damo's arguments reading ``path``: in place of INPUT, else as ``-i``."""
+    if INPUT in args:
+        return [str(path) if a == INPUT else a for a in args]
+    return [*args, "-i", str(path)]
+
+
 def ratio(ours: float | None, theirs: float | None) -> float | None:
     return ours / theirs if ours and theirs else None
 
 
-def run(quick: bool = False) -> dict:
-    """Time every report on every size; see the module docstring."""
+def run(quick: bool = False, peers_only: bool = False) -> dict:
+    """Time every report on every size; see the module docstring.
+
+    ``peers_only`` measures (and caches) damo's figures only, so that they can be taken once, in
+    the background, long before ours are final.
+    """
     from bench.peers import CACHE, PeerUnavailable, peer_damo
 
     sizes = QUICK_SIZES if quick else selected(SIZES, "DAMO_BENCH_REPORT_SIZES")
@@ -169,7 +190,7 @@ def run(quick: bool = False) -> dict:
             for report, (ours_args, v2_args, v3_args) in reports.items():
                 row = {"size": label, "nr_regions": inputs["nr_regions"], "report": report}
                 out = tmp / "out"
-                for fmt in ("native", "json_compressed"):
+                for fmt in (() if peers_only else ("native", "json_compressed")):
                     row[f"ours_{fmt}"] = run_one(python_argv("-m", "damo", "report", *ours_args, "-i",
                                                              str(files[fmt]["path"])), out, None,
                                                  repo_env(NO_COLOR="1"))
@@ -180,12 +201,17 @@ def run(quick: bool = False) -> dict:
                                     str(files["json_compressed"]["bytes"])])
                     theirs = cache.get(key)
                     if theirs is None:
-                        theirs = run_one([*peers[version], "report", *args, "-i",
-                                          str(files["json_compressed"]["path"])], out, PEER_TIMEOUT_S)
+                        theirs = run_one([*peers[version], "report", *peer_argv(args, files["json_compressed"]["path"])],
+                                         out, PEER_TIMEOUT_S)
                         cache.put(key, theirs)
                     else:
                         reused.add(theirs["measured_at"])
                     row[f"damo_{version}"] = theirs
+                if peers_only:
+                    rows.append(row)
+                    print(f"reports: {label} {report}: " + ", ".join(
+                        f"{k} {v['cpu_seconds']} s CPU" for k, v in row.items() if isinstance(v, dict)), flush=True)
+                    continue
                 v3 = row.get("damo_3.4.3")
                 if v3 and report in SAME_TEXT_AS_343:
                     key = "text_sha256" if v3.get("text_sha256") else "output_sha256"
@@ -207,6 +233,8 @@ def run(quick: bool = False) -> dict:
     if reused:
         notes.append(f"damo's figures were measured earlier ({', '.join(sorted(reused))} UTC) and reused.")
     result = {"rows": rows, "notes": notes, "not_measured": not_measured}
+    if peers_only:
+        return result
     result["tables"] = tables(rows)
     result["headline"] = headline(rows)
     return result
@@ -284,3 +312,11 @@ def headline(rows: list[dict]) -> list[dict]:
                                                f"{_x(speedup(native, theirs, 'peak_rss_bytes'))} less memory")
         out.append(row)
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--peers-only"]:
+        sys.exit("usage: python -m bench.reports --peers-only   (fills the cache of damo's figures)")
+    run(peers_only=True)

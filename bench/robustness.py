@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import os
 import random
 import signal
@@ -238,7 +237,7 @@ def _native_header() -> bytes:
 def _native_chunk(raw: bytes, nr_snaps: int, nr_regions: int, raw_len: int | None = None) -> bytes:
     from damo.formats import native
 
-    packed = lzma.compress(raw, format=lzma.FORMAT_XZ, preset=6)
+    packed = zlib.compress(raw, 9)      # what a version 2 file holds
     return native.CHUNK.pack(native.CHUNK_TAG, nr_snaps, nr_regions, len(raw) if raw_len is None else raw_len,
                              len(packed), zlib.crc32(packed)) + packed
 

@@ -16,6 +16,7 @@ import argparse
 import math
 import sys
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
@@ -777,49 +778,96 @@ def region_order(rec: TargetRecord, fmt: AccessFormat) -> np.ndarray | None:
     return np.lexsort([np.arange(n)] + keys + [r.snapshot_index()])
 
 
-def region_columns(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, present: list[str],
-                   order: np.ndarray | None) -> dict[str, np.ndarray]:
-    """The text of every region keyword in the template, for all regions of the target at once."""
+def keyword_texts(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, keyword: str,
+                  order: np.ndarray | None) -> np.ndarray:
+    """The text of a region keyword for all regions of the target at once, padded to its width."""
     raw, r = fmt.raw_number, rec.record
 
     def col(values):
         return values if order is None else values[order]
 
-    columns = {}
-    for keyword in present:
-        width = fmt.min_chars_of(keyword) or 0
-        if keyword == "<index>":
-            snap = r.snapshot_index()
-            idx = np.arange(len(rec.size)) - r.offsets[:-1][snap]
-            texts = format_small_ints(idx, lambda j: dfmt.format_nr(j, raw), width)
-        elif keyword == "<start address>":
-            texts = format_sz_column(col(r.start), raw, width)
-        elif keyword == "<end address>":
-            texts = format_sz_column(col(r.end), raw, width)
-        elif keyword == "<size>":
-            texts = format_sz_column(col(rec.size), raw, width)
-        elif keyword == "<access rate>":
-            texts = format_small_ints(col(rec.percent), lambda v: dfmt.format_percent(v, raw), width)
-        elif keyword == "<access hz>":
-            aggr_sec = rec.aggr_us / 1000000
-            texts = format_small_ints(col(rec.samples), lambda v: format_hz(v / aggr_sec, raw), width)
-        elif keyword == "<age>":
-            aggr = rec.aggr_us
-            texts = format_small_ints(col(np.maximum(r.age, 0)), lambda v: format_time_us(v * aggr, raw), width)
-        elif keyword == "<temperature>":
-            texts = format_small_ints(col(rec.temperature), lambda v: dfmt.format_nr(v, raw), width)
+    width = fmt.min_chars_of(keyword) or 0
+    if keyword == "<index>":
+        texts = format_small_ints(snapshot_positions(r), lambda j: dfmt.format_nr(j, raw), width)
+    elif keyword == "<start address>":
+        texts = format_sz_column(col(r.start), raw, width)
+    elif keyword == "<end address>":
+        texts = format_sz_column(col(r.end), raw, width)
+    elif keyword == "<size>":
+        texts = format_sz_column(col(rec.size), raw, width)
+    elif keyword == "<access rate>":
+        texts = format_small_ints(col(rec.percent), lambda v: dfmt.format_percent(v, raw), width)
+    elif keyword == "<access hz>":
+        aggr_sec = rec.aggr_us / 1000000
+        texts = format_small_ints(col(rec.samples), lambda v: format_hz(v / aggr_sec, raw), width)
+    elif keyword == "<age>":
+        aggr = rec.aggr_us
+        texts = format_small_ints(col(np.maximum(r.age, 0)), lambda v: format_time_us(v * aggr, raw), width)
+    elif keyword == "<temperature>":
+        texts = format_small_ints(col(rec.temperature), lambda v: dfmt.format_nr(v, raw), width)
+    else:
+        if keyword == "<probe hits>":
+            texts = np.full(len(rec.size), "", dtype=STR)
+        elif keyword == "<filters passed bytes>":
+            texts = np.full(len(rec.size), "N/A", dtype=STR)
         else:
-            if keyword == "<probe hits>":
-                texts = np.full(len(rec.size), "", dtype=STR)
-            elif keyword == "<filters passed bytes>":
-                texts = np.full(len(rec.size), "N/A", dtype=STR)
-            else:
-                parts = [np.array(box.texts(rec, rec.span(i)), dtype=STR) for i in range(r.nr_snapshots)]
-                texts = col(np.concatenate(parts) if parts else np.zeros(0, dtype=STR))
-            if width:
-                texts = np.strings.ljust(texts, width)
-        columns[keyword] = texts
-    return columns
+            parts = [np.array(box.texts(rec, rec.span(i)), dtype=STR) for i in range(r.nr_snapshots)]
+            texts = col(np.concatenate(parts) if parts else np.zeros(0, dtype=STR))
+        if width:
+            texts = np.strings.ljust(texts, width)
+    return texts
+
+
+def snapshot_positions(r: Record) -> np.ndarray:
+    """Each region's position in its snapshot."""
+    return np.arange(r.nr_regions_total) - r.offsets[:-1][r.snapshot_index()]
+
+
+# (keyword, raw, aggr_us, sample_us) -> its TextTable, kept across the chunks of a report
+_TEXT_TABLES: dict[tuple, dfmt.TextTable] = {}
+
+
+def _text_table(key: tuple, text_of) -> dfmt.TextTable:
+    if key not in _TEXT_TABLES:
+        _TEXT_TABLES[key] = dfmt.TextTable(text_of)
+    return _TEXT_TABLES[key]
+
+
+def ragged_column(rec: TargetRecord, fmt: AccessFormat, box: RegionBox, keyword: str,
+                  order: np.ndarray | None) -> tuple[dfmt.RaggedColumn, int]:
+    """A region keyword's texts as a ragged column and its minimum width: by table lookups
+    and fixed-width columns for the numeric keywords, else from keyword_texts."""
+    raw, r = fmt.raw_number, rec.record
+    width = fmt.min_chars_of(keyword) or 0
+    aggr, sample = rec.aggr_us, rec.sample_us
+
+    def col(values):
+        return values if order is None else values[order]
+
+    values, table = None, None
+    if keyword in ("<start address>", "<end address>", "<size>") and not raw:
+        values = col({"<start address>": r.start, "<end address>": r.end, "<size>": rec.size}[keyword])
+        if values.dtype.kind in "iu" and len(values) and int(values.max()) < dfmt.SIZE_COLUMN_LIMIT:
+            if values.dtype.kind == "u" or int(values.min()) >= 0:
+                return dfmt.RaggedColumn.right_aligned(dfmt.size_column(values)), width
+    elif keyword == "<index>":
+        values = snapshot_positions(r)
+        table = _text_table((keyword, raw), lambda j: dfmt.format_nr(j, raw))
+    elif keyword == "<access rate>":
+        values = col(rec.percent)
+        table = _text_table((keyword, raw), lambda v: dfmt.format_percent(v, raw))
+    elif keyword == "<access hz>":
+        values = col(rec.samples)
+        table = _text_table((keyword, raw, aggr), lambda v: format_hz(v / (aggr / 1000000), raw))
+    elif keyword == "<age>":
+        values = col(np.maximum(r.age, 0))
+        table = _text_table((keyword, raw, aggr), lambda v: format_time_us(v * aggr, raw))
+    elif keyword == "<temperature>":
+        values = col(rec.temperature)
+        table = _text_table((keyword, raw), lambda v: dfmt.format_nr(v, raw))
+    if table is not None and table.covers(values):
+        return table.column(values), width
+    return dfmt.RaggedColumn.from_strings(keyword_texts(rec, fmt, box, keyword, order)), 0
 
 
 def split_template(template: str, present: list[str]) -> tuple[list[str], list[str]]:
@@ -829,20 +877,25 @@ def split_template(template: str, present: list[str]) -> tuple[list[str], list[s
     return [t.replace("\\n", "\n") for t in tokens[0::2]], tokens[1::2]
 
 
-def region_lines(rec: TargetRecord, fmt: AccessFormat, box: RegionBox) -> np.ndarray | None:
-    """Every region line of the target (snapshot after snapshot), or None without a region template."""
+def region_lines(rec: TargetRecord, fmt: AccessFormat, box: RegionBox) -> tuple[bytes, np.ndarray] | None:
+    """Every region line of the target (snapshot after snapshot), each ending with a newline, and
+    the end offset of each line; None without a region template."""
     template = fmt.region
     if not template or not len(rec.size):
         return None
     present = [k for k in REGION_KEYWORDS if k in template]
-    columns = region_columns(rec, fmt, box, present, region_order(rec, fmt))
+    order = region_order(rec, fmt)
     pieces, slots = split_template(template, present)
-    lines = np.full(len(rec.size), pieces[0], dtype=STR)
+    columns = {}
+    parts = [pieces[0].encode()] if pieces[0] else []
     for keyword, piece in zip(slots, pieces[1:]):
-        lines = np.strings.add(lines, columns[keyword])
+        if keyword not in columns:
+            columns[keyword] = ragged_column(rec, fmt, box, keyword, order)
+        parts.append(columns[keyword])
         if piece:
-            lines = np.strings.add(lines, piece)
-    return lines
+            parts.append(piece.encode())
+    text, ends = dfmt.join_ragged(parts, len(rec.size))
+    return text.tobytes(), ends
 
 
 # --- putting the parts together -----------------------------------------------------------------
@@ -964,12 +1017,16 @@ def iter_report(record: Record, fmt: AccessFormat, style: str = "detailed", form
             out: list[str | None] = []
             lines = region_lines(rec, fmt, box)
             offsets = rec.record.offsets
+            if lines is not None:
+                text, ends = lines
+                line_starts = np.concatenate([[0], ends]).tolist()
             for j in range(rec.record.nr_snapshots):
                 def snap(k, j=j):
                     return snapshot_value(rec, j, fmt, box, k)
                 out.append(fill(fmt.snapshot_head, SNAPSHOT_KEYWORDS, snap, fmt))
                 if lines is not None and offsets[j + 1] > offsets[j]:
-                    out.append("\n".join(lines[offsets[j]:offsets[j + 1]].tolist()))
+                    # the snapshot's lines without the last newline
+                    out.append(text[line_starts[offsets[j]]:line_starts[offsets[j + 1]] - 1].decode())
                 out.append(fill(fmt.snapshot_tail, SNAPSHOT_KEYWORDS, snap, fmt))
                 if first + j < n - 1 and not totals_only:
                     out.append("")
@@ -1020,30 +1077,21 @@ def records_json(recs: list[TargetRecord], raw: bool) -> str:
     return json.dumps(out, indent=4)
 
 
-def raw_form(recs: list[TargetRecord], raw: bool) -> str:
-    """damo 3.4.3's ``--raw_form``: every region of every snapshot, one line each (report raw's lines)."""
-    from damo.raw import region_lines as raw_region_lines
-    lines = []
-    for rec in recs:
-        r = rec.record
+def raw_form(record: Record, target_ids: list[int], raw: bool) -> Iterator[bytes]:
+    """damo 3.4.3's ``--raw_form``: every region of every snapshot, one line each (report raw's
+    lines), in blocks of bytes."""
+    from damo.raw import region_line_blocks, snapshot_head
+
+    for tid, r in split_by_target(record, target_ids):
         if r.nr_snapshots == 0:
             continue
         base = int(r.start_ns[0])
-        lines += ["base_time_absolute: %s" % format_time_ns(base, raw), "data source: unknown\n"]
-        for i in range(r.nr_snapshots):
-            sl = rec.span(i)
-            start, end = int(r.start_ns[i]), int(r.end_ns[i])
-            lines += ["monitoring_start:    %16s" % format_time_ns(start - base, raw),
-                      "monitoring_end:      %16s" % format_time_ns(end - base, raw),
-                      "monitoring_duration: %16s" % format_time_ns(end - start, raw),
-                      "target_id: %s" % rec.target_id, "nr_regions: %s" % (sl.stop - sl.start),
-                      "# %10s %12s  %12s  %11s %5s" % ("start_addr", "end_addr", "length", "nr_accesses", "age")]
-            text = raw_region_lines(r.start[sl], r.end[sl], r.nr_accesses[sl], r.age[sl], raw).decode()
-            if text:
-                lines.append(text[:-1])          # without its last newline
-            lines.append("")
-    lines.append("")
-    return "\n".join(lines)
+        yield ("base_time_absolute: %s\ndata source: unknown\n\n" % format_time_ns(base, raw)).encode()
+        starts = r.start_ns.tolist()
+        for i, block in enumerate(region_line_blocks(r, np.arange(r.nr_snapshots), raw)):
+            yield snapshot_head(r, i, starts[i], base, tid, raw, format_time_ns)
+            yield block[0]
+            yield b"\n"
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -1196,8 +1244,9 @@ def run(args: argparse.Namespace) -> int:
     if args.raw_form and not args.json:
         target_ids = record.target_ids()
         record = apply_access_filter(record, filt)
-        recs = [TargetRecord(tid, rec, fmt, need_intervals=False) for tid, rec in split_by_target(record, target_ids)]
-        write_like_damo([raw_form(recs, fmt.raw_number)])
+        from damo.raw import PAGER_LINES, write_report
+        write_report(raw_form(record, target_ids, fmt.raw_number), sys.stdout.buffer, PAGER_LINES,
+                     end_on_terminal=True)
         return 0
     if not record.meta.sample_us or not record.meta.aggr_us:
         raise DamoError(f"{args.input}: the record lacks the monitoring intervals (sampling and aggregation), "

@@ -23,19 +23,18 @@ import numpy as np
 
 from damo import fmt
 from damo.errors import DamoError
-from damo.heats import COLORSETS, MAX_DIGIT, RESET, HeatGrid, apply_in_order, color_code, guide_of, use_color
+from damo.heats import (MAX_DIGIT, RESET, ContributionBuffer, HeatGrid, color_code, guide_of,
+                        use_color)
 from damo.model import Record
 from damo.selection import access_percent, age_us
 
 DEFAULT_STDOUT_RESOL = (40, 80)
 DEFAULT_IMAGE_RESOL = (500, 500)
 UNKNOWN_PIXEL_LEVEL = 4     # damo draws a pixel nobody monitored as a blank in this colour
-# Regions are turned into pixel contributions a cache-sized run at a time, and contributions are
-# applied to the pixels a buffer at a time: small runs keep numpy's temporaries out of fresh
-# memory pages; a buffer of 256 K contributions was the fastest of 128 K-8 M (the per-pixel
-# matrix of a larger one is mostly padding, a smaller one needs more per-pixel steps).
+# Regions are turned into pixel contributions a cache-sized run at a time: small runs keep
+# numpy's temporaries out of fresh memory pages (contributions then go through
+# damo.heats.ContributionBuffer).
 RUN_REGIONS = 1 << 16
-BUFFER_CONTRIBUTIONS = 1 << 18
 
 
 # --- the records as damo 3.x sees them ---------------------------------------------------------
@@ -253,25 +252,14 @@ class _Grid:
         self.pixel_time = np.array([float(int(tmin + i * tunit)) for i in range(tres)])
         # damo's time x space of a pixel, an int product (a float one for a fractional time unit)
         self.pixel_sz = float(tunit * aunit) if isinstance(tunit, int) else float(tunit) * float(aunit)
-        self.buf_key = np.empty(BUFFER_CONTRIBUTIONS, dtype=np.int64)
-        self.buf_value = np.empty(BUFFER_CONTRIBUTIONS)
-        self.buf_len = 0
+        self.contributions = ContributionBuffer(self.heat, self.pixel_sz)
 
     def push(self, key: np.ndarray, value: np.ndarray) -> None:
         """Queue contributions (in damo's order) for apply_in_order."""
-        n = len(key)
-        if self.buf_len + n > BUFFER_CONTRIBUTIONS:
-            self.flush()
-        if n > BUFFER_CONTRIBUTIONS:
-            apply_in_order(self.heat, key, value, self.pixel_sz)
-            return
-        self.buf_key[self.buf_len:self.buf_len + n] = key
-        self.buf_value[self.buf_len:self.buf_len + n] = value
-        self.buf_len += n
+        self.contributions.push(key, value)
 
     def flush(self) -> None:
-        n, self.buf_len = self.buf_len, 0
-        apply_in_order(self.heat, self.buf_key[:n], self.buf_value[:n], self.pixel_sz)
+        self.contributions.flush()
 
     def rows_of(self, row_start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First row and number of rows (0 when outside) of the time spans [row_start, end]."""
@@ -343,13 +331,12 @@ class _Grid:
             key, value = self._single(snaps, snap, rs, re, hv, row_first, col_first)
         else:
             # contributions stay in region order: each region's pieces go where its first one falls
+            # (the one-pixel formula for every region, repeated per piece, is right for the single
+            # ones; the others' pieces are overwritten below: cheaper than picking the single out)
             pos0 = np.cumsum(pieces) - pieces
-            total = int(pos0[-1] + pieces[-1])
-            key = np.empty(total, dtype=np.int64)
-            value = np.empty(total)
-            one = np.flatnonzero(single)
-            key[pos0[one]], value[pos0[one]] = self._single(snaps, snap[one], rs[one], re[one], hv[one],
-                                                            row_first[one], col_first[one])
+            one_key, one_value = self._single(snaps, snap, rs, re, hv, row_first, col_first)
+            key = np.repeat(one_key, pieces)
+            value = np.repeat(one_value, pieces)
             multi = np.flatnonzero(~single & (pieces > 0))
             per_region_start = None
             if len(odd):
@@ -690,73 +677,6 @@ def draw3(hm: Heatmap3, path: str, title: str, sorted_by_temperature: bool, abs_
 
 
 # --- command line ----------------------------------------------------------------------------------
-
-DESCRIPTION = """\
-When which address ranges were how frequently accessed, as damo 3.4.3's `report heatmap` prints
-it. By default: 40 rows (time, earliest first) of 80 columns (addresses) of digits 0-9 (relative
-heat; blank where nothing was recorded) over the record's time and its hottest contiguous
-address area, with the heat range in Hz (samples where the record has no monitoring intervals).
---output raw prints every cell as a `time address heat` line (NaN where unknown), --output FILE
-draws an image. Several -i files are drawn as one timeline. For damo 2.6.4's heatmap text, run
-`damo report heats --heatmap stdout --resol 40 80`."""
-
-EXAMPLES = """\
-examples:
-  damo report heatmap -i stairs.data
-  damo report heatmap -i stairs.data --resol 20 60 --draw_range all   # one map per mapped area
-  damo report heatmap -i stairs.data --time_range 10s 20s guided      # seconds 10-20 of the record
-  damo report heatmap -i a.data b.data --output heat.png
-  damo report heatmap -i stairs.data --all --output heat.png          # every mapped area, gaps collapsed"""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default="stdout", metavar="OUTPUT",
-                        help="'stdout' (default), 'raw' for time/address/heat triples, or an image file "
-                             "(.png .svg .pdf .jpg); with several ranges the n-th image is FILE.n.EXT")
-    parser.add_argument("-i", "--input", nargs="+", default=["damon.data"], metavar="FILE",
-                        help="record files, drawn together as one timeline (default: damon.data)")
-    for name in ("kdamond_idx", "context_idx", "scheme_idx"):
-        parser.add_argument(f"--{name}", type=int, metavar="N",
-                            help=f"{name.split('_')[0]} index of the record to draw (default: the guide's first)")
-    parser.add_argument("--tid", type=int, metavar="ID", help="target id to draw (default: the guide's first)")
-    parser.add_argument("--resol", type=int, nargs=2, metavar=("TIME", "ADDR"),
-                        help="rows (time) and columns (address) (default: 40 80 on stdout, else 500 500)")
-    parser.add_argument("--time_range", nargs="+", metavar="T",
-                        help="START END [BASE]: times in ns or with units (1.5s); BASE is a time, 'guided' "
-                             "(the record's start) or 'guided_end' (default: the whole record)")
-    parser.add_argument("--draw_range", choices=["hottest", "all"], default="hottest",
-                        help="without --address_range: draw the hottest contiguous area (default), or every "
-                             "area as its own map")
-    parser.add_argument("--address_range", nargs="+", action="append", metavar="A",
-                        help="START END [BASE], repeatable, one map each: addresses (0x hex too) or sizes "
-                             "(4KiB); BASE is an address or 'guided' (the start of the guided area of the "
-                             "same position) (default: per --draw_range)")
-    parser.add_argument("--abs_time", action="store_true", help="absolute times in raw output and images (default: from the map's start)")
-    parser.add_argument("--abs_addr", action="store_true", help="absolute addresses in raw output and images (default: from the map's start)")
-    parser.add_argument("--guide", action="store_true", help="print the time span and areas of each record instead of a map (default: off)")
-    parser.add_argument("--guide_human", action="store_true", help="the same in human-friendly units (default: off)")
-    parser.add_argument("--stdout_colorset", choices=list(COLORSETS), default="gray",
-                        help="colours on stdout (default: gray)")
-    parser.add_argument("--stdout_skip_colorset_example", action="store_true",
-                        help="leave out the access_frequency line (default: off)")
-    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
-                        help="colour codes on stdout: auto (a terminal without NO_COLOR; default), always, never")
-    parser.add_argument("--sort_temperature", action="store_true",
-                        help="in each snapshot lay the regions out coldest to hottest instead of by address "
-                             "(default: off; needs monitoring intervals in the record)")
-    parser.add_argument("--temperature_weights", nargs=2, type=float, default=[1.0, 1.0],
-                        metavar=("FREQUENCY", "AGE"),
-                        help="weights of access rate (%%) and age (us) in the temperature (default: 1 1)")
-    parser.add_argument("--df_passed", action="store_true",
-                        help="damo 3.x's DAMOS-filter-passed view: refused, records hold no DAMOS data (default: off)")
-    parser.add_argument("--interactive_edit", action="store_true",
-                        help="damo 3.x's zoom/scroll prompt: refused, rerun with --time_range/--address_range "
-                             "(default: off)")
-    parser.add_argument("--all", action="store_true",
-                        help="our gap-collapsing view (damo 2.x math): every mapped area as a band of one "
-                             "map, unmapped gaps left out; --draw_range all instead draws one full map per area (default: off)")
-    parser.add_argument("--json", action="store_true", help="print the heat grid (or the guide) as JSON, null where unknown (default: off)")
-
 
 def run(args: argparse.Namespace) -> int:
     if args.df_passed:

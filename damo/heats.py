@@ -25,25 +25,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from damo.colors import COLORSETS, RESET, color_code, use_color  # noqa: F401 (also for access.py)
 from damo.errors import DamoError
 from damo.fmt import format_sz, format_time_ns
 from damo.model import Record
-from damo.selection import (add_address_range_option, add_target_option, add_time_range_option,
-                            select_target)
+from damo.selection import select_target
 
-# damo's 256-colour palettes: (backgrounds, foregrounds) per heat digit 0..9
-COLORSETS = {
-    "gray": ([232] * 10, [237, 239, 241, 243, 245, 247, 249, 251, 253, 255]),
-    "flame": ([232, 1, 1, 2, 3, 3, 20, 21, 26, 27], [239, 235, 237, 239, 243, 245, 247, 249, 251, 255]),
-    "emotion": ([232, 234, 20, 21, 26, 2, 3, 1, 1, 1], [239, 235, 237, 239, 243, 245, 247, 249, 251, 255]),
-}
-RESET = "\x1b[0m"
 MAX_DIGIT = 9
 # rough costs, only to choose between two exact ways of applying contributions (apply_in_order)
-SECONDS_PER_ROUND = 3e-6
-SECONDS_PER_MATRIX_CELL = 2e-9
+SECONDS_PER_ROUND = 6e-6
 SECONDS_PER_PYTHON_STEP = 0.2e-6
-CHUNK_REGIONS = 1 << 19   # bounds the working memory of one accumulation pass (~80 MB)
+# Regions are cut into pixel contributions a run at a time (small runs keep the temporaries in
+# reused memory: 64 K regions used a third less memory than 512 K and no more time), and the
+# contributions are applied a buffer at a time: apply_in_order needs one round per contribution
+# of its deepest pixel, so a buffer spanning more snapshots needs fewer rounds in all (1 M
+# contributions was the fastest of 256 K-4 M at 6 M regions).
+CHUNK_REGIONS = 1 << 16
+BUFFER_CONTRIBUTIONS = 1 << 20
 
 
 # --- the guide: time span and contiguous address areas of each target ------------------------
@@ -75,6 +73,8 @@ class Guide:
 
 def _last_truthy_run_extreme(values: np.ndarray, pick_min: bool) -> int:
     """damo's running min/max that treats 0 as 'not set yet': after a 0 the next value wins."""
+    if values.min() != 0:           # no 0 at all (the usual case): one pass, no temporary
+        return int(values.min() if pick_min else values.max())
     zeros = np.flatnonzero(values == 0)
     if len(zeros):
         last_zero = int(zeros[-1])
@@ -106,16 +106,17 @@ def _narrow_gaps(gs: np.ndarray, ge: np.ndarray, ss: np.ndarray, se: np.ndarray)
 def guide_of(rec: Record, target_id: int) -> Guide:
     """The guide of a single-target record."""
     starts, ends = rec.start, rec.end
-    snap_of = rec.snapshot_index()
     lowest = _last_truthy_run_extreme(starts, True)
     highest = _last_truthy_run_extreme(ends, False)
 
-    # gaps between consecutive regions of a snapshot (damo skips a previous end of 0)
-    first_in_snapshot = np.zeros(len(starts), dtype=bool)
-    first_in_snapshot[rec.offsets[:-1][np.diff(rec.offsets) > 0]] = True
-    is_gap = ~first_in_snapshot[1:] & (ends[:-1] != starts[1:]) & (ends[:-1] != 0)
-    gap_start, gap_end = ends[:-1][is_gap], starts[1:][is_gap]
-    gap_snap = snap_of[1:][is_gap]
+    # gaps between consecutive regions of a snapshot (damo skips a previous end of 0): first the
+    # few places where a region does not start at the previous one's end, then only those are
+    # checked for being a snapshot's first region
+    after = np.flatnonzero(ends[:-1] != starts[1:]) + 1
+    after_snap = np.searchsorted(rec.offsets, after, side="right") - 1
+    is_gap = (rec.offsets[after_snap] != after) & (ends[after - 1] != 0)
+    gap_start, gap_end = ends[after[is_gap] - 1], starts[after[is_gap]]
+    gap_snap = after_snap[is_gap]
     counts = np.bincount(gap_snap, minlength=rec.nr_snapshots)
     goff = np.zeros(rec.nr_snapshots + 1, dtype=np.int64)
     np.cumsum(counts, out=goff[1:])
@@ -151,7 +152,7 @@ def _nondecreasing(values: np.ndarray) -> bool:
 
 def _area_heats(rec: Record, area_s: np.ndarray, area_e: np.ndarray) -> list[int | None]:
     """Per area: sum of size * samples of the regions with samples != 0 touching it (ends count)."""
-    accessed = rec.nr_accesses != 0
+    accessed = np.flatnonzero(rec.nr_accesses)       # a minority of regions, usually
     rs, re, acc = rec.start[accessed], rec.end[accessed], rec.nr_accesses[accessed]
     if not (_nondecreasing(area_s) and _nondecreasing(area_e)):
         return _area_heats_one_by_one(rs, re, acc, area_s, area_e)
@@ -263,19 +264,31 @@ def _address_fragments(reg_start: np.ndarray, reg_end: np.ndarray, amin: int, au
     return inside, n, col, nbytes
 
 
+def stable_order(keys: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for integers in [0, bound), as 16-bit radix sorts:
+    numpy sorts 16-bit keys by radix, other widths by merging, which is several times slower."""
+    if bound <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    if bound > 1 << 32:
+        return np.argsort(keys, kind="stable")
+    order = np.argsort(keys.astype(np.uint16), kind="stable")          # the low 16 bits
+    high = (keys[order] >> 16).astype(np.uint16)
+    return order[np.argsort(high, kind="stable")]
+
+
 def apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_sz: float) -> None:
     """heat[k] = (value + heat[k] * pixel_sz) / pixel_sz for each contribution, in the given order.
 
-    Contributions are grouped per pixel (stable sort) and laid out as a (depth, pixels) matrix,
-    deepest pixels first, so that step r updates the r-th contribution of every pixel that has
-    one with three in-place numpy calls on a contiguous prefix. A few very deep pixels (a tiny
-    --resol) would make the matrix mostly padding: those are updated one float at a time.
+    Contributions are grouped per pixel (stable sort), pixels ordered deepest first, so that
+    round r updates the r-th contribution of every pixel that has one with a few in-place numpy
+    calls on a contiguous prefix. A few very deep pixels (a tiny --resol) would need as many
+    rounds as they have contributions: those are updated one float at a time instead.
     """
     n = len(key)
     if not n:
         return
-    small = key.astype(np.uint16) if len(heat) <= 1 << 16 else key    # radix sort for 16-bit keys
-    order = np.argsort(small, kind="stable")
+    low = int(key.min())        # a buffer spans a few rows: its key range often fits 16 bits
+    order = stable_order(key - low, int(key.max()) - low + 1)
     key = key[order]
     value = value[order]
     new = np.empty(n, dtype=bool)
@@ -287,15 +300,11 @@ def apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_s
     if counts.max() == 1:
         heat[pixels] = (value + heat[pixels] * pixel_sz) / pixel_sz
         return
-    by_depth = np.argsort(-counts, kind="stable")
+    by_depth = stable_order(counts.max() - counts, int(counts.max()) + 1)
     starts, counts, pixels = starts[by_depth], counts[by_depth], pixels[by_depth]
-    # matrix cells left after moving the i deepest pixels to Python, against their Python steps
-    nr_pixels = len(counts)
-    matrix_cells = np.append(counts, 0) * (nr_pixels - np.arange(nr_pixels + 1))
+    # rounds left after moving the i deepest pixels to Python, against their Python steps
     python_steps = np.concatenate([[0], np.cumsum(counts)])
-    cost = (matrix_cells * SECONDS_PER_MATRIX_CELL + python_steps * SECONDS_PER_PYTHON_STEP
-            + np.append(counts, 0) * SECONDS_PER_ROUND)
-    cost[matrix_cells > max(4 * n, 1 << 22)] = np.inf      # bounds the matrix's memory
+    cost = python_steps * SECONDS_PER_PYTHON_STEP + np.append(counts, 0) * SECONDS_PER_ROUND
     nr_python = int(np.argmin(cost))
     for p, first, count in zip(pixels[:nr_python].tolist(), starts[:nr_python].tolist(),
                                counts[:nr_python].tolist()):
@@ -306,19 +315,42 @@ def apply_in_order(heat: np.ndarray, key: np.ndarray, value: np.ndarray, pixel_s
     starts, counts, pixels = starts[nr_python:], counts[nr_python:], pixels[nr_python:]
     if not len(counts):
         return
-    depth, width = int(counts[0]), len(counts)
-    matrix = np.zeros((depth, width))
-    seg = np.repeat(np.arange(width), counts)
-    matrix[np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts), seg] = value[_ranges(starts, counts)]
     h = heat[pixels]
-    active = np.searchsorted(-counts, -np.arange(depth), side="left")     # pixels deeper than r
-    for r in range(depth):
-        m = int(active[r])
+    at = starts.copy()          # each pixel's next contribution
+    active = np.searchsorted(-counts, -np.arange(int(counts[0])), side="left")     # pixels deeper than r
+    for m in active.tolist():
         hm = h[:m]
         hm *= pixel_sz
-        hm += matrix[r, :m]
+        hm += value[at[:m]]
         hm /= pixel_sz
+        at[:m] += 1
     heat[pixels] = h
+
+
+class ContributionBuffer:
+    """Pixel contributions queued in their order, applied to ``heat`` (apply_in_order) a
+    buffer at a time; ``flush`` applies what is left."""
+
+    def __init__(self, heat: np.ndarray, pixel_sz: float, size: int = BUFFER_CONTRIBUTIONS):
+        self.heat, self.pixel_sz, self.size = heat, pixel_sz, size
+        self.key = np.empty(size, dtype=np.int64)       # untouched pages cost nothing
+        self.value = np.empty(size)
+        self.used = 0
+
+    def push(self, key: np.ndarray, value: np.ndarray) -> None:
+        n = len(key)
+        if self.used + n > self.size:
+            self.flush()
+        if n > self.size:
+            apply_in_order(self.heat, key, value, self.pixel_sz)
+            return
+        self.key[self.used:self.used + n] = key
+        self.value[self.used:self.used + n] = value
+        self.used += n
+
+    def flush(self) -> None:
+        n, self.used = self.used, 0
+        apply_in_order(self.heat, self.key[:n], self.value[:n], self.pixel_sz)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -350,7 +382,7 @@ def pixel_heats(snap_start: np.ndarray, snap_end: np.ndarray, reg_snap: np.ndarr
     tf_base = (tf_row * ares).astype(key_dtype)
     tf_dur = tf_dur.astype(np.float64)
     pixel_sz = float(tunit) * float(aunit)
-    acc_f = reg_acc.astype(np.float64)
+    contributions = ContributionBuffer(heat, pixel_sz)
     for lo in range(0, len(reg_start), CHUNK_REGIONS):
         hi = lo + CHUNK_REGIONS
         snap = reg_snap[lo:hi]
@@ -367,8 +399,9 @@ def pixel_heats(snap_start: np.ndarray, snap_end: np.ndarray, reg_snap: np.ndarr
         tf = tf[inside]
         key = np.repeat(tf_base[tf], nfrag) + col.astype(key_dtype)
         # damo's order of operations: samples * duration, then * bytes
-        value = np.repeat(acc_f[idx][inside] * tf_dur[tf], nfrag) * nbytes.astype(np.float64)
-        apply_in_order(heat, key, value, pixel_sz)
+        value = np.repeat(reg_acc[idx][inside].astype(np.float64) * tf_dur[tf], nfrag) * nbytes.astype(np.float64)
+        contributions.push(key, value)
+    contributions.flush()
     return heat.reshape(tres, ares)
 
 
@@ -512,21 +545,6 @@ def heat_digits(heats: np.ndarray) -> np.ndarray:
     return np.minimum(np.trunc((heats - lo) / unit), MAX_DIGIT).astype(np.int8)
 
 
-def color_code(colorset: str, level: int) -> str:
-    bg, fg = COLORSETS[colorset]
-    return "\x1b[48;5;%dm\x1b[38;5;%dm" % (bg[level], fg[level])
-
-
-def use_color(choice: str = "auto", stream=None) -> bool:
-    """Colour when asked, or by default when writing to a terminal and NO_COLOR is unset."""
-    if choice == "always":
-        return True
-    if choice == "never":
-        return False
-    stream = stream or sys.stdout
-    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
-
-
 def format_stdout_heatmap(grid: HeatGrid, colorset: str = "gray", color: bool = True,
                           color_example: bool = True) -> str:
     """The digit grid (one row per time slot, earliest first) and damo's footer."""
@@ -643,54 +661,7 @@ def draw_heatmap(grid: HeatGrid, path: str, title: str, aggr_us: int | None = No
             "colorbar": heat_label, "title": title}
 
 
-# --- command line -----------------------------------------------------------------------------
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``heats`` and ``heatmap``."""
-    from damo.report import add_input_argument
-
-    add_input_argument(parser)
-    add_target_option(parser, "the guide's first")
-    add_time_range_option(parser, "the whole record")
-    add_address_range_option(parser, "address range (default: the hottest contiguous area)")
-    parser.add_argument("--abs_time", action="store_true", help="print absolute times")
-    parser.add_argument("--abs_addr", action="store_true", help="print absolute addresses")
-    parser.add_argument("--guide", action="store_true", help="print the time span and areas of each target")
-    parser.add_argument("--all", action="store_true",
-                        help="draw every mapped area as a band (unmapped gaps collapsed), not only the hottest")
-    parser.add_argument("--json", action="store_true", help="print the heat grid (or the guide) as JSON")
-    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
-                        help="colour the stdout heatmap: auto (terminal without NO_COLOR), always, never")
-
-
-DESCRIPTION = """\
-When which address ranges were how frequently accessed (damo 2.x's `report heats`). The
-heatmap is a grid: rows are time, columns are addresses, and a cell's heat is the access
-frequency averaged over its area. By default it covers the whole recorded time and the
-contiguous address area with the highest heat per byte (--guide lists them); --all shows every
-mapped area. Without --heatmap it prints every cell as a `time address heat` line;
---heatmap stdout draws the cells as digits 0-9 (relative heat), --heatmap FILE as an image."""
-
-EXAMPLES = """\
-examples:
-  damo report heats --heatmap stdout --resol 40 80 -i stairs.data
-  damo report heats --guide
-  damo report heats --all --heatmap heat.png"""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--resol", type=int, nargs=2, default=[500, 500], metavar=("TIME", "ADDR"),
-                        help="rows (time) and columns (address) (default: 500 500)")
-    parser.add_argument("--heatmap", metavar="FILE",
-                        help="draw the heatmap: 'stdout' for the terminal, or an image (.png .svg .pdf .jpg) "
-                             "(default: print the time/address/heat lines)")
-    parser.add_argument("--stdout_heatmap_color", choices=list(COLORSETS), help="stdout colours (default: gray)")
-    parser.add_argument("--ascii_color", choices=list(COLORSETS), help=argparse.SUPPRESS)
-    parser.add_argument("--plot_ascii", action="store_true", help="same as --heatmap stdout")
-    parser.add_argument("--stdout_heatmap_skip_color_example", action="store_true",
-                        help="leave out the colour example line")
-
+# --- command line (options and help: damo/report_commands/heats.py) ---------------------------
 
 def run(args: argparse.Namespace) -> int:
     if args.heatmap is None and args.plot_ascii:
@@ -753,7 +724,7 @@ def report(args: argparse.Namespace, output: str, resolution, colorset: str, col
     from damo.report import load_record
 
     check_ranges(args, resolution)
-    record = load_record(args.input)
+    record = load_record(args.input, columns=("start", "end", "nr_accesses"))      # no ages
     if args.guide:
         gs = guides(record)
         text = json.dumps(guides_json(gs), indent=2) if args.json else format_guides(gs)

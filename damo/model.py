@@ -20,6 +20,8 @@ ADDR_DTYPE = np.uint64
 NR_ACCESSES_DTYPE = np.int64
 AGE_DTYPE = np.int64
 TIME_DTYPE = np.int64
+# meta.extra key: one dict per target, {"target_id", "pid", "cmdline", ...}, for process targets
+TARGETS_KEY = "targets"
 
 
 @dataclass
@@ -57,6 +59,14 @@ class RecordMeta:
         labels = kwargs.pop("labels", None)
         labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
         return cls(**kwargs, labels=labels, extra=extra)
+
+    def targets_info(self) -> dict[int, dict]:
+        """Target id -> what the record knows of it (``pid``, ``cmdline``, ...), from ``extra``."""
+        out = {}
+        for item in self.extra.get(TARGETS_KEY) or []:
+            if isinstance(item, dict) and isinstance(item.get("target_id"), int):
+                out[item["target_id"]] = {k: v for k, v in item.items() if k != "target_id"}
+        return out
 
     @property
     def max_nr_accesses(self) -> int | None:

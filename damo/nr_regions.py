@@ -13,8 +13,8 @@ import numpy as np
 
 from damo.errors import DamoError
 from damo.model import Record
-from damo.report import add_input_argument, load_record
-from damo.selection import skip_first_mask
+from damo.report import load_record
+from damo.selection import skip_first_mask, target_mask
 from damo.wss import DEFAULT_PERCENTILES, percentile_values
 
 SKIPPED_SNAPSHOTS = 20
@@ -23,10 +23,12 @@ SKIPPED_SNAPSHOTS = 20
 def nr_regions_distributions(record: Record, sort: bool = True,
                              skip: int = SKIPPED_SNAPSHOTS) -> dict[int, np.ndarray]:
     """``{target_id: number of regions of each snapshot}``, after the first ``skip`` snapshots."""
+    counts = record.regions_per_snapshot()
+    kept = skip_first_mask(record, skip)
     out = {}
-    for tid, rec in record.split_targets():
-        counts = rec.regions_per_snapshot()[skip_first_mask(rec, skip)]
-        out[tid] = np.sort(counts) if sort else counts
+    for tid in record.target_ids():       # per-snapshot columns only: the regions are never read
+        mine = counts[kept & target_mask(record, tid)]
+        out[tid] = np.sort(mine) if sort else mine
     return out
 
 
@@ -55,28 +57,6 @@ def nr_regions_json(dists: dict[int, np.ndarray], percentiles: Sequence[int]) ->
     return {"skipped_snapshots": SKIPPED_SNAPSHOTS, "targets": targets}
 
 
-DESCRIPTION = """\
-The distribution of the number of monitoring regions per snapshot, as percentiles per target.
-The first 20 snapshots of each target are skipped while DAMON adapts its regions, as damo
-does."""
-
-EXAMPLES = """\
-examples:
-  damo report nr_regions -i stairs.data
-  damo report nr_regions --sortby time --plot regions.png"""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_argument(parser)
-    parser.add_argument("-r", "--range", type=int, nargs=3, metavar=("START", "STOP", "STEP"),
-                        help="percentiles to print (default: 0 25 50 75 100)")
-    parser.add_argument("-s", "--sortby", choices=["time", "size"],
-                        help="order of the counts: by size (default) or in time order")
-    parser.add_argument("-p", "--plot", metavar="FILE",
-                        help="draw the distribution into an image file (default: print text)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
 def run(args: argparse.Namespace) -> int:
 
     percentiles = list(DEFAULT_PERCENTILES)
@@ -85,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             raise DamoError("--range: step must not be zero")
         percentiles = list(range(*args.range))
     sort = args.sortby != "time"
-    dists = nr_regions_distributions(load_record(args.input), sort)
+    dists = nr_regions_distributions(load_record(args.input, columns=()), sort)
     if args.plot:
         from damo.plot import plot_distributions
 

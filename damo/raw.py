@@ -5,7 +5,7 @@ import argparse
 import math
 import os
 import sys
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -17,7 +17,9 @@ from damo.report import add_input_argument, load_record
 from damo.selection import add_duration_option, duration_window, target_mask
 
 REGION_HEADER = "# %10s %12s  %12s  %11s %5s" % ("start_addr", "end_addr", "length", "nr_accesses", "age")
-LINE_WIDTH = 59                 # a region line when every field fits its printf width
+# a region line when every field fits its printf width: the fields' places and the text between
+LINE_TEMPLATE = b"%12s-%12s (%12s) %11s %5s\n" % ((b"",) * 5)
+LINE_WIDTH = len(LINE_TEMPLATE)
 BLOCK_BYTES = 1 << 20
 PAGER_LINES = 50                # damo prints one more newline when its text fits this many lines
 
@@ -86,66 +88,11 @@ def select(record: Record, duration: tuple[float, float] | None) -> Record:
 
 # --- region lines, vectorised ---------------------------------------------------------------------
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def _decimal(values: np.ndarray, width: int) -> np.ndarray:
-    """Right-aligned decimal digits of values that fit ``width`` (a '-' before negatives)."""
-    values = values.astype(np.int64)
-    magnitude = np.abs(values)
-    chars = np.full((len(values), width), 32, dtype=np.uint8)
-    if not len(values):
-        return chars
-    # Only as many digit columns as the largest value needs; the rest stay blank.
-    nr_columns = len(str(int(magnitude.max())))
-    pows = 10 ** np.arange(nr_columns - 1, -1, -1, dtype=np.int64)
-    digits = ((magnitude[:, None] // pows) % 10 + 48).astype(np.uint8)
-    leading = pows[None, :] > magnitude[:, None]
-    leading[:, -1] = False
-    digits[leading] = 32
-    chars[:, width - nr_columns:] = digits
-    negative = np.flatnonzero(values < 0)
-    if len(negative):
-        nr_digits = np.maximum((pows[None, :] <= magnitude[negative, None]).sum(axis=1), 1)
-        chars[negative, width - nr_digits - 1] = 45
-    return chars
-
-
-def _hex12(values: np.ndarray) -> np.ndarray:
-    shifts = np.arange(44, -1, -4, dtype=np.uint64)
-    return _HEX[((values[:, None] >> shifts) & np.uint64(0xF)).astype(np.intp)]
-
-
-def _size12(sizes: np.ndarray) -> np.ndarray:
-    """fmt.format_sz right-aligned in 12 characters, for sizes below 2**50 (exact in float)."""
-    sizes = sizes.astype(np.int64)
-    out = np.full((len(sizes), 12), 32, dtype=np.uint8)
-    shift = np.zeros(len(sizes), dtype=np.int64)
-    for k in (40, 30, 20, 10):                       # strictly larger than the unit
-        shift[(shift == 0) & (sizes > (1 << k))] = k
-    plain = shift == 0
-    if plain.any():
-        out[plain, :10] = _decimal(sizes[plain], 10)
-        out[plain, 10:] = np.frombuffer(b" B", dtype=np.uint8)
-    scaled = np.flatnonzero(~plain)
-    if len(scaled):
-        # '%.3f' of the exact value size / 2**k, rounded half to even, in thousandths.
-        k = shift[scaled]
-        num = sizes[scaled] * 1000
-        q = num >> k
-        r = num - (q << k)
-        half = np.int64(1) << (k - 1)
-        q += (r > half) | ((r == half) & (q % 2 == 1))
-        out[scaled, :4] = _decimal(q // 1000, 4)
-        out[scaled, 4] = ord(".")
-        out[scaled, 5:8] = _decimal(q % 1000 + 1000, 4)[:, 1:]
-        for shift_bits, unit in ((10, b" KiB"), (20, b" MiB"), (30, b" GiB"), (40, b" TiB")):
-            rows = scaled[k == shift_bits]
-            out[rows, 8:] = np.frombuffer(unit, dtype=np.uint8)
-    return out
+CHUNK_REGIONS = 1 << 17         # regions formatted at once: big enough to amortise numpy's calls
 
 
 def _fits_fixed_width(start, end, nr, age, raw_number: bool) -> bool:
+    """Whether every field fits its printf width with non-negative numbers (the fast path)."""
     if not len(start):
         return True
     limit = np.uint64(1 << 48)
@@ -153,30 +100,74 @@ def _fits_fixed_width(start, end, nr, age, raw_number: bool) -> bool:
         return False
     if raw_number and (end - start).max() >= np.uint64(10**12):
         return False
-    return bool(nr.max() < 10**11 and nr.min() > -10**10 and age.max() < 10**5 and age.min() > -10**4)
+    return bool(nr.max() < 10**11 and nr.min() >= 0 and age.max() < 10**5 and age.min() >= 0)
+
+
+def region_matrix(start: np.ndarray, end: np.ndarray, nr: np.ndarray, age: np.ndarray,
+                  raw_number: bool = False) -> np.ndarray | None:
+    """``%012x-%012x (%12s) %11d %5d\\n`` lines as an (n, LINE_WIDTH) byte matrix, or None when
+    some value does not fit its field (see _fits_fixed_width)."""
+    if not _fits_fixed_width(start, end, nr, age, raw_number):
+        return None
+    sizes = (end - start).astype(np.int64)
+    return fmt.assemble_lines(LINE_TEMPLATE, [
+        (0, fmt.hex_column(start)), (13, fmt.hex_column(end)),
+        (27, fmt.decimal_column(sizes, 12) if raw_number else fmt.size_column(sizes)),
+        (41, fmt.decimal_column(nr, 11)), (53, fmt.decimal_column(age, 5))])
 
 
 def region_lines(start: np.ndarray, end: np.ndarray, nr: np.ndarray, age: np.ndarray,
                  raw_number: bool = False) -> bytes:
     """``%012x-%012x (%12s) %11d %5d`` lines for a snapshot's regions."""
-    n = len(start)
-    if n == 0:
+    if len(start) == 0:
         return b""
-    if not _fits_fixed_width(start, end, nr, age, raw_number):
+    matrix = region_matrix(start, end, nr, age, raw_number)
+    if matrix is None:
         return _region_lines_printf(start, end, nr, age, raw_number)
-    sizes = (end - start).astype(np.int64)
-    out = np.empty((n, LINE_WIDTH), dtype=np.uint8)
-    out[:, 0:12] = _hex12(start)
-    out[:, 12] = ord("-")
-    out[:, 13:25] = _hex12(end)
-    out[:, 25:27] = np.frombuffer(b" (", dtype=np.uint8)
-    out[:, 27:39] = _decimal(sizes, 12) if raw_number else _size12(sizes)
-    out[:, 39:41] = np.frombuffer(b") ", dtype=np.uint8)
-    out[:, 41:52] = _decimal(nr, 11)
-    out[:, 52] = ord(" ")
-    out[:, 53:58] = _decimal(age, 5)
-    out[:, 58] = ord("\n")
-    return out.tobytes()
+    return matrix.tobytes()
+
+
+def region_line_blocks(record: Record, idx: np.ndarray, raw_number: bool = False) -> Iterator[list]:
+    """For the snapshots ``idx`` (ascending), their region lines: one list per snapshot holding a
+    bytes-like block, formatted a chunk of about CHUNK_REGIONS regions at a time."""
+    offsets = record.offsets
+    counts = offsets[idx + 1] - offsets[idx]
+    bounds = np.searchsorted(np.cumsum(counts), np.arange(CHUNK_REGIONS, int(counts.sum()), CHUNK_REGIONS))
+    for chunk in np.split(idx, np.unique(bounds)):
+        if not len(chunk):
+            continue
+        lo, hi = int(offsets[chunk[0]]), int(offsets[chunk[-1] + 1])
+        contiguous = hi - lo == int(counts_of(offsets, chunk).sum())
+        cols = [record.start, record.end, record.nr_accesses, record.age]
+        if contiguous:
+            cols = [c[lo:hi] for c in cols]
+        else:
+            picked = region_indices(offsets, chunk)
+            cols = [c[picked] for c in cols]
+        matrix = region_matrix(*cols, raw_number)
+        if matrix is None:
+            for i in chunk.tolist():
+                sl = slice(int(offsets[i]), int(offsets[i + 1]))
+                yield [region_lines(record.start[sl], record.end[sl], record.nr_accesses[sl], record.age[sl],
+                                    raw_number)]
+            continue
+        body = memoryview(matrix.reshape(-1))
+        ends = np.cumsum(counts_of(offsets, chunk)) * LINE_WIDTH
+        begin = 0
+        for stop in ends.tolist():
+            yield [body[begin:stop]]
+            begin = stop
+
+
+def counts_of(offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return offsets[idx + 1] - offsets[idx]
+
+
+def region_indices(offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The region indices of snapshots ``idx``, in order."""
+    counts = counts_of(offsets, idx)
+    starts = np.repeat(offsets[idx] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return starts + np.arange(int(counts.sum()))
 
 
 def _region_lines_printf(start, end, nr, age, raw_number: bool) -> bytes:
@@ -189,6 +180,19 @@ def _region_lines_printf(start, end, nr, age, raw_number: bool) -> bytes:
 
 # --- the report -------------------------------------------------------------------------------------
 
+def snapshot_head(record: Record, i: int, start, base, tid: int, raw_number: bool,
+                  format_time: Callable = fmt.format_time_ns) -> bytes:
+    """The lines before snapshot ``i``'s regions (``start``: its start time as printed)."""
+    end = int(record.end_ns[i])
+    return "\n".join([
+        "monitoring_start:    %16s" % format_time(start - base, raw_number),
+        "monitoring_end:      %16s" % format_time(end - base, raw_number),
+        "monitoring_duration: %16s" % format_time(end - start, raw_number),
+        "target_id: %s" % tid,
+        "nr_regions: %s" % int(record.offsets[i + 1] - record.offsets[i]),
+        REGION_HEADER, ""]).encode()
+
+
 def render(record: Record, raw_number: bool = False,
            duration: tuple[float, float] | None = None) -> Iterator[bytes]:
     """damo's raw report text, in blocks (without the trailing newline damo's print may add)."""
@@ -197,18 +201,10 @@ def render(record: Record, raw_number: bool = False,
             continue
         base = exact_start(record, int(idx[0]))
         yield ("base_time_absolute: %s\n\n" % fmt.format_time_ns(base, raw_number)).encode()
-        for i in idx.tolist():
-            snap = record.snapshot(i)
-            start = exact_start(record, i)
-            head = "\n".join([
-                "monitoring_start:    %16s" % fmt.format_time_ns(start - base, raw_number),
-                "monitoring_end:      %16s" % fmt.format_time_ns(snap.end_ns - base, raw_number),
-                "monitoring_duration: %16s" % fmt.format_time_ns(snap.end_ns - start, raw_number),
-                "target_id: %s" % tid,
-                "nr_regions: %s" % snap.nr_regions,
-                REGION_HEADER, ""])
-            yield head.encode() + region_lines(snap.start, snap.end, snap.nr_accesses, snap.age,
-                                               raw_number) + b"\n"
+        for i, block in zip(idx.tolist(), region_line_blocks(record, idx, raw_number)):
+            yield snapshot_head(record, i, exact_start(record, i), base, tid, raw_number)
+            yield block[0]
+            yield b"\n"
 
 
 def render_json(record: Record, raw_number: bool = False,
@@ -228,17 +224,23 @@ def _pager_lines(out: BinaryIO) -> int:
     return PAGER_LINES
 
 
-def write_report(blocks: Iterator[bytes], out: BinaryIO) -> None:
-    """Write blocks in large writes; end like damo's print (one more newline for short text)."""
+def write_report(blocks: Iterator[bytes], out: BinaryIO, pager_lines: int | None = None,
+                 end_on_terminal: bool = False) -> None:
+    """Write blocks in large writes; end like damo's print: one more newline for text of up to
+    ``pager_lines`` lines (default: the terminal's height), and with ``end_on_terminal`` always
+    on a terminal (damo 3.x pages long text through ``less``)."""
     pending, size, newlines = [], 0, 0
+    if pager_lines is None:
+        pager_lines = _pager_lines(out)
     for block in blocks:
         pending.append(block)
         size += len(block)
-        newlines += block.count(b"\n")
+        if newlines <= pager_lines:         # only whether the text is short matters
+            newlines += bytes(block).count(b"\n")
         if size >= BLOCK_BYTES:
             out.write(b"".join(pending))
             pending, size = [], 0
-    if newlines <= _pager_lines(out):
+    if newlines <= pager_lines or (end_on_terminal and out.isatty()):
         pending.append(b"\n")
     out.write(b"".join(pending))
     out.flush()

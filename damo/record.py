@@ -72,9 +72,12 @@ file is kept as damon.data.old). TARGET picks how:
 
   FILE.cfg        a masim config: the user-space DAMON engine watches the simulated workload,
                   with no kernel support needed (a 70 s config records in about a second);
-                  a bundled config goes by its name (zigzag, stairs_30secs; `masim --list`)
-  COMMAND / PID   this machine's kernel DAMON watches that process (needs root); on a kernel
-                  without DAMON but with idle page tracking, damo's own engine does (--ops page_idle)
+                  a bundled config goes by its name (zigzag, stairs_30secs; `masim --list`);
+                  several configs are several targets
+  COMMAND / PID   this machine's kernel DAMON watches that process (needs root), and every
+                  task it forks, each a target of its own; several PIDs are several targets;
+                  on a kernel without DAMON but with idle page tracking, damo's own engine
+                  watches the one process (--ops page_idle)
   paddr           this machine's kernel DAMON watches physical memory (needs root)
   --vm            the same, inside a VM whose kernel has full DAMON (see `damo vm`)
   ongoing         the snapshots of kdamonds that are already running, someone else's too,
@@ -88,6 +91,9 @@ examples:
   damo record masim/configs/stairs.cfg -o stairs.data
   sudo damo record -- ./my_workload --its-option
   sudo damo record --timeout 10 paddr
+  sudo damo record --exclude_child_tasks --timeout 10 1234 5678
+  sudo damo record --snapshot 1 5 -- ./my_workload
+  damo record zigzag stairs
   sudo damo record --ops page_idle --timeout 10 1234
   sudo damo record --damon_interface debugfs -- ./my_workload
   sudo damo record ongoing --kdamond 0 --timeout 60 -o host.data
@@ -135,6 +141,115 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
                         help="a label kept in the record, e.g. --label service=web (repeatable; default: "
                              "host, kernel and damo_version only)")
+    add_targets_arguments(parser)
+
+
+# --- several targets, child tasks and damo 3.4.3's record options (one block, see issue 17) ------
+
+def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
+    """damo 3.4.3's names for targets and attributes, beside the 2.x ones above."""
+    parser.add_argument("--target_pid", type=int, action="append", default=[], metavar="PID",
+                        help="a process to record; repeatable, like giving several PIDs as TARGET "
+                             "(default: TARGET)")
+    parser.add_argument("--damon_target", action="count", default=0,
+                        help="marks the start of a target's options (--target_pid, -r), as in damo 3.x; "
+                             "each --target_pid is a target of its own either way")
+    parser.add_argument("--include_child_tasks", dest="child_tasks", action="store_true", default=True,
+                        help="every process that a recorded process forks (children of children too) is "
+                             "recorded as a target of its own from about a second after its birth until "
+                             "it exits (the default)")
+    parser.add_argument("--exclude_child_tasks", dest="child_tasks", action="store_false",
+                        help="record only the given processes, not the ones they fork")
+    parser.add_argument("--monitoring_intervals", nargs=3, metavar=("SAMPLE", "AGGR", "UPDATE"),
+                        help="sampling, aggregation and regions update intervals, as -s -a -u, with damo's "
+                             "units: 5ms, 100ms, 1s (a bare number is microseconds; default: 5ms 100ms 1s)")
+    parser.add_argument("--monitoring_nr_regions_range", nargs=2, metavar=("MIN", "MAX"),
+                        help="minimum and maximum number of monitoring regions, as -n -m (default: 10 1000)")
+    parser.add_argument("--numa_node", type=int, nargs="+", metavar="N",
+                        help="with paddr: watch only the memory of these NUMA nodes (default: the largest "
+                             "System RAM range)")
+    parser.add_argument("--output_permission", default="600", metavar="OCTAL",
+                        help="permission bits of the record file (default: 600)")
+    parser.add_argument("--snapshot", nargs=2, metavar=("DELAY", "COUNT"),
+                        help="take COUNT snapshots DELAY seconds apart (each a full picture of the target's "
+                             "regions, from a DAMOS 'stat' scheme's tried regions on damo's own kdamond) and "
+                             "write them as a normal record (default: record every aggregation)")
+
+
+def _parse_us(option: str, text: str) -> int:
+    from damo.selection import parse_time_ns
+
+    try:
+        value = parse_time_ns(text, bare_unit_ns=1000) / 1000
+    except ValueError:
+        raise DamoError(f"{option}: '{text}' is not a time (e.g. 5ms, 100ms, 1s)") from None
+    if value != int(value) or value <= 0:
+        raise DamoError(f"{option}: '{text}' is not a positive number of microseconds")
+    return int(value)
+
+
+def _parse_count(option: str, text: str) -> int:
+    try:
+        return int(text.replace(",", ""))
+    except ValueError:
+        raise DamoError(f"{option}: '{text}' is not a whole number") from None
+
+
+def _parse_snapshot(values: list[str] | None) -> tuple[float, int] | None:
+    if values is None:
+        return None
+    delay_text, count_text = values
+    try:
+        delay, count = float(delay_text), int(count_text)
+    except ValueError:
+        raise DamoError(f"--snapshot: '{delay_text} {count_text}' is not DELAY (seconds) and COUNT") from None
+    if not 0 <= delay <= MAX_TIMEOUT_SECONDS or count < 1:
+        raise DamoError(f"--snapshot {delay_text} {count_text}: DELAY must be 0 to 1e7 seconds and COUNT at least 1")
+    return delay, count
+
+
+def _parse_permission(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise DamoError(f"--output_permission: '{text}' is not an octal file mode (e.g. 600)")
+    return mode
+
+
+def targets_options(args: argparse.Namespace, attrs_args: list[int]) -> tuple[list[int], dict]:
+    """The monitoring attributes (-s -a -u -n -m, overridden by damo 3.4.3's names) and the
+    request fields of the options above."""
+    sample, aggr, updr, minr, maxr = attrs_args
+    if args.monitoring_intervals:
+        sample, aggr, updr = (_parse_us("--monitoring_intervals", t) for t in args.monitoring_intervals)
+    if args.monitoring_nr_regions_range:
+        minr, maxr = (_parse_count("--monitoring_nr_regions_range", t) for t in args.monitoring_nr_regions_range)
+    fields = {"child_tasks": args.child_tasks,
+              "numa_nodes": list(args.numa_node or []), "output_permission": _parse_permission(args.output_permission),
+              "snapshot": _parse_snapshot(args.snapshot)}
+    return [sample, aggr, updr, minr, maxr], fields
+
+
+def numa_regions(target: list[str], ops: str | None, regions: list, nodes: list[int]) -> list[tuple[int, int]]:
+    """--numa_node's physical address ranges, checked before anything else happens."""
+    from damo.kernel.numa import node_ranges
+
+    if target != ["paddr"] or ops not in (None, "paddr"):
+        raise DamoError("--numa_node limits paddr monitoring: give 'paddr' as TARGET")
+    if regions:
+        raise DamoError("--numa_node and -r both say what to monitor: give one of them")
+    return node_ranges(nodes)
+
+
+def merge_target_pids(target: list[str], target_pids: list[int]) -> list[str]:
+    """TARGET words with the --target_pid ones: several pids are several targets."""
+    if not target_pids:
+        return target
+    if target and not all(word.isdigit() for word in target):
+        raise DamoError("--target_pid records running processes: give no command with it")
+    return target + [str(pid) for pid in target_pids]
 
 
 def pick_source(request: RecordRequest, use_vm: bool) -> str:
@@ -155,8 +270,22 @@ def pick_source(request: RecordRequest, use_vm: bool) -> str:
             return "sim"
     if request.ops == "sim" or (lone.endswith(".cfg") and len(lone.split()) == 1):
         return "sim"
+    if len(request.target) > 1 and all(_is_config(word) for word in request.target):
+        from masim.config import resolve_config_path
+
+        request.target = [resolve_config_path(word) for word in request.target]
+        return "sim"      # several masim configs: one simulated target each
     from damo.kernel.backend import choose_backend
     return BACKEND_SOURCES[choose_backend(request.damon_interface, request.ops).name]
+
+
+def _is_config(word: str) -> bool:
+    """A masim config file, or a bundled config's name that is no file or command here."""
+    from masim.config import resolve_config_path
+
+    if word.endswith(".cfg") and len(word.split()) == 1:
+        return True
+    return resolve_config_path(word) != word and not os.path.exists(word) and not shutil.which(word)
 
 
 def request_from_args(args: argparse.Namespace) -> RecordRequest:
@@ -167,21 +296,26 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
     target = list(args.target)
     if target and target[0] == "--":
         target = target[1:]
+    target = merge_target_pids(target, args.target_pid)
     if not target:
         raise DamoError("record: a TARGET is needed (a masim .cfg file, a command, a pid or 'paddr')")
-    attrs = MonitoringAttrs(args.sample, args.aggr, args.updr, args.minr, args.maxr)
+    attrs_args, target_fields = targets_options(args, [args.sample, args.aggr, args.updr, args.minr, args.maxr])
+    attrs = MonitoringAttrs(*attrs_args)
     try:
         attrs.check()
     except ValueError as err:
         raise DamoError(f"record: bad monitoring attributes: {err}") from None
     if args.timeout is not None and args.timeout <= 0:
         raise DamoError("--timeout must be positive")
+    regions = args.regions
+    if target_fields["numa_nodes"]:
+        regions = numa_regions(target, args.ops, args.regions, target_fields["numa_nodes"])
     return RecordRequest(target=target, attrs=attrs, ops=args.ops, damon_interface=args.damon_interface,
                          timeout=args.timeout, seed=args.seed,
-                         shell=args.shell, regions=args.regions, vm_kernel=args.vm_kernel, out=args.out,
+                         shell=args.shell, regions=regions, vm_kernel=args.vm_kernel, out=args.out,
                          vm_accel=args.vm_accel, vm_tlb_flush=args.vm_tlb_flush,
                          output_type=args.output_type, kdamonds=list(args.kdamond),
-                         labels=record_labels(args.label))
+                         labels=record_labels(args.label), **target_fields)
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -46,6 +46,11 @@ class RecordRequest:
     argv: list[str] = field(default_factory=list)   # the original record arguments, for --vm
     kdamonds: list[str] = field(default_factory=list)   # record ongoing: kdamond indexes, or "stat"
     labels: dict[str, str] = field(default_factory=dict)   # KEY=VALUE labels kept in the record
+    # Several targets, child tasks, damo 3.4.3's record options (damo.record's one block of them)
+    child_tasks: bool = True                 # --include_child_tasks / --exclude_child_tasks
+    numa_nodes: list[int] = field(default_factory=list)    # --numa_node: paddr over those nodes' memory
+    output_permission: int = 0o600           # --output_permission, applied once the record is complete
+    snapshot: tuple[float, int] | None = None   # --snapshot DELAY COUNT
 
 
 class SnapshotSink:
@@ -67,6 +72,10 @@ class SnapshotSink:
     def flush(self) -> None:
         self.writer.flush()
 
+    def update_meta(self, meta: RecordMeta) -> bool:
+        """Keep changed metadata (targets found while recording) where the format can."""
+        return self.writer.update_meta(meta)
+
 
 def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMeta:
     """The metadata every source records: what was monitored and with which attributes."""
@@ -77,12 +86,13 @@ def base_meta(request: RecordRequest, target_kind: str, target: str) -> RecordMe
 
 
 def open_sink(request: RecordRequest, meta: RecordMeta, total_ns: int | None = None,
-              clock: str = "time") -> SnapshotSink:
-    """Rotate an existing output to ``*.old`` and open the writer and progress display."""
+              clock: str = "time", meta_reserve: int = 0) -> SnapshotSink:
+    """Rotate an existing output to ``*.old`` and open the writer and progress display
+    (``meta_reserve``: room for metadata that grows while recording, see ``SnapshotSink.update_meta``)."""
     check_output(request.out, "-o")
     rotate_existing(request.out)
     try:
-        writer = open_writer(request.out, meta, request.output_type)
+        writer = open_writer(request.out, meta, request.output_type, meta_reserve=meta_reserve)
     except OSError as err:
         raise DamoError(f"{request.out}: cannot create ({err.strerror})") from None
     return SnapshotSink(writer, RecordProgress(total_ns=total_ns, clock=clock))
@@ -97,6 +107,8 @@ def finish(sink: SnapshotSink, request: RecordRequest, interrupted: bool = False
     with deferred_signals():
         sink.progress.close()
         sink.writer.close()
+        if request.output_permission != 0o600 and os.path.exists(request.out):
+            os.chmod(request.out, request.output_permission)
         how = "interrupted; " if interrupted else ""
         out = os.environ.get(HOST_OUT_ENV) or request.out
         # The writer's own counts: the sink's may miss a snapshot a signal interrupted mid-append.

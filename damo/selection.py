@@ -22,15 +22,9 @@ import numpy as np
 
 from damo.errors import DamoError
 from damo.model import Record
-
-
-def address(text: str) -> int:
-    """An address on the command line: decimal, or 0x-prefixed hexadecimal (as /proc/PID/maps shows),
-    in [0, 2^64] (an END may be 2^64, the end of the address space)."""
-    value = int(text, 0)          # a ValueError: argparse says "invalid address value"
-    if not 0 <= value <= 1 << 64:
-        raise argparse.ArgumentTypeError(f"{text} is outside the 64-bit address space (0..2^64)")
-    return value
+# the shared option builders live with the option types, free of numpy (re-exported here)
+from damo.options import (add_address_range_option, add_duration_option, add_exclude_samples_option,  # noqa: F401
+                          add_target_option, add_time_range_option, address)
 
 
 # --- targets -----------------------------------------------------------------------------------
@@ -110,34 +104,6 @@ def clip_addresses(record: Record, address_range: tuple[int, int]) -> Record:
     """The same snapshots with their regions cut to [START, END); regions outside are dropped."""
     lo, hi = check_address_range(address_range)
     return record.clip(lo, hi)
-
-
-# --- shared options ----------------------------------------------------------------------------
-
-def add_target_option(parser: argparse.ArgumentParser, default_text: str) -> None:
-    parser.add_argument("--tid", type=int, metavar="ID", help=f"target id (default: {default_text})")
-
-
-def add_time_range_option(parser: argparse.ArgumentParser, default_text: str) -> None:
-    parser.add_argument("--time_range", type=int, nargs=2, metavar=("START", "END"),
-                        help=f"absolute time range in ns (default: {default_text})")
-
-
-def add_address_range_option(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--address_range START END``; ``what`` says what the range does, with its default."""
-    parser.add_argument("--address_range", type=address, nargs=2, metavar=("START", "END"),
-                        help=f"{what}; decimal or 0x hex")
-
-
-def add_duration_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, nargs=2, metavar=("FROM", "TO"),
-                        help="only snapshots starting between these offsets (seconds) from each target's "
-                             "first (default: all)")
-
-
-def add_exclude_samples_option(parser: argparse.ArgumentParser, default: int) -> None:
-    parser.add_argument("--exclude_samples", type=int, default=default, metavar="N",
-                        help=f"skip the first N snapshots of each target (default: {default})")
 
 
 # --- damo 3.x's access-pattern filters ------------------------------------------------------

@@ -19,8 +19,8 @@ import numpy as np
 from damo.errors import DamoError
 from damo.fmt import format_sz
 from damo.model import Record
-from damo.report import add_input_argument, load_record
-from damo.selection import add_address_range_option, add_exclude_samples_option, clip_addresses, nr_skipped
+from damo.report import load_record
+from damo.selection import clip_addresses, nr_skipped
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 
@@ -29,7 +29,7 @@ DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 
 def region_sizes(record: Record) -> np.ndarray:
     """Every region's size in bytes (int64)."""
-    return (record.end - record.start).astype(np.int64)
+    return (record.end - record.start).view(np.int64)      # the same bits as astype, without a copy
 
 
 def _sum_per_snapshot(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -48,9 +48,11 @@ def wss_per_snapshot(record: Record, acc_thres: int = 1, sz_thres: int = 1) -> n
 
     A region counts when ``nr_accesses >= acc_thres`` and its size is ``>= sz_thres``.
     """
-    sizes = region_sizes(record)
-    counted = (record.nr_accesses >= acc_thres) & (sizes >= sz_thres)
-    return _sum_per_snapshot(np.where(counted, sizes, 0), record.offsets)
+    sizes = region_sizes(record)           # a fresh array: zeroed in place where not counted
+    counted = record.nr_accesses >= acc_thres
+    counted &= sizes >= sz_thres
+    np.multiply(sizes, counted, out=sizes)
+    return _sum_per_snapshot(sizes, record.offsets)
 
 
 def work_time_groups(start_ns: np.ndarray, end_ns: np.ndarray, work_time_us: int) -> list[tuple[int, int]]:
@@ -284,49 +286,6 @@ def plot_wss(path: str, dists: dict[int, np.ndarray], percentiles: Sequence[int]
 MAX_PERCENTILES = 101
 MAX_COLS_BAR = 1000
 
-DESCRIPTION = """\
-The distribution of the working set size: per snapshot, the total size of the regions accessed
-at least --acc_thres times, printed as percentiles with a bar each, as damo 2.x does. The first
---exclude_samples snapshots of each target are skipped while DAMON adapts its regions, and the
-targets are summed unless --per_target."""
-
-EXAMPLES = """\
-examples:
-  damo report wss -i stairs.data
-  damo report wss --raw_number -r 1 101 1        # every percentile, in bytes
-  damo report wss --address_range 0x7f0000000000 0x7f0010000000
-  damo report wss --plot wss.png"""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_argument(parser)
-    parser.add_argument("-r", "--range", type=int, nargs=3, default=[0, 101, 25],
-                        metavar=("START", "STOP", "STEP"), help="percentiles to print (default: 0 101 25)")
-    add_exclude_samples_option(parser, 20)
-    add_address_range_option(parser, "count only the addresses in [START, END), e.g. one mapping of the "
-                                     "process (default: all; not in damo)")
-    parser.add_argument("-t", "--acc_thres", type=int, default=1, metavar="NR",
-                        help="minimum nr_accesses of a region in the working set (default: 1)")
-    parser.add_argument("--sz_thres", type=int, default=1, metavar="BYTES",
-                        help="minimum size of a region in the working set (default: 1)")
-    parser.add_argument("--work_time", type=int, default=1, metavar="US",
-                        help="re-aggregate snapshots into ones at least this long (microseconds)")
-    parser.add_argument("-s", "--sortby", choices=["time", "size"],
-                        help="order of the sizes: by size (default) or in time order")
-    parser.add_argument("-p", "--plot", metavar="FILE",
-                        help="draw the distribution into an image file (default: print text)")
-    parser.add_argument("--nr_cols_bar", type=int, default=59, metavar="NR",
-                        help="width of the star bars (default: 59; 0 hides them)")
-    parser.add_argument("--raw_number", action="store_true", help="print sizes as plain byte counts")
-    parser.add_argument("--all_wss", action="store_true", help="print every size, not percentiles")
-    parser.add_argument("--per_target", action="store_false", dest="collapse_targets",
-                        help="report each monitoring target separately")
-    parser.add_argument("--collapse_targets", action="store_true", dest="collapse_targets",
-                        help="sum the targets into one (the default)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(collapse_targets=True)
-
-
 def run(args: argparse.Namespace) -> int:
 
     start, stop, step = args.range
@@ -338,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         raise DamoError(f"--nr_cols_bar: {args.nr_cols_bar} is outside 0..{MAX_COLS_BAR}")
     percentiles = list(range(start, stop, step))
     sort = args.sortby != "time"
-    record = load_record(args.input)
+    record = load_record(args.input, columns=("start", "end", "nr_accesses"))      # no ages
     if args.address_range:
         record = clip_addresses(record, args.address_range)
     dists = wss_distributions(record, args.acc_thres, args.sz_thres, args.exclude_samples, args.work_time,

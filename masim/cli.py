@@ -48,11 +48,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--status_out", metavar="FILE",
                         help="after start-up and after each phase, append one JSON line with "
                              "VmRSS, RssAnon, the regions' addresses and resident pages")
+    parser.add_argument("--fork", type=int, default=0, metavar="N",
+                        help="run the config in N child processes at once, each with its own memory, "
+                             "while this process waits idle (a forking server's shape); the children's "
+                             "status lines go to FILE.0 ... FILE.N-1 of --status_out (default: 0, run it here)")
     parser.add_argument("--flush_tlb", choices=("auto", "on", "off"), default="auto",
                         help="flush the TLB every few thousand accesses, so that DAMON sees them "
                              "under QEMU's software emulation, whose TLB never forgets by itself; "
                              "auto (the default): only on an emulated (QEMU TCG) CPU")
     return parser
+
+
+MAX_FORKS = 1024
+_children: list[int] = []
+
+
+def fork_children(count: int) -> int | None:
+    """Fork ``count`` children: a child gets its index, the parent None (numpy is loaded once,
+    before the fork, so the children start at once)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:
+            _children.clear()
+            return index
+        _children.append(pid)
+    return None
+
+
+def _forward_to_children(signum, frame) -> None:
+    """A SIGTERM to the waiting parent ends its children too, then the parent, as it would."""
+    for pid in _children:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def wait_children() -> int:
+    """Reap the forked children; the first non-zero exit code, else 0."""
+    signal.signal(signal.SIGTERM, _forward_to_children)
+    code = 0
+    for pid in _children:
+        _, status = os.waitpid(pid, 0)
+        code = code or os.waitstatus_to_exitcode(status)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,10 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         from masim.runner import Workload
 
         flush_tlb = args.flush_tlb == "on" or (args.flush_tlb == "auto" and cpu_is_emulated())
+        if args.fork < 0 or args.fork > MAX_FORKS:
+            raise DamoError(f"--fork takes 0 to {MAX_FORKS} children, not {args.fork}")
+        status_path = args.status_out
+        if args.fork:
+            index = fork_children(args.fork)
+            if index is None:
+                return wait_children()
+            status_path = f"{args.status_out}.{index}" if args.status_out else None
         workload = Workload(config, seed=args.seed, flush_tlb=flush_tlb)
         # 0600 whatever the umask: the status lines carry the mappings' addresses.
-        status_out = (os.fdopen(os.open(args.status_out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
-                      if args.status_out else None)
+        status_out = (os.fdopen(os.open(status_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
+                      if status_path else None)
         try:
             workload.run(repeat=args.repeat, quiet=args.quiet, log_interval_ms=args.log_interval,
                          status_out=status_out)

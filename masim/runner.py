@@ -283,7 +283,7 @@ class Workload:
             regions[name] = {"address": memory.address, "size": memory.region.size,
                              "resident": np.packbits(resident, bitorder="little").tobytes().hex(),
                              "nr_resident": int(resident.sum())}
-        return {"event": event, "phase": phase_index, "vm_rss_kb": read_status_kb("VmRSS"),
+        return {"event": event, "phase": phase_index, "pid": os.getpid(), "vm_rss_kb": read_status_kb("VmRSS"),
                 "rss_anon_kb": read_status_kb("RssAnon"), "regions": regions}
 
     def run(self, *, repeat: int = 1, quiet: bool = False, log_interval_ms: int = 0,

@@ -21,6 +21,10 @@ class FakeDamon:
         self.fail: dict[tuple[str, str | None], int] = {}   # (relpath, value or None) -> errno
         self.next_kdamond_pid = 4242
         self.tried_regions: list[tuple[int, int, int, int]] = []
+        self.commits: list[list[int]] = []            # the target pids of each accepted `commit`
+        self.running_pids: list[int] = []             # the targets the kdamond works on (on, commit)
+        # Set: tried regions are those of each running target in turn, regions_of(pid) each.
+        self.regions_of = None
         (self.root / "kdamonds").mkdir(parents=True)
         self._put("kdamonds/nr_kdamonds", "0")
 
@@ -126,27 +130,41 @@ class FakeDamon:
         if command == "on":
             if state == "on":
                 raise OSError(errno.EBUSY, "busy")
-            ctx = f"{kdamond}/contexts/0"
-            if self.get(f"{ctx}/operations") != "paddr":
-                for t in (self.root / ctx / "targets").glob("[0-9]*"):
-                    if int((t / "pid_target").read_text()) not in self.alive_pids:
-                        raise OSError(errno.EINVAL, "invalid")
+            self.running_pids = self._check_targets(kdamond)
             self._put(f"{kdamond}/state", "on")
             self._put(f"{kdamond}/pid", str(self.next_kdamond_pid))
         elif command == "off":
             if state != "on":
                 raise OSError(errno.EPERM, "not running")
             self.stop(kdamond)
+        elif command == "commit":
+            # The kernel reads the whole directory again and refuses a pid that is gone.
+            if state != "on":
+                raise OSError(errno.EINVAL, "invalid")
+            self.running_pids = self._check_targets(kdamond)
+            self.commits.append(self.running_pids)
         elif command == "update_schemes_tried_regions":
             if state != "on":
                 raise OSError(errno.EINVAL, "invalid")
             base = f"{kdamond}/contexts/0/schemes/0/tried_regions"
             self._recreate(base, 0, None)
-            for i, (s, e, a, g) in enumerate(self.tried_regions):
+            regions = self.tried_regions
+            if self.regions_of is not None:
+                regions = [r for pid in self.running_pids for r in self.regions_of(pid)]
+            for i, (s, e, a, g) in enumerate(regions):
                 for key, v in (("start", s), ("end", e), ("nr_accesses", a), ("age", g)):
                     self._put(f"{base}/{i}/{key}", str(v))
         else:
             raise OSError(errno.EINVAL, "invalid")
+
+    def _check_targets(self, kdamond: str) -> list[int]:
+        """The context's target pids, in order; EINVAL if one is not alive (vaddr, fvaddr)."""
+        ctx = f"{kdamond}/contexts/0"
+        dirs = sorted((self.root / ctx / "targets").glob("[0-9]*"), key=lambda p: int(p.name))
+        pids = [int((t / "pid_target").read_text()) for t in dirs]
+        if self.get(f"{ctx}/operations") != "paddr" and any(p not in self.alive_pids for p in pids):
+            raise OSError(errno.EINVAL, "invalid")
+        return pids
 
     def stop(self, kdamond: str = "kdamonds/0") -> None:
         """The kdamond ends (turned off, or its targets exited)."""

@@ -74,6 +74,7 @@ OPTION_CASES = [
     ("gappy", ["--json", "--raw_number"]),
     ("gappy", ["--raw_form"]),
     ("plain", ["--raw_form", "--raw_number"]),
+    ("multi", ["--raw_form", "--age", "200ms", "max"]),      # several targets, some regions filtered out
     ("plain", ["--style", "simple-boxes", "--region_box_values", "size", "age", "access_rate",
                "--region_box_scales", "linear", "log", "linear"]),
 ]

@@ -47,8 +47,10 @@ def report_modules() -> tuple[str, ...]:
     for module, _ in REPORTS.values():
         if module in LIVE_STATUS_REPORTS:
             continue
-        parent = module.rpartition(".")[0]
+        parent, _, name = module.rpartition(".")
         names.add(parent if parent != "damo" else module)
+        if parent == "damo.report_commands":      # the options of a report whose analysis is damo/NAME.py
+            names.add(f"damo.{name}")
     return tuple(sorted(names))
 
 

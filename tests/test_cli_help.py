@@ -112,5 +112,5 @@ def test_help_and_argument_errors_import_no_numpy_rich_or_matplotlib(args):
 
 def test_a_chosen_report_is_the_only_one_loaded():
     loaded = loaded_modules(["report", "nr_regions", "--help"])
-    assert {"damo.report", "damo.nr_regions"} <= loaded
+    assert {"damo.report", "damo.report_commands.nr_regions"} <= loaded
     assert loaded & {"damo.heats", "damo.raw", "damo.diff.command", "damo.record", "matplotlib"} == set()

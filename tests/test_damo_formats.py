@@ -16,6 +16,7 @@ from damo.formats import detect_format, read_record, write_record
 from damo.formats import damo_json, perf_script
 from damo.model import RecordBuilder, RecordMeta
 from damo.raw import region_lines, render, _region_lines_printf
+from damo.model import RecordBuilder, RecordMeta
 
 from conftest import make_record
 from perf_fixture import perf_script_text
@@ -294,6 +295,40 @@ def test_region_lines_fast_path_equals_printf():
     wide = region_lines(np.array([2**60], dtype=np.uint64), np.array([2**61], dtype=np.uint64),
                         np.array([10**12]), np.array([123456]))
     assert wide == b"1000000000000000-2000000000000000 (1024.000 PiB) 1000000000000 123456\n"
+
+
+def test_raw_chunks_and_targets_equal_printf(monkeypatch):
+    """Snapshots formatted in chunks (several per chunk, a snapshot never split), two interleaved
+    targets (gathered regions) and a chunk with a value too wide for the fast path: the text is
+    the per-line printf text."""
+    import damo.raw as raw
+
+    rng = np.random.default_rng(3)
+    builder = RecordBuilder(RecordMeta(sample_us=5000, aggr_us=100000))
+    for i in range(12):
+        n = int(rng.integers(0, 9))
+        start = np.sort(rng.integers(0, 1 << 46, n)).astype(np.uint64)
+        end = start + rng.integers(1, 1 << 30, n).astype(np.uint64)
+        nr = rng.integers(0, 50, n) * (10**12 if i == 7 else 1)        # snapshot 7 is too wide
+        builder.add(1 + i % 2, i * 10**8, (i + 1) * 10**8, start, end, nr, rng.integers(0, 999, n))
+    record = builder.build()
+
+    def printf_text(rec):
+        out = []
+        for tid, idx in raw.target_snapshots(rec):
+            base = raw.exact_start(rec, int(idx[0]))
+            out.append(("base_time_absolute: %s\n\n" % raw.fmt.format_time_ns(base)).encode())
+            for i in idx.tolist():
+                sl = slice(int(rec.offsets[i]), int(rec.offsets[i + 1]))
+                out += [raw.snapshot_head(rec, i, raw.exact_start(rec, i), base, tid, False),
+                        _region_lines_printf(rec.start[sl], rec.end[sl], rec.nr_accesses[sl], rec.age[sl], False),
+                        b"\n"]
+        return b"".join(out)
+
+    expected = printf_text(record)
+    for chunk in (1, 5, 1 << 17):
+        monkeypatch.setattr(raw, "CHUNK_REGIONS", chunk)
+        assert b"".join(bytes(b) for b in render(record)) == expected
 
 
 def test_raw_duration_selects_like_damo():

@@ -20,7 +20,7 @@ pytest.importorskip("duckdb", reason="duckdb is not installed")
 
 from damo.cli import main  # noqa: E402
 from damo.diff.analysis import effective_aggr_us  # noqa: E402
-from damo.fleet.dataset import MARKER  # noqa: E402
+from damo.fleet.dataset import MARKER, SCHEMA_VERSION, arrow_schemas  # noqa: E402
 from damo.fleet.engines import DuckDBEngine  # noqa: E402
 from damo.fleet.export import export_records  # noqa: E402
 from damo.fleet.queries import SummaryOptions  # noqa: E402
@@ -102,6 +102,11 @@ def test_export_round_trip_equals_the_record(records_dir, tmp_path, fmt):
         .compression == "ZSTD"
     snaps = read_table(ds, "snapshots", result.record_id)
     recs = read_table(ds, "records", result.record_id)
+    # Parquet's own types read back as the schema's Arrow types; the version is in every footer.
+    for table, schema in arrow_schemas().items():
+        [f] = (ds / table).glob(f"**/record_id={result.record_id}/*.parquet")
+        assert pq.read_schema(f).remove_metadata().equals(schema.remove_metadata())
+        assert pq.read_metadata(f).metadata == {b"damo.schema_version": str(SCHEMA_VERSION).encode()}
 
     assert np.array_equal(regions["start"].to_numpy().view(np.uint64), record.start)
     assert np.array_equal(regions["end"].to_numpy().view(np.uint64), record.end)
@@ -112,8 +117,16 @@ def test_export_round_trip_equals_the_record(records_dir, tmp_path, fmt):
     # perf_script says no intervals: the aggregation interval is report diff's, from the durations
     aggr_us = effective_aggr_us(record)
     assert recs["aggr_us"].to_pylist() == [aggr_us]
-    assert np.array_equal(regions["access_hz"].to_numpy(), record.nr_accesses * (1e6 / aggr_us))
-    age_s = regions["age_s"].to_numpy(zero_copy_only=False)
+    # The files hold what cannot be derived; the regions view adds the rate and the age in seconds.
+    assert regions.column_names == ["target", "snapshot", "target_snapshot", "start", "end", "size",
+                                    "nr_accesses", "age"]
+    engine = DuckDBEngine(str(ds))
+    derived = engine.run(f"SELECT access_hz, age_s FROM regions WHERE record_id = '{result.record_id}' "
+                         "ORDER BY snapshot, start").rows
+    engine.close()
+    access_hz = np.array([row[0] for row in derived])
+    age_s = np.array([np.nan if row[1] is None else row[1] for row in derived])
+    assert np.array_equal(access_hz, record.nr_accesses * (1e6 / aggr_us))
     assert np.array_equal(np.isnan(age_s), record.age < 0)
     assert np.array_equal(age_s[record.age >= 0], record.age[record.age >= 0] * (aggr_us / 1e6))
 
@@ -278,6 +291,13 @@ def test_summary_text_and_query(sim_dataset, capsys):
     # a glob of dataset directories is one dataset
     assert main(["fleet", "query", str(sim_dataset).rstrip("/") + "*", "SELECT count(*) AS n FROM records"]) == 0
     assert capsys.readouterr().out.split() == ["n", "20"]
+    # the regions view is the stored rows, each once, with the derived columns added
+    assert main(["fleet", "query", str(sim_dataset), "SELECT (SELECT count(*) FROM regions) AS n, "
+                 "(SELECT count(*) FROM stored_regions) AS stored, (SELECT sum(nr_regions) FROM records) AS meta",
+                 "--csv"]) == 0
+    header, values = capsys.readouterr().out.splitlines()
+    n, stored, meta = map(int, values.split(","))
+    assert header == "n,stored,meta" and n == stored == meta > 0
 
 
 # --- bad input ---------------------------------------------------------------------------------------
@@ -300,6 +320,9 @@ def test_bad_input_is_one_line(records_dir, tmp_path, capsys):
     marker = json.loads((ds / MARKER).read_text())
     (ds / MARKER).write_text(json.dumps(dict(marker, schema_version=99)))
     assert "schema version 99 is newer" in bad(["fleet", "summary", str(ds)], capsys)
+    (ds / MARKER).write_text(json.dumps(dict(marker, schema_version=1)))
+    assert "schema version 1 is older than this damo reads (2); export the records again" in bad(
+        ["fleet", "summary", str(ds)], capsys)
     assert "no label 'rack'" in bad(["export", "parquet", "-i", str(records_dir / "single.native"), "-o",
                                      str(tmp_path / "ds2"), "--partition_by", "rack"], capsys)
     assert "not a damo dataset" in bad(["export", "parquet", "-i", str(records_dir / "single.native"),

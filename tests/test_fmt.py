@@ -111,3 +111,37 @@ def test_matches_real_damo_functions(tmp_path):
     assert [fmt.format_time_us(v // 1000) for v in times] == want["us"]
     assert [fmt.format_time_ns_exact(v) for v in times] == want["exact"]
     assert [fmt.format_percent(v % 100003 / 7.0) for v in times] == want["pct"]
+
+
+# --- fixed-width columns (report raw's fast path) -------------------------------------------------
+
+def _rows(matrix) -> list[str]:
+    return [bytes(row).decode() for row in matrix]
+
+
+def test_columns_equal_printf_and_format_sz():
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    for width in (1, 4, 5, 8, 11, 12):
+        values = (rng.integers(0, 10, 3000) * 10 ** rng.integers(0, width, 3000)).astype(np.int64)
+        values = np.concatenate([values, [0, 9, 10, 9999, 10000, 10**width - 1]])
+        values = values[values < 10**width]
+        assert _rows(fmt.decimal_column(values, width)) == ["%*d" % (width, v) for v in values.tolist()]
+    for width in (4, 8, 12):
+        values = rng.integers(0, 16**width, 3000, dtype=np.uint64)
+        assert _rows(fmt.hex_column(values, width)) == ["%0*x" % (width, v) for v in values.tolist()]
+    # sizes at every unit boundary, '%.3f' ties (rounded half to even) and random magnitudes
+    ties = [(2 * k + 1) << (unit - 4) for unit in (10, 20, 30, 40) for k in range(1, 40)]
+    bounds = [b + d for b in (1 << 10, 1 << 20, 1 << 30, 1 << 40) for d in (-1, 0, 1)]
+    randoms = (rng.integers(1, 1 << 20, 5000) << rng.integers(0, 29, 5000)).tolist()
+    sizes = np.array([0, 1, 999, (1 << 49) + 123] + ties + bounds + randoms, dtype=np.int64)
+    assert _rows(fmt.size_column(sizes)) == ["%12s" % fmt.format_sz(v) for v in sizes.tolist()]
+
+
+def test_assemble_lines_places_fields():
+    import numpy as np
+
+    lines = fmt.assemble_lines(b"[ ]-[  ]\n", [(1, np.array([[65], [66]], dtype=np.uint8)),
+                                               (5, np.array([[67, 68], [69, 70]], dtype=np.uint8))])
+    assert lines.tobytes() == b"[A]-[CD]\n[B]-[EF]\n"

@@ -112,13 +112,17 @@ def test_samples_two_inputs_and_a_time_range_before_the_record():
         assert hm.heat_unit == "samples"
 
 
-def test_apply_in_order_rounds_like_one_by_one():
+@pytest.mark.parametrize("nr_pixels", [50, 100_000])     # one 16-bit radix pass, and two
+def test_apply_in_order_rounds_like_one_by_one(nr_pixels):
+    from damo.heats import apply_in_order
+
     rng = np.random.default_rng(0)
-    key = np.concatenate([rng.integers(0, 50, 3000), np.zeros(5000, dtype=np.int64)])   # one deep pixel
+    key = np.concatenate([rng.integers(0, nr_pixels, 3000), np.zeros(5000, dtype=np.int64),    # one deep pixel
+                          np.full(700, nr_pixels - 1), rng.integers(nr_pixels // 2, nr_pixels, 900)])
     value = rng.random(len(key)) * 1e9
-    heat = np.zeros(50)
-    heatmap.apply_in_order(heat, key, value, 12345.0)
-    expect = [0.0] * 50
+    heat = np.zeros(nr_pixels)
+    apply_in_order(heat, key, value, 12345.0)
+    expect = [0.0] * nr_pixels
     for k, v in zip(key.tolist(), value.tolist()):
         expect[k] = (v + expect[k] * 12345.0) / 12345.0
     assert heat.tolist() == expect

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import stat
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,10 +38,7 @@ def test_round_trip_multi_target_without_age(tmp_path):
 
 def test_odd_regions_use_plain_coding(tmp_path):
     """Overlapping, unsorted, empty and huge regions still round-trip exactly."""
-    builder = RecordBuilder(RecordMeta())
-    builder.add(2**64 - 1, 5, 10, [100, 50, 50, 2**64 - 2], [200, 150, 50, 2**64 - 1], [1, 2, 3, 4], [0, -1, 7, 2**40])
-    builder.add(0, 10, 20, [], [], [], [])
-    record = builder.build()
+    record = _odd_record()
     path = tmp_path / "odd.data"
     write_record(record, path)
     assert read_record(path) == record
@@ -136,3 +135,113 @@ def test_damaged_middle_chunk_is_an_error_not_a_truncation(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(RecordFileError, match="bad chunk at byte"):
         read_record(path)
+
+
+def _odd_record():
+    builder = RecordBuilder(RecordMeta())
+    builder.add(2**64 - 1, 5, 10, [100, 50, 50, 2**64 - 2], [200, 150, 50, 2**64 - 1], [1, 2, 3, 4], [0, -1, 7, 2**40])
+    builder.add(0, 10, 20, [], [], [], [])
+    return builder.build()
+
+
+def test_reads_version_1_files_written_with_xz():
+    """Files of version 1 (xz chunks; tests/data, written by the version 1 writer) still read exactly."""
+    from bench.synth import synth_record
+
+    data = Path(__file__).parent / "data"
+    for name, expected in (("native_v1_synth.rec", synth_record(40, 50, seed=1, nr_targets=2)),
+                           ("native_v1_plain.rec", _odd_record())):
+        path = data / name
+        assert native.HEADER.unpack_from(path.read_bytes())[1] == 1
+        back = read_record(path)
+        assert back.same_data(expected)
+        assert back.meta.tool_version == expected.meta.tool_version
+    assert sum(1 for _ in native.iter_chunks(data / "native_v1_synth.rec")) - 1 == 3
+
+
+def test_writes_version_2_with_zlib_chunks(tmp_path, small_record):
+    path = tmp_path / "r.data"
+    write_record(small_record, path)
+    data = path.read_bytes()
+    assert native.HEADER.unpack_from(data)[1] == native.VERSION == 2
+    _, first = native.read_meta(path)
+    tag, _, _, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, first)
+    body = data[first + native.CHUNK.size:first + native.CHUNK.size + packed_len]
+    assert tag == native.CHUNK_TAG and len(zlib.decompress(body)) == raw_len
+
+
+@pytest.mark.parametrize("columns", [("start", "end", "nr_accesses"), ("nr_accesses",), ()])
+def test_reading_only_some_columns(tmp_path, columns):
+    record = make_record(nr_snapshots=25, nr_targets=2)
+    path = tmp_path / "r.data"
+    write_record(record, path)
+    back = native.read(path, columns=columns)
+    for name in ("target_id", "start_ns", "end_ns", "offsets"):
+        assert np.array_equal(getattr(back, name), getattr(record, name))
+    for name, skipped in (("start", 0), ("end", 0), ("nr_accesses", 0), ("age", -1)):
+        got = getattr(back, name)
+        assert len(got) == record.nr_regions_total
+        assert np.array_equal(got, getattr(record, name)) if name in columns else np.all(got == skipped)
+    with pytest.raises(ValueError, match="no such region column: size"):
+        native.read(path, columns=("size",))
+
+
+def test_corrupt_zlib_chunk_names_the_chunk(tmp_path, small_record):
+    """A chunk whose CRC matches but whose zlib data does not inflate is one error naming it."""
+    path = tmp_path / "z.data"
+    write_record(small_record, path)
+    data = bytearray(path.read_bytes())
+    _, first = native.read_meta(path)
+    tag, nr_snaps, nr_regions, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, first)
+    body = b"\x78\x9c" + b"\xff" * (packed_len - 2)
+    data[first:first + native.CHUNK.size + packed_len] = native.CHUNK.pack(
+        tag, nr_snaps, nr_regions, raw_len, packed_len, zlib.crc32(body)) + body
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {first}: "):
+        read_record(path)
+
+
+def test_delta_coding_round_trips_irregular_well_formed_records(tmp_path):
+    """Targets in irregular order, region counts that change, gaps, boundaries that persist or
+    move, addresses at 0 and at the top of the address space: the chunk-at-once decoder gives
+    back every column exactly (and the chunks really are delta-coded)."""
+    rng = np.random.default_rng(7)
+    builder = RecordBuilder(RecordMeta())
+    previous: dict[int, np.ndarray] = {}
+    for t, tid in enumerate([0, 1, 1, 0, 2, 0, 2, 2, 1, 0] * 6):
+        bounds = previous.get(tid)
+        if bounds is None or rng.random() < 0.1:
+            bounds = np.unique(rng.integers(0, 1 << 20, int(rng.integers(2, 40))).astype(np.uint64) * 4096)
+        else:
+            keep = rng.random(len(bounds)) < 0.8
+            extra = rng.integers(0, 1 << 20, int(rng.integers(0, 6))).astype(np.uint64) * 4096
+            bounds = np.unique(np.concatenate([bounds[keep], extra]))
+        if len(bounds) < 2:
+            bounds = np.array([0, 4096], dtype=np.uint64)
+        if tid == 2:        # the top of the address space
+            bounds = np.unique(np.concatenate([bounds, [2**64 - 4096, 2**64 - 1]]).astype(np.uint64))
+        previous[tid] = bounds
+        is_region = rng.random(len(bounds) - 1) < 0.8
+        is_region[0] = True
+        start, end = bounds[:-1][is_region], bounds[1:][is_region]
+        nr = rng.integers(0, 21, len(start))
+        age = np.where(rng.random(len(start)) < 0.2, -1, rng.integers(0, 500, len(start)))
+        builder.add(tid, t * 100, t * 100 + 90, start, end, nr, age)
+    record = builder.build()
+    path = tmp_path / "irregular.data"
+    writer = open_writer(path, record.meta)
+    for i, snap in enumerate(record.snapshots()):
+        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+        if i % 17 == 16:
+            writer.flush()
+    writer.close()
+    assert read_record(path) == record
+    data = path.read_bytes()
+    _, first = native.read_meta(path)
+    packed_len = native.CHUNK.unpack_from(data, first)[4]
+    assert zlib.decompress(data[first + native.CHUNK.size:first + native.CHUNK.size + packed_len])[0] == native.CODING_DELTA
+    assert sum(1 for _ in native.iter_chunks(path)) - 1 == 4
+    partial = native.read(path, columns=("start", "end", "nr_accesses"))
+    assert partial.same_data(record.__class__(record.meta, record.target_id, record.start_ns, record.end_ns,
+                                              record.offsets, record.start, record.end, record.nr_accesses,
+                                              np.full(record.nr_regions_total, -1)))

@@ -225,7 +225,101 @@ def test_cli_page_idle_without_idle_page_tracking_is_one_line(tmp_path):
 def test_bench_rows_render_the_vm_figures_and_the_native_estimate():
     from bench.page_idle_cost import render, run
     assert "not measured: " in render(run(quick=True))
+    monitor = {"cpu": 0.4, "system_share": 0.75, "samples_per_s": 100.0, "cpu_at_nominal_rate": 0.8}
     result = {"workload_bytes": 1 << 30, "emulation_slowdown": 20.0, "host_load_1min": 3.0,
-              "rows": [{"nr_regions": 1000, "page_idle_cpu": 0.8, "kdamond_cpu": 0.1, "ratio": 8.0,
-                        "page_idle_native_estimate": 0.04, "kdamond_native_estimate": 0.005}]}
-    assert "| 1000 | 80.0% | 10.0% | 8.0x | 4.00% | 0.50% |" in render(result)
+              "rows": [{"nr_regions": 1000, "page_idle": monitor, "kdamond": dict(monitor, cpu_at_nominal_rate=0.1),
+                        "ratio": 8.0, "page_idle_native_estimate": 0.04, "kdamond_native_estimate": 0.005}]}
+    text = render(result)
+    assert "| 1000 | page_idle | 40.0% | 75% | 100 | 80.0% | 4.00% |" in text
+    assert "| 1000 | kdamond | 40.0% | 75% | 100 | 10.0% | 0.50% |" in text
+    assert "| 1000 | page_idle / kdamond | | | | 8.0x | |" in text
+
+def test_runs_never_span_more_than_max_words():
+    first, count = runs(np.arange(0, 1200), max_gap=0, max_words=512)
+    assert first.tolist() == [0, 512, 1024] and count.tolist() == [512, 512, 176]
+    first, count = runs(np.array([0, 300, 600, 700, 2000]), max_gap=400, max_words=512)
+    assert first.tolist() == [0, 600, 2000] and count.tolist() == [301, 101, 1]
+
+
+def test_marks_of_a_dense_batch_go_out_in_page_sized_writes(tmp_path):
+    """The bitmap is a sysfs file (a page per call at most): a long run of words is cut."""
+    path = tmp_path / "bitmap"
+    path.write_bytes(bytes(8 * 2000))
+    bitmap = WordFile(path, writable=True)
+    bits = np.arange(0, 64 * 1500, 7)
+    bitmap.write_bits(bits, max_gap=8, max_words=512)
+    assert bitmap.syscalls == 3
+    assert bitmap.read_bits(bits, max_gap=0, max_words=512).all()
+    assert not bitmap.read_bits(bits + 1, max_gap=0, max_words=512).any()
+    bitmap.close()
+
+
+def sample(page_idle, pagemap, vaddrs, mappings=None):
+    return page_idle.resolve(pagemap, np.asarray(vaddrs) >> PAGE_SHIFT, mappings)
+
+
+def test_pages_are_resolved_once_per_block_until_the_next_update(fake):
+    """After the first samples of a block, sampling there reads neither pagemap nor kpageflags."""
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    pagemap = open_pagemap(PID, fake.proc)
+    rng = np.random.default_rng(0)
+    vaddrs = lambda: rng.integers(HEAP[0], HEAP[1], 100) & ~(PAGE - 1)     # noqa: E731
+    first = sample(page_idle, pagemap, vaddrs(), [TEXT, HEAP, STACK])
+    assert first.trackable.all()
+    cost = pagemap.syscalls + page_idle.kpageflags.syscalls
+    assert cost == 2                       # the heap's 4 blocks in one pagemap read, their flags in one
+    for _ in range(20):
+        again = sample(page_idle, pagemap, vaddrs())
+        assert again.trackable.all()
+        assert (again.head_pfn - 0x20000 == 0).sum() <= 1 and again.head_pfn.min() >= 0x20000
+    assert pagemap.syscalls + page_idle.kpageflags.syscalls == cost
+    # each sampled page's head is its own PFN (4 KiB pages mapped 1:1 from 0x20000)
+    v = vaddrs()
+    assert sample(page_idle, pagemap, v).head_pfn.tolist() == (0x20000 + ((v - HEAP[0]) >> PAGE_SHIFT)).tolist()
+
+
+def test_a_page_faulted_in_later_is_seen_at_once_and_a_remapped_one_after_the_update(fake):
+    gap = HEAP[1] + 64 * PAGE                      # mapped below, but not present yet
+    fake.add_process(PID + 1, [(HEAP[0], gap + 2 * MIB)])
+    fake.map_range(PID + 1, *HEAP, first_pfn=0x20000)
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    pagemap = open_pagemap(PID + 1, fake.proc)
+    mappings = [(HEAP[0], gap + 2 * MIB)]
+    assert sample(page_idle, pagemap, [gap, HEAP[0]], mappings).trackable.tolist() == [False, True]
+    fake.map_page(PID + 1, gap, 0x70000)           # faulted in: read again, seen at the next sample
+    assert sample(page_idle, pagemap, [gap], mappings).head_pfn.tolist() == [0x70000]
+    fake.map_page(PID + 1, HEAP[0], 0x71000)       # migrated: kept until the ops update forgets
+    assert sample(page_idle, pagemap, [HEAP[0]], mappings).head_pfn.tolist() == [0x20000]
+    page_idle.forget()
+    assert sample(page_idle, pagemap, [HEAP[0]], mappings).head_pfn.tolist() == [0x71000]
+
+
+def test_pages_outside_the_mappings_are_not_read_again(fake):
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    pagemap = open_pagemap(PID, fake.proc)
+    hole = TEXT[1] + 16 * PAGE                     # between the text and the heap: no mapping
+    assert not sample(page_idle, pagemap, [hole], [TEXT, HEAP, STACK]).trackable.any()
+    cost = pagemap.syscalls
+    for _ in range(5):
+        assert not sample(page_idle, pagemap, [hole]).trackable.any()
+    assert pagemap.syscalls == cost
+
+
+def test_steady_sampling_costs_only_the_bitmap_calls(fake):
+    """Per sample, once the blocks are resolved: one write run and one read run of bitmap
+    words per region at most (fewer where regions' pages share words), nothing else."""
+    ctx = page_idle_context([PID], attrs(), PageIdle(fake.bitmap, fake.proc), fake.proc, seed=3)
+    ctx.start()
+    ops, page_idle = ctx.ops, ctx.ops.page_idle
+    for _ in range(30):                            # resolve the blocks that sampling lands in
+        ops.prepare_access_checks(ctx, 0, 1)
+        ops.check_accesses(ctx, 0, 1)
+    resolving = ops.pagemap(PID).syscalls + page_idle.kpageflags.syscalls
+    bitmap_before = page_idle.bitmap.syscalls
+    nr_samples = 50
+    for _ in range(nr_samples):
+        ops.prepare_access_checks(ctx, 0, 1)
+        ops.check_accesses(ctx, 0, 1)
+    nr_regions = ctx.targets[0].nr_regions
+    assert ops.pagemap(PID).syscalls + page_idle.kpageflags.syscalls - resolving <= 2   # a block not met yet
+    assert page_idle.bitmap.syscalls - bitmap_before <= 2 * nr_regions * nr_samples

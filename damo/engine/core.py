@@ -52,8 +52,9 @@ class Target:
     model); the core never looks at it.
     """
 
-    def __init__(self, handle=None, ranges: Sequence[tuple[int, int]] = ()):
+    def __init__(self, handle=None, ranges: Sequence[tuple[int, int]] = (), target_id: int | None = None):
         self.handle = handle
+        self.target_id = target_id     # reported id; None: the target's position in the context
         self.sampling_addr: np.ndarray | None = None   # [samples, regions] of the current check
         self.set_ranges(ranges)
 
@@ -659,6 +660,10 @@ class Context:
             self.sz_limit = region_sz_limit(self.targets, self.attrs.min_nr_regions, self.min_region)
         return report
 
+    def remove_target(self, target: Target) -> None:
+        """Stop monitoring ``target`` (its process exited), between two steps."""
+        self.targets.remove(target)
+
     def set_attrs(self, attrs: MonitoringAttrs) -> None:
         """``damon_set_attrs``: validate, re-arm the interval counters, rescale the results."""
         check_attrs(attrs, self.goal)
@@ -696,7 +701,8 @@ class Context:
 
     def _report(self) -> Aggregation:
         agg = Aggregation(self.window_start_ns, self.now_ns)
-        for tid, t in enumerate(self.targets):
+        for index, t in enumerate(self.targets):
+            tid = index if t.target_id is None else t.target_id
             agg.targets.append(TargetSnapshot(tid, t.start.copy(), t.end.copy(), t.nr_accesses.copy(),
                                               t.age.copy()))
         return agg

@@ -9,9 +9,9 @@ find its page (``/proc/PID/pagemap``, then the folio head in ``/proc/kpageflags`
 idle; one sampling interval later, read the idle bit back: cleared means accessed. All regions
 of all targets go through one batch of sorted reads and writes (damo.kernel.page_idle).
 
-Differences from the kernel's vaddr ops (docs/engine.md): PFNs are resolved when the sample is
-prepared (a page migrated before the check is missed for that sample), and a folio's head is
-cached per 2 MiB of physical memory until the next ops update.
+Differences from the kernel's vaddr ops (docs/engine.md): a process's pages are resolved a
+2 MiB block at a time and kept until the next ops update (pages not present are looked up again
+each time), so a page that moves meanwhile is looked up at its old PFN until then.
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ class Resolved(Protocol):
 class IdleTracker(Protocol):
     """What the ops need of idle page tracking (damo.kernel.page_idle.PageIdle, handed in)."""
 
-    def resolve(self, pagemap, vpn: np.ndarray) -> Resolved: ...
+    def resolve(self, pagemap, vpn: np.ndarray, mappings: Sequence[tuple[int, int]] | None = None) -> Resolved: ...
     def mark_idle(self, pfns: np.ndarray) -> None: ...
     def idle(self, pfns: np.ndarray) -> np.ndarray: ...
-    def forget_folios(self) -> None: ...
+    def forget(self) -> None: ...
 
 
 class PageIdleOps(VirtualAddressOps):
@@ -53,6 +53,7 @@ class PageIdleOps(VirtualAddressOps):
         self._read_mappings = read_mappings
         self._pagemaps: dict[int, object] = {}
         self._resolved: list[Resolved] = []
+        self._mappings: dict[int, Sequence[tuple[int, int]]] = {}   # pid -> VMAs at the last update
 
     def close(self) -> None:
         for pagemap in self._pagemaps.values():
@@ -65,16 +66,17 @@ class PageIdleOps(VirtualAddressOps):
         return self._pagemaps[pid]
 
     def mappings(self, target: Target) -> Sequence[tuple[int, int]]:
-        return self._read_mappings(target.handle)
+        self._mappings[target.handle] = self._read_mappings(target.handle)
+        return self._mappings[target.handle]
 
     def update(self, ctx: Context) -> None:
         super().update(ctx)
-        self.page_idle.forget_folios()
+        self.page_idle.forget()
 
     def prepare_access_checks(self, ctx: Context, t_ns: int, nr_samples: int) -> None:
         self.choose_sampling_addresses(ctx, nr_samples)
-        self._resolved = [self.page_idle.resolve(self.pagemap(t.handle),
-                                                 t.sampling_addr.ravel() >> PAGE_SHIFT)
+        self._resolved = [self.page_idle.resolve(self.pagemap(t.handle), t.sampling_addr.ravel() >> PAGE_SHIFT,
+                                                 self._mappings.get(t.handle))
                           for t in ctx.targets]
         heads = [r.head_pfn[r.trackable] for r in self._resolved]
         if heads:

@@ -61,8 +61,11 @@ class SimOps(VirtualAddressOps):
         return out
 
 
-def sim_context(model: AccessModel, attrs, seed: int = 0, **kwargs) -> Context:
-    """A context monitoring ``model`` as one target, every random stream derived from ``seed``."""
+def sim_context(model: AccessModel | Sequence[AccessModel], attrs, seed: int = 0, **kwargs) -> Context:
+    """A context monitoring ``model`` (or each of several models, target ids 0, 1, ...) as its
+    targets, every random stream derived from ``seed``."""
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
     engine_seed, ops_seed = np.random.SeedSequence(seed).spawn(2)
-    return Context(attrs, SimOps(np.random.default_rng(ops_seed)), [Target(model)],
+    targets = [Target(m, target_id=k) for k, m in enumerate(models)]
+    return Context(attrs, SimOps(np.random.default_rng(ops_seed)), targets,
                    rng=np.random.default_rng(engine_seed), **kwargs)

@@ -8,6 +8,7 @@ the same record left, wherever its labels had put it, so re-exporting never dupl
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -21,15 +22,19 @@ from damo.errors import DamoError
 from damo.fleet.dataset import MARKER, SCHEMA_VERSION, TABLES, arrow_schemas, read_marker, write_marker
 from damo.formats import detect_format, read_chunks, read_record
 from damo.labels import check_label
-from damo.model import AGE_UNKNOWN, Record, RecordMeta
+from damo.model import Record, RecordMeta
 from damo.wss import wss_per_snapshot
 
 # damo's default sampling interval, assumed for the maximum access rate when a record does not say
 # (as report diff does).
 DEFAULT_SAMPLE_US = 5000
 CHUNK_REGIONS = 1 << 20
-ZSTD_LEVEL = 1                       # level 3 and 6 save 3% and 4% of the bytes, at 1.3x and 2x the time
+ZSTD_LEVEL = 1                       # on bench.synth's regions, level 3 was 6% larger and -1 15% larger
 PAGE_BYTES = 8 << 20
+# Rows the Parquet writer encodes per step: 64 Ki instead of its 1,024 takes 7% off the encoding
+# time of bench.synth's regions, for the same bytes (pyarrow encodes a file's columns on the
+# calling thread; export's parallelism is its --jobs processes).
+WRITE_BATCH_ROWS = 1 << 16
 INT63 = np.uint64(1 << 63)
 
 
@@ -63,45 +68,73 @@ def effective_aggr_us(meta: RecordMeta, record: Record | None) -> float:
 
 
 class _Tables:
-    """The three Parquet files of one record, written a chunk at a time into ``root``."""
+    """The three Parquet files of one record, written a chunk at a time into ``root/TABLE/``.
 
-    def __init__(self, root: Path, partition: str):
+    Each ``root/TABLE`` directory is later renamed to be the record's directory of that table,
+    so staging costs one directory per table (directory operations are slow on some disks).
+    """
+
+    def __init__(self, root: Path):
+        self.schemas = arrow_schemas()
+        self.paths = {t: root / t / "part-0.parquet" for t in TABLES}
+        self.writers = {}
+        for table in TABLES:
+            self.paths[table].parent.mkdir(parents=True)
+        for table in ("snapshots", "regions"):
+            self.writers[table] = self._open(table, compression="zstd", compression_level=ZSTD_LEVEL,
+                                             use_dictionary=_DICTIONARY[table], column_encoding=_ENCODING[table],
+                                             data_page_size=PAGE_BYTES, write_batch_size=WRITE_BATCH_ROWS,
+                                             write_statistics=True)
+
+    def _open(self, table: str, **options):
+        """A writer of the table's file that keeps the schema's key-value metadata, not the Arrow schema.
+
+        The files carry Parquet's own types only: the serialised Arrow schema in each footer would
+        add 1 to 3 KiB per file (0.08 bytes per region at 100,000 regions per record), and every
+        column's Parquet type reads back as the Arrow type written.
+        """
         import pyarrow.parquet as pq
 
-        self.schemas = arrow_schemas()
-        self.paths = {t: root / t / partition / "part-0.parquet" for t in TABLES}
-        self.writers = {}
-        for table in ("snapshots", "regions"):
-            self.paths[table].parent.mkdir(parents=True, exist_ok=True)
-            self.writers[table] = pq.ParquetWriter(
-                self.paths[table], self.schemas[table], compression="zstd", compression_level=ZSTD_LEVEL,
-                use_dictionary=_DICTIONARY[table], data_page_size=PAGE_BYTES, write_statistics=True)
+        schema = self.schemas[table]
+        writer = pq.ParquetWriter(self.paths[table], schema, store_schema=False, **options)
+        # Without the stored Arrow schema, the schema's metadata must be added on its own.
+        writer.add_key_value_metadata(schema.metadata)
+        return writer
 
     def write(self, table: str, columns: dict[str, np.ndarray]) -> None:
         import pyarrow as pa
 
         schema = self.schemas[table]
-        arrays = [pa.array(columns[f.name], type=f.type, from_pandas=True) for f in schema]
+        arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
         self.writers[table].write_table(pa.Table.from_arrays(arrays, schema=schema))
 
     def close(self, record_row: dict) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
+        # One row: compression, dictionaries and statistics would only add to its 20 columns'
+        # headers (4.9 KiB with them, 2.4 KiB without).
+        self.writers["records"] = self._open("records", compression="none", use_dictionary=False,
+                                             write_statistics=False)
+        self.writers["records"].write_table(pa.Table.from_pylist([record_row], schema=self.schemas["records"]))
         for writer in self.writers.values():
             writer.close()
-        path = self.paths["records"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        schema = self.schemas["records"]
-        pq.write_table(pa.Table.from_pylist([record_row], schema=schema), path, compression="zstd")
         for p in self.paths.values():
             os.chmod(p, 0o600)
 
 
-# Dictionary-encode the columns with few distinct values; addresses and sizes are left plain.
+# Per column, the encoding that made bench.synth's regions smallest, or as small and faster
+# (bench/fleet_profile.py; docs/dataset.md): a dictionary for nr_accesses (few levels),
+# DELTA_BINARY_PACKED for age (0.62 bytes per row against 0.65 with a dictionary, 30% faster),
+# plain for the rest. The snapshot numbering columns are long runs that zstd removes from plain
+# pages as well as a dictionary would; addresses and sizes repeat across snapshots, which zstd
+# also finds in plain pages (delta coding made them four times larger).
 _DICTIONARY = {
     "snapshots": ["target", "target_id"],
-    "regions": ["target", "snapshot", "target_snapshot", "nr_accesses", "age", "access_hz", "age_s"],
+    "regions": ["nr_accesses"],
+}
+_ENCODING = {
+    "snapshots": None,
+    "regions": {"age": "DELTA_BINARY_PACKED"},
 }
 
 
@@ -115,10 +148,8 @@ def _signed(values: np.ndarray, path: str) -> np.ndarray:
 class _Chunker:
     """Turns record pieces into rows, numbering snapshots and targets across pieces."""
 
-    def __init__(self, path: str, aggr_us: float):
+    def __init__(self, path: str):
         self.path = path
-        self.hz_per_access = 1e6 / aggr_us        # as report diff computes access rates
-        self.aggr_s = aggr_us / 1e6
         self.target_order: dict[int, int] = {}
         self.per_target: dict[int, int] = {}
         self.nr_snapshots = 0
@@ -146,13 +177,10 @@ class _Chunker:
                      "snapshot": snapshot, "target_snapshot": target_snapshot,
                      "start_ns": piece.start_ns, "end_ns": piece.end_ns, "nr_regions": counts,
                      "wss_bytes": wss_per_snapshot(piece), "total_bytes": total}
-        known_age = piece.age != AGE_UNKNOWN
         regions = {"target": np.repeat(target, counts), "snapshot": np.repeat(snapshot, counts),
                    "target_snapshot": np.repeat(target_snapshot, counts),
                    "start": _signed(piece.start, self.path), "end": _signed(piece.end, self.path), "size": size,
-                   "nr_accesses": piece.nr_accesses, "age": piece.age,
-                   "access_hz": piece.nr_accesses * self.hz_per_access,
-                   "age_s": np.where(known_age, piece.age * self.aggr_s, np.nan)}
+                   "nr_accesses": piece.nr_accesses, "age": piece.age}
         if n:
             first, last = int(piece.start_ns.min()), int(piece.end_ns.max())
             self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
@@ -173,11 +201,16 @@ def _partition(meta: RecordMeta, partition_by: list[str], rid: str, path: str) -
     return os.path.join(*parts, f"record_id={rid}")
 
 
-def _existing(out_dir: Path, rid: str) -> list[Path]:
-    """The directories an earlier export of record ``rid`` left, in every table."""
+def _existing(out_dir: Path, rid: str, depth: int) -> list[Path]:
+    """The directories an earlier export of record ``rid`` left, in every table.
+
+    Record directories sit ``depth`` label levels down, so only the label levels are listed (a
+    recursive search would read every record's directory for every record: quadratic time).
+    """
     found = []
     for table in TABLES:
-        found += [p for p in (out_dir / table).glob(f"**/record_id={rid}") if p.is_dir()]
+        pattern = os.path.join(glob.escape(str(out_dir / table)), *["*"] * depth, f"record_id={rid}")
+        found += [Path(p) for p in glob.glob(pattern) if os.path.isdir(p)]
     return found
 
 
@@ -195,8 +228,8 @@ def export_record(path: str, out_dir: Path, partition_by: list[str],
     staging = out_dir / f".staging-{rid}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        tables = _Tables(staging, partition)
-        chunker = _Chunker(str(path), aggr_us)
+        tables = _Tables(staging)
+        chunker = _Chunker(str(path))
         for piece in pieces:
             snapshots, regions = chunker.rows(piece)
             tables.write("snapshots", snapshots)
@@ -212,13 +245,13 @@ def export_record(path: str, out_dir: Path, partition_by: list[str],
             "nr_snapshots": chunker.nr_snapshots, "nr_regions": chunker.nr_regions,
             "first_ns": chunker.first_ns, "last_ns": chunker.last_ns,
             "max_access_hz": 1e6 / (meta.sample_us or DEFAULT_SAMPLE_US), "schema_version": SCHEMA_VERSION})
-        old = _existing(out_dir, rid)
+        old = _existing(out_dir, rid, len(partition_by))
         for p in old:
             shutil.rmtree(p)
         for table in TABLES:
             dest = out_dir / table / partition
             dest.parent.mkdir(parents=True, exist_ok=True)
-            (staging / table / partition).rename(dest)
+            (staging / table).rename(dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(str(path), rid, chunker.nr_snapshots, chunker.nr_regions, bool(old))

@@ -26,6 +26,27 @@ from damo.diff.analysis import Rate, parse_rate
 from damo.errors import DamoError
 from damo.labels import KEY_RE
 
+# The regions files hold the stored columns (view ``stored_regions``); the ``regions`` view adds
+# the access rate in Hz and the age in seconds from each record's aggregation interval, computed
+# as report diff does: nr_accesses * (1e6 / aggr_us) and age * (aggr_us / 1e6), null for an
+# unknown age (-1). Every engine creates it from this one text.
+STORED_REGIONS = "stored_regions"
+
+
+def access_hz_sql(nr_accesses: str, aggr_us: str) -> str:
+    """SQL for the access rate in Hz, rounded as report diff's numpy: nr * (1e6 / aggr_us)."""
+    return f"CAST({nr_accesses} AS DOUBLE) * (CAST('1000000.0' AS DOUBLE) / {aggr_us})"
+
+
+def age_s_sql(age: str, aggr_us: str) -> str:
+    """SQL for the age in seconds, age * (aggr_us / 1e6); null for an unknown age (-1)."""
+    return f"CASE WHEN {age} >= 0 THEN CAST({age} AS DOUBLE) * ({aggr_us} / CAST('1000000.0' AS DOUBLE)) END"
+
+
+REGIONS_VIEW = f"""
+SELECT g.*, {access_hz_sql('g.nr_accesses', 'r.aggr_us')} AS access_hz, {age_s_sql('g.age', 'r.aggr_us')} AS age_s
+FROM {STORED_REGIONS} g JOIN records r ON g.record_id = r.record_id
+"""
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
 DEFAULT_IDLE_S = 10.0
 # Columns of the records table that --by may name directly; any other name is a label.
@@ -109,16 +130,27 @@ collapsed AS (
 positions AS (
     SELECT record_id, COUNT(*) AS nr_pos FROM collapsed GROUP BY record_id
 ),
+levels AS (
+    -- One pass over the regions: bytes per access level, and per age for the idle ones; the
+    -- thresholds are applied to these few rows per record (no join of every region).
+    SELECT record_id, nr_accesses, CASE WHEN nr_accesses = 0 THEN age END AS idle_age, SUM(size) AS bytes
+    FROM {STORED_REGIONS} WHERE target_snapshot >= {n}
+    GROUP BY record_id, nr_accesses, CASE WHEN nr_accesses = 0 THEN age END
+),
+rated AS (
+    SELECT v.record_id, v.bytes, x.hot_hz, x.cold_hz, v.nr_accesses,
+           {access_hz_sql('v.nr_accesses', 'x.aggr_us')} AS access_hz,
+           {age_s_sql('v.idle_age', 'x.aggr_us')} AS age_s
+    FROM levels v JOIN rec x ON v.record_id = x.record_id
+),
 heat AS (
-    SELECT g.record_id,
-           SUM(CASE WHEN g.access_hz >= x.hot_hz THEN g.size ELSE 0 END) AS hot,
-           SUM(CASE WHEN g.access_hz < x.hot_hz AND g.access_hz > x.cold_hz THEN g.size ELSE 0 END) AS warm,
-           SUM(CASE WHEN g.access_hz < x.hot_hz AND g.access_hz <= x.cold_hz THEN g.size ELSE 0 END) AS cold,
-           SUM(CASE WHEN g.nr_accesses = 0 AND g.age_s >= {_double(options.idle_s)} THEN g.size ELSE 0 END)
-               AS idle
-    FROM regions g JOIN rec x ON g.record_id = x.record_id
-    WHERE g.target_snapshot >= {n}
-    GROUP BY g.record_id
+    SELECT record_id,
+           SUM(CASE WHEN access_hz >= hot_hz THEN bytes ELSE 0 END) AS hot,
+           SUM(CASE WHEN access_hz < hot_hz AND access_hz > cold_hz THEN bytes ELSE 0 END) AS warm,
+           SUM(CASE WHEN access_hz < hot_hz AND access_hz <= cold_hz THEN bytes ELSE 0 END) AS cold,
+           SUM(CASE WHEN nr_accesses = 0 AND age_s >= {_double(options.idle_s)} THEN bytes ELSE 0 END) AS idle
+    FROM rated
+    GROUP BY record_id
 ),
 per_record AS (
     SELECT x.record_id {', ' + ', '.join('x.' + g for g in g_names) if groups else ''},

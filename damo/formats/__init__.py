@@ -47,6 +47,10 @@ class WriterBase:
     def flush(self) -> None:
         """Nothing to do for formats that cannot be appended to (damo's JSON): they are written on close."""
 
+    def update_meta(self, meta: RecordMeta) -> bool:
+        """Record changed metadata (targets found while recording); False where it cannot be kept."""
+        return False
+
     def __enter__(self):
         return self
 
@@ -81,9 +85,15 @@ def detect_format(path: str | os.PathLike) -> str:
     raise RecordFileError(path, "unknown record format (not native, json, json_compressed nor perf_script)")
 
 
-def read_record(path: str | os.PathLike) -> Record:
-    """Read a record file of any supported format."""
+def read_record(path: str | os.PathLike, columns: tuple[str, ...] | None = None) -> Record:
+    """Read a record file of any supported format.
+
+    ``columns`` names the region columns the caller needs (start, end, nr_accesses, age);
+    formats that can skip the others (native) leave them as read-only placeholders.
+    """
     fmt = detect_format(path)
+    if columns is not None and fmt == "native":
+        return _reading(path, fmt, lambda: _module(fmt).read(path, fmt, columns))
     return _reading(path, fmt, lambda: _module(fmt).read(path, fmt))
 
 
@@ -137,8 +147,15 @@ def _reading(path, fmt: str, step):
         raise RecordFileError(path, f"corrupt {fmt} record (implausible sizes)") from None
 
 
-def open_writer(path: str | os.PathLike, meta: RecordMeta, fmt: str = DEFAULT_FORMAT) -> RecordWriter:
-    """A writer that creates ``path`` with mode 0600 and appends snapshots to it."""
+def open_writer(path: str | os.PathLike, meta: RecordMeta, fmt: str = DEFAULT_FORMAT,
+                meta_reserve: int = 0) -> RecordWriter:
+    """A writer that creates ``path`` with mode 0600 and appends snapshots to it.
+
+    ``meta_reserve`` bytes are kept free for ``update_meta`` (the metadata of targets found
+    while recording), in the formats that can rewrite it; the others take it at each call.
+    """
+    if meta_reserve:
+        return _module(fmt).Writer(path, meta, fmt, meta_reserve=meta_reserve)
     return _module(fmt).Writer(path, meta, fmt)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from damo.errors import RecordFileError
 from damo.formats import WriterBase, create_private
 from damo.output_path import rotate
-from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record,
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TARGETS_KEY, TIME_DTYPE, Record,
                         RecordMeta, RegionColumns)
 
 FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
@@ -44,6 +44,7 @@ MAX_GENERAL_BYTES = 32 << 20
 EXTRA_KEY = "damo_records"    # meta.extra: per-target damo record fields, kept for writing back
 # Our record labels, a key of every record object (damo reads the keys it knows and ignores others).
 LABELS_KEY = "labels"
+TASK_KEY = "target_task"       # our per-record extra: {"pid", "cmdline"} of a process target (damo ignores it)
 
 
 # --- detection ------------------------------------------------------------------------------
@@ -571,8 +572,12 @@ class _Reader:
             if isinstance(labels, dict):
                 meta.labels = {str(k): str(v) for k, v in labels.items()}
                 break
-        meta.extra[EXTRA_KEY] = [{k: v for k, v in fields.items() if k not in ("intervals", LABELS_KEY)}
+        meta.extra[EXTRA_KEY] = [{k: v for k, v in fields.items() if k not in ("intervals", LABELS_KEY, TASK_KEY)}
                                  for fields in self.records]
+        tasks = [dict(fields[TASK_KEY], target_id=fields.get("target_id")) for fields in self.records
+                 if isinstance(fields.get(TASK_KEY), dict) and isinstance(fields.get("target_id"), int)]
+        if tasks:
+            meta.extra[TARGETS_KEY] = tasks
         n = len(self.snaps)
         snaps = np.array(self.snaps, dtype=object).reshape(n, 3)
         target_id = np.array([int(t) for t in snaps[:, 0]], dtype=np.uint64)
@@ -689,14 +694,19 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
     if not target_ids:
         yield "[]"
         return
+    tasks = meta.targets_info()
     yield "["
     for t_idx, tid in enumerate(target_ids):
         fields = _record_fields(record, tid, t_idx)
-        head = {"kdamond_idx": fields.get("kdamond_idx"), "context_idx": fields.get("context_idx"),
+        task = tasks.get(tid, {})
+        head = {"kdamond_idx": task.get("kdamond_idx", fields.get("kdamond_idx")),
+                "context_idx": task.get("context_idx", fields.get("context_idx")),
                 "intervals": intervals, "scheme_idx": fields.get("scheme_idx"), "target_id": tid,
                 "scheme_filters": fields.get("scheme_filters") or []}
         if meta.labels:
             head[LABELS_KEY] = dict(meta.labels)
+        if task:
+            head[TASK_KEY] = {k: v for k, v in task.items() if k not in ("kdamond_idx", "context_idx")}
         parts = ["\n    {"]
         for key, value in head.items():
             parts.append(f"\n        {json.dumps(key)}: {_indent_json(value, 2)},")
@@ -756,15 +766,18 @@ class Writer(WriterBase):
     into the JSON.
     """
 
-    def __init__(self, path, meta: RecordMeta, fmt: str = "json_compressed"):
+    def __init__(self, path, meta: RecordMeta, fmt: str = "json_compressed", meta_reserve: int = 0):
         from damo.formats import native
 
         self.path = path
         self.fmt = fmt
         self.partial_path = partial_path(path)
         rotate(self.partial_path)        # an earlier interrupted record's partial file is kept as .old
-        self._native = native.Writer(self.partial_path, meta)
+        self._native = native.Writer(self.partial_path, meta, meta_reserve=meta_reserve)
         self._closed = False
+
+    def update_meta(self, meta: RecordMeta) -> bool:
+        return self._native.update_meta(meta)
 
     @property
     def nr_snapshots(self) -> int:

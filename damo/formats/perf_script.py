@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import signal
 import warnings
@@ -26,13 +27,16 @@ import numpy as np
 
 from damo.errors import DamoError, RecordFileError
 from damo.formats import WriterBase, create_private
-from damo.model import ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TARGETS_KEY, TIME_DTYPE, Record,
+                         RecordMeta)
 
 EVENT = b"damon_aggregated:"
 # meta.extra: per target, the first snapshot's start as damo derives it (a float of ns).
 FIRST_START_KEY = "perf_script_first_start_ns"
 # The record's labels ride on a comment line before the events (damo skips lines that are not events).
 LABELS_PREFIX = b"# damo labels: "
+# A comment line with the record's target table (meta.extra["targets"]); the last one counts.
+TARGETS_PREFIX = b"# damo targets: "
 READ_BYTES = 16 << 20
 
 # timestamp, target_id, nr_regions, start, end, nr_accesses, [age]
@@ -215,7 +219,31 @@ def read(path, fmt: str = "perf_script") -> Record:
     record = _assemble(per_target, starts, ends, nrs, ages)
     record.meta.extra[FIRST_START_KEY] = first_starts
     record.meta.labels = _read_labels(path)
+    targets = _read_targets(path)
+    if targets:
+        record.meta.extra[TARGETS_KEY] = targets
     return record
+
+
+def _read_targets(path) -> list:
+    """The target table of the last ``# damo targets:`` line, if there is one."""
+    import mmap
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return []
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            pos = data.rfind(b"\n" + TARGETS_PREFIX)
+            pos = pos + 1 if pos >= 0 else (0 if data[:len(TARGETS_PREFIX)] == TARGETS_PREFIX else -1)
+            if pos < 0:
+                return []
+            stop = data.find(b"\n", pos)
+            found = data[pos:stop if stop >= 0 else len(data)]
+    try:
+        targets = json.loads(found[len(TARGETS_PREFIX):])
+    except ValueError:
+        return []
+    return targets if isinstance(targets, list) else []
 
 
 def _read_labels(path) -> dict[str, str]:
@@ -258,11 +286,12 @@ class Writer(WriterBase):
     single snapshot gets damo's marker snapshot after it so the duration is kept.
     """
 
-    def __init__(self, path, meta: RecordMeta, fmt: str = "perf_script"):
-        self.path = path
+    def __init__(self, path, meta: RecordMeta, fmt: str = "perf_script", meta_reserve: int = 0):
+        self.path = path      # (meta_reserve: each update is a line of its own, no room needed)
         self._file = create_private(path, binary=True)
         if meta.labels:
             self._file.write(LABELS_PREFIX + json.dumps(meta.labels, sort_keys=True).encode() + b"\n")
+        self.update_meta(meta)
         self._counts: dict[int, int] = {}
         self._last: dict[int, tuple[int, int]] = {}
         self.nr_snapshots = 0          # what the file holds, for the closing message
@@ -308,6 +337,14 @@ class Writer(WriterBase):
 
     def flush(self) -> None:
         self._file.flush()
+
+    def update_meta(self, meta: RecordMeta) -> bool:
+        """A ``# damo targets:`` line with the target table, between the snapshots (the last one counts)."""
+        targets = meta.extra.get(TARGETS_KEY)
+        if not targets or self._file.closed:
+            return False
+        self._file.write(TARGETS_PREFIX + json.dumps(targets, sort_keys=True).encode() + b"\n")
+        return True
 
     def close(self) -> None:
         if self._file.closed:

@@ -120,7 +120,7 @@ class DebugfsKdamond(MonitorGuard):
         else:
             if s.ops == "fvaddr":
                 raise DamoError(f"--ops fvaddr needs DAMON's sysfs interface; {d.root} has no fvaddr")
-            d.write("target_ids", f"{s.pid}\n")
+            d.write("target_ids", " ".join(map(str, s.pids)) + "\n")
             old_id = s.pid
         if s.regions:
             self._write_init_regions(old_id)
@@ -139,7 +139,7 @@ class DebugfsKdamond(MonitorGuard):
         try:
             self.debugfs.write(self.debugfs.monitor_on_name, "on")
         except DebugfsWriteError as err:
-            if err.errno == errno.EINVAL and self.setup.pid is not None and target_alive and not target_alive():
+            if err.errno == errno.EINVAL and self.setup.pids and target_alive and not target_alive():
                 raise DamoError(f"the target (pid {self.setup.pid}) exited before monitoring started") from None
             if err.errno == errno.EBUSY:
                 raise DamoError(f"the kernel refused to start DAMON (EBUSY): another DAMON user is active. "

@@ -18,6 +18,7 @@ import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -43,6 +44,18 @@ MAX_FOLIO_PAGES = 512
 PAGEMAP_MAX_GAP = 64
 KPAGEFLAGS_MAX_GAP = 64
 BITMAP_MAX_GAP = 0
+# Writing a zero bit costs the kernel a loop step (a few ns), far less than a system call, so
+# marks within this many words of each other go out in one write.
+BITMAP_WRITE_MAX_GAP = 8
+# The idle bitmap is a sysfs binary file: the kernel moves at most one page per call.
+BITMAP_MAX_WORDS = 4096 // WORD
+# A process's pages are resolved a block at a time: one pagemap page of entries (2 MiB of
+# address space), kept until the next ops update.
+BLOCK_SHIFT = 9
+BLOCK_PAGES = 1 << BLOCK_SHIFT
+# What a cached page resolves to, besides its folio head PFN (>= 0).
+UNTRACKABLE = -1                          # present, but not on the LRU (or hugetlbfs): never accessed
+NOT_PRESENT = -2                          # not mapped in (or swapped) when read: read again next time
 
 DEFAULT_BITMAP = PAGE_IDLE_BITMAP
 DEFAULT_PROC = Path("/proc")
@@ -64,14 +77,28 @@ def sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, np.searchsorted(uniq, values)
 
 
-def runs(indices: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+def runs(indices: np.ndarray, max_gap: int, max_words: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique ``indices`` cut into runs: ``(first index, word count)`` per run, where
-    consecutive members of a run are at most ``max_gap`` words apart."""
+    consecutive members of a run are at most ``max_gap`` words apart and no run spans more
+    than ``max_words`` words."""
     if len(indices) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    breaks = np.flatnonzero(np.diff(indices) > max_gap + 1) + 1
-    first = np.concatenate([[0], breaks])
-    last = np.concatenate([breaks, [len(indices)]]) - 1
+    breaks = np.diff(indices) > max_gap + 1
+    if max_words is not None:
+        # A run also breaks where it would grow past max_words: found by walking the members
+        # from each run's start (rare: only dense batches make long runs).
+        first = np.concatenate([[0], np.flatnonzero(breaks) + 1])
+        last = np.concatenate([first[1:], [len(indices)]]) - 1
+        if (indices[last] - indices[first] + 1).max() > max_words:
+            breaks = breaks.copy()
+            start = indices[0]
+            for i in range(1, len(indices)):
+                if breaks[i - 1] or indices[i] - start + 1 > max_words:
+                    breaks[i - 1] = True
+                    start = indices[i]
+    cut = np.flatnonzero(breaks) + 1
+    first = np.concatenate([[0], cut])
+    last = np.concatenate([cut, [len(indices)]]) - 1
     return indices[first], indices[last] - indices[first] + 1
 
 
@@ -88,26 +115,47 @@ class WordFile:
             os.close(self.fd)
             self.fd = -1
 
-    def read(self, indices: np.ndarray, max_gap: int) -> np.ndarray:
+    def _pread(self, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset``, reading on after a short read (sysfs files return
+        at most a page per call); short only at the end of the file or on an error."""
+        data = b""
+        while len(data) < size:
+            try:
+                more = os.pread(self.fd, size - len(data), offset + len(data))
+            except OSError as err:
+                if err.errno in (errno.EACCES, errno.EPERM):
+                    raise DamoError(f"reading {self.path} needs root privileges (run damo as root). "
+                                    f"{NO_PAGE_IDLE_ALTERNATIVES}") from None
+                more = b""                 # ESRCH (the process exited), EINVAL (past max_pfn)
+            self.syscalls += 1
+            if not more:
+                break
+            data += more
+        return data
+
+    def read(self, indices: np.ndarray, max_gap: int, max_words: int | None = None) -> np.ndarray:
         """The words at ``indices`` (any order, repeats allowed); 0 past the end or on error.
 
         The loop only issues the reads; finding each word in what came back is vectorised."""
         indices = np.asarray(indices, dtype=np.int64)
         uniq, inverse = sorted_unique(indices)
-        firsts, counts = runs(uniq, max_gap)
-        chunks = []
-        got = np.zeros(len(firsts), dtype=np.int64)          # words each read returned
-        for i, (first, count) in enumerate(zip(firsts.tolist(), counts.tolist())):
+        firsts, counts = runs(uniq, max_gap, max_words)
+        chunks, lengths = [], []
+        pread, fd = os.pread, self.fd
+        for first, count in zip(firsts.tolist(), counts.tolist()):
+            size = count * WORD
             try:
-                data = os.pread(self.fd, count * WORD, first * WORD)
-            except OSError as err:
-                if err.errno in (errno.EACCES, errno.EPERM):
-                    raise DamoError(f"reading {self.path} needs root privileges (run damo as root). "
-                                    f"{NO_PAGE_IDLE_ALTERNATIVES}") from None
-                data = b""                 # ESRCH (the process exited), EINVAL (past max_pfn)
-            got[i] = len(data) // WORD
-            chunks.append(data[:got[i] * WORD])
-        self.syscalls += len(firsts)
+                data = pread(fd, size, first * WORD)          # the usual case: one call, all of it
+            except OSError:
+                data = b""
+            if len(data) != size:
+                data = self._pread(size, first * WORD)
+            else:
+                self.syscalls += 1
+            whole = len(data) - len(data) % WORD
+            lengths.append(whole // WORD)
+            chunks.append(data if whole == len(data) else data[:whole])
+        got = np.array(lengths, dtype=np.int64)             # words each run returned
         words = np.frombuffer(b"".join(chunks), dtype="<u8")
         run = np.searchsorted(firsts, uniq, side="right") - 1
         rel = uniq - firsts[run]
@@ -117,14 +165,14 @@ class WordFile:
         values[ok] = words[where[ok]]
         return values[inverse]
 
-    def write_bits(self, bit_numbers: np.ndarray, max_gap: int) -> None:
+    def write_bits(self, bit_numbers: np.ndarray, max_gap: int, max_words: int | None = None) -> None:
         """Set the bits ``bit_numbers`` (bit n is bit n % 64 of word n // 64) in one write per
         run of words; the words between them are written as zeros."""
         bit_numbers = np.asarray(bit_numbers, dtype=np.int64)
         if len(bit_numbers) == 0:
             return
         uniq, inverse = sorted_unique(bit_numbers >> 6)
-        firsts, counts = runs(uniq, max_gap)
+        firsts, counts = runs(uniq, max_gap, max_words)
         # All runs laid out back to back in one buffer; each write sends its slice.
         run = np.searchsorted(firsts, uniq, side="right") - 1
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -133,17 +181,23 @@ class WordFile:
                          np.left_shift(np.uint64(1), (bit_numbers & 63).astype(np.uint64)))
         view = memoryview(buf.view(np.uint8))
         for first, count, offset in zip(firsts.tolist(), counts.tolist(), offsets.tolist()):
-            try:
-                os.pwrite(self.fd, view[offset * WORD:(offset + count) * WORD], first * WORD)
-            except OSError as err:
-                if err.errno not in (errno.EINVAL, errno.ENXIO):      # past max_pfn: nothing to mark
-                    raise DamoError(f"writing {self.path} failed ({os.strerror(err.errno or 0)})") from None
-        self.syscalls += len(firsts)
+            done, size = 0, count * WORD
+            while done < size:              # on after a short write, as after a short read
+                try:
+                    written = os.pwrite(self.fd, view[offset * WORD + done:offset * WORD + size], first * WORD + done)
+                except OSError as err:
+                    if err.errno not in (errno.EINVAL, errno.ENXIO):      # past max_pfn: nothing to mark
+                        raise DamoError(f"writing {self.path} failed ({os.strerror(err.errno or 0)})") from None
+                    written = 0
+                self.syscalls += 1
+                if written <= 0:
+                    break
+                done += written
 
-    def read_bits(self, bit_numbers: np.ndarray, max_gap: int) -> np.ndarray:
+    def read_bits(self, bit_numbers: np.ndarray, max_gap: int, max_words: int | None = None) -> np.ndarray:
         """The bits ``bit_numbers`` as a bool array (same order)."""
         bit_numbers = np.asarray(bit_numbers, dtype=np.int64)
-        words = self.read(bit_numbers >> 6, max_gap)
+        words = self.read(bit_numbers >> 6, max_gap, max_words)
         return ((words >> (bit_numbers & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
 
 
@@ -170,25 +224,40 @@ class PageIdle:
             self.bitmap.close()
             raise
         self._heads: dict[int, np.ndarray] = {}     # PMD-sized PFN window -> head PFN of each page
+        self._resolvers: dict[int, PageResolver] = {}   # id(pagemap) -> its process's resolved pages
 
     def close(self) -> None:
         self.bitmap.close()
         self.kpageflags.close()
 
-    def forget_folios(self) -> None:
-        """Drop the cached folio heads (they change when THPs are split or collapsed)."""
+    def forget(self) -> None:
+        """Drop everything resolved so far (at every ops update: pages move, THPs are split or
+        collapsed)."""
         self._heads.clear()
+        self._resolvers.clear()
 
-    def resolve(self, pagemap: "WordFile", vpn: np.ndarray) -> Resolved:
-        """The folio head PFN of each virtual page number ``vpn`` in one process's pagemap."""
-        entries = pagemap.read(vpn, PAGEMAP_MAX_GAP)
+    def resolve(self, pagemap: "WordFile", vpn: np.ndarray,
+                mappings: Sequence[tuple[int, int]] | None = None) -> Resolved:
+        """The folio head PFN of each virtual page number ``vpn`` in one process's pagemap,
+        from what was read since the last ``forget`` where possible (see ``PageResolver``).
+        ``mappings``, the process's VMAs if known, spare re-reading pages outside them."""
+        resolver = self._resolvers.get(id(pagemap))
+        if resolver is None or resolver.pagemap is not pagemap:
+            resolver = self._resolvers[id(pagemap)] = PageResolver(self, pagemap, mappings)
+        codes = resolver.codes(np.asarray(vpn, dtype=np.int64))
+        trackable = codes >= 0
+        return Resolved(trackable, np.where(trackable, codes, 0))
+
+    def classify(self, entries: np.ndarray, pagemap_path: Path) -> np.ndarray:
+        """Per pagemap entry: its folio head PFN where trackable, else UNTRACKABLE (present,
+        but not on the LRU, or hugetlbfs) or NOT_PRESENT (unmapped, swapped)."""
         present = (entries & PM_PRESENT) != 0
         pfn = (entries & PM_PFN_MASK).astype(np.int64)
         if present.any() and not pfn[present].any():
-            raise DamoError(f"{pagemap.path} shows no page frame numbers: that needs root privileges "
+            raise DamoError(f"{pagemap_path} shows no page frame numbers: that needs root privileges "
                             f"(CAP_SYS_ADMIN). {NO_PAGE_IDLE_ALTERNATIVES}")
         ok = present & (pfn > 0)
-        flags = np.zeros(len(vpn), dtype=np.uint64)
+        flags = np.zeros(len(entries), dtype=np.uint64)
         if ok.any():
             flags[ok] = self.kpageflags.read(pfn[ok], KPAGEFLAGS_MAX_GAP)
         tail = ok & ((flags & _bit(KPF_COMPOUND_TAIL)) != 0)
@@ -202,12 +271,12 @@ class PageIdle:
             flags[tail] = head_flags
         trackable = ok & (head_pfn >= 0) & ((flags & _bit(KPF_LRU)) != 0) & \
             ((flags & (_bit(KPF_HUGE) | _bit(KPF_NOPAGE))) == 0)
-        return Resolved(trackable, np.where(trackable, head_pfn, 0))
+        return np.where(trackable, head_pfn, np.where(ok, UNTRACKABLE, NOT_PRESENT))
 
     def _folio_heads(self, tail_pfns: np.ndarray) -> np.ndarray:
         """The head PFN of each tail page's folio (-1 if none is found): the nearest
         compound-head page at or below it within a PMD-sized, PMD-aligned window (folios are
-        naturally aligned). Each window's flags are read once and kept until ``forget_folios``."""
+        naturally aligned). Each window's flags are read once and kept until ``forget``."""
         out = np.empty(len(tail_pfns), dtype=np.int64)
         window = tail_pfns // MAX_FOLIO_PAGES
         for w in sorted_unique(window)[0].tolist():
@@ -225,15 +294,66 @@ class PageIdle:
         return out
 
     def mark_idle(self, pfns: np.ndarray) -> None:
-        self.bitmap.write_bits(pfns, BITMAP_MAX_GAP)
+        self.bitmap.write_bits(pfns, BITMAP_WRITE_MAX_GAP, BITMAP_MAX_WORDS)
 
     def idle(self, pfns: np.ndarray) -> np.ndarray:
         """Is each PFN's folio still idle (not accessed since it was marked)?"""
-        return self.bitmap.read_bits(pfns, BITMAP_MAX_GAP)
+        return self.bitmap.read_bits(pfns, BITMAP_MAX_GAP, BITMAP_MAX_WORDS)
 
     @property
     def syscalls(self) -> int:
         return self.bitmap.syscalls + self.kpageflags.syscalls
+
+
+class PageResolver:
+    """One process's pages resolved to folio head PFNs, a block (BLOCK_PAGES pages, one page of
+    pagemap) at a time: the first sample that lands in a block reads the block's pagemap entries
+    and their page flags (runs of sorted reads); later samples there need no system call until
+    the next ops update. Pages that were not present are read again each time they are sampled,
+    so a page faulted in meanwhile is seen at once."""
+
+    def __init__(self, page_idle: PageIdle, pagemap: "WordFile",
+                 mappings: Sequence[tuple[int, int]] | None = None):
+        self.page_idle = page_idle
+        self.pagemap = pagemap
+        # The mappings' first and last-plus-one virtual page numbers: a page outside them
+        # cannot appear before the next ops update (which starts a new resolver).
+        spans = np.array(mappings if mappings else [(0, 1 << 64 - 1)], dtype=np.uint64).reshape(-1, 2)
+        self.map_first = (spans[:, 0] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
+        self.map_end = (spans[:, 1] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
+        self.blocks = np.zeros(0, dtype=np.int64)               # sorted block numbers
+        self.table = np.zeros((0, BLOCK_PAGES), dtype=np.int64)  # their pages' codes
+
+    def codes(self, vpn: np.ndarray) -> np.ndarray:
+        """The head PFN (or UNTRACKABLE / NOT_PRESENT) of each virtual page number."""
+        block, column = vpn >> BLOCK_SHIFT, vpn & (BLOCK_PAGES - 1)
+        self._load(block)
+        rows = np.searchsorted(self.blocks, block)
+        codes = self.table[rows, column]
+        absent = codes == NOT_PRESENT
+        if absent.any():
+            mapping = np.searchsorted(self.map_first, vpn[absent], side="right") - 1
+            inside = (mapping >= 0) & (vpn[absent] < self.map_end[np.maximum(mapping, 0)])
+            absent[absent] = inside
+        if absent.any():
+            fresh = self.page_idle.classify(self.pagemap.read(vpn[absent], PAGEMAP_MAX_GAP), self.pagemap.path)
+            codes[absent] = fresh
+            self.table[rows[absent], column[absent]] = fresh
+        return codes
+
+    def _load(self, block: np.ndarray) -> None:
+        wanted = sorted_unique(block)[0]
+        missing = wanted[~np.isin(wanted, self.blocks)]
+        if not len(missing):
+            return
+        vpns = (missing[:, None] * BLOCK_PAGES + np.arange(BLOCK_PAGES)).ravel()
+        # adjacent blocks are contiguous in the pagemap: one read for each run of them
+        entries = self.pagemap.read(vpns, 0)
+        fresh = self.page_idle.classify(entries, self.pagemap.path).reshape(len(missing), BLOCK_PAGES)
+        blocks = np.concatenate([self.blocks, missing])
+        order = np.argsort(blocks, kind="stable")
+        self.blocks = blocks[order]
+        self.table = np.concatenate([self.table, fresh])[order]
 
 
 def _open_checked(path: Path, writable: bool, what: str) -> WordFile:

@@ -93,6 +93,12 @@ class KdamondSetup:
     pid: int | None = None                     # vaddr/fvaddr target
     regions: list[tuple[int, int]] = field(default_factory=list)
     stat_scheme: bool = False                  # a match-everything scheme for tried_regions snapshots
+    more_pids: list[int] = field(default_factory=list)   # further vaddr/fvaddr targets, in target order
+
+    @property
+    def pids(self) -> list[int]:
+        """Every process target, in the kernel's target order."""
+        return ([self.pid] if self.pid is not None else []) + list(self.more_pids)
 
 
 class DamonSysfs:
@@ -251,16 +257,37 @@ class OwnedKdamond(MonitorGuard):
         sysfs.write(f"{intervals}/update_us", s.attrs.update_us)
         sysfs.write(f"{ctx}/monitoring_attrs/nr_regions/min", s.attrs.min_nr_regions)
         sysfs.write(f"{ctx}/monitoring_attrs/nr_regions/max", s.attrs.max_nr_regions)
-        sysfs.write(f"{ctx}/targets/nr_targets", 1)
-        if s.pid is not None:
-            sysfs.write(f"{ctx}/targets/0/pid_target", s.pid)
-        if s.regions:
-            sysfs.write(f"{ctx}/targets/0/regions/nr_regions", len(s.regions))
-            for i, (start, end) in enumerate(s.regions):
-                sysfs.write(f"{ctx}/targets/0/regions/{i}/start", start)
-                sysfs.write(f"{ctx}/targets/0/regions/{i}/end", end)
+        self._write_targets(s.pids)
         if s.stat_scheme:
             self._stage_stat_scheme()
+
+    def _write_targets(self, pids: list[int], initial: dict[int, list[tuple[int, int]]] | None = None) -> None:
+        """nr_targets (which wipes the target directories), then each target's pid and regions:
+        ``setup.regions``, or ``initial[index]`` for a target given its first regions."""
+        targets = f"{self.ctx}/targets"
+        self.sysfs.write(f"{targets}/nr_targets", max(1, len(pids)))
+        for t in range(max(1, len(pids))):
+            if pids:
+                self.sysfs.write(f"{targets}/{t}/pid_target", pids[t])
+            regions = self.setup.regions or (initial or {}).get(t)
+            if regions:
+                self.sysfs.write(f"{targets}/{t}/regions/nr_regions", len(regions))
+                for i, (start, end) in enumerate(regions):
+                    self.sysfs.write(f"{targets}/{t}/regions/{i}/start", start)
+                    self.sysfs.write(f"{targets}/{t}/regions/{i}/end", end)
+
+    def commit_targets(self, pids: list[int], initial: dict[int, list[tuple[int, int]]] | None = None) -> None:
+        """Replace the running kdamond's process targets by ``pids`` (online, ``commit``).
+
+        The kernel pairs old and new targets by index: a target that keeps its index (and is
+        given no regions) keeps its regions and their counts, so callers keep the surviving
+        targets in their order and append new ones, with ``initial`` regions (by index) for
+        those. It refuses (EINVAL) a pid that is gone; the caller checks again and retries
+        with the live ones.
+        """
+        self._write_targets(pids, initial)
+        self.sysfs.write(f"{self.base}/state", "commit")
+        self.setup.pid, self.setup.more_pids = (pids[0], list(pids[1:])) if pids else (None, [])
 
     def _avail_operations(self) -> list[str] | None:
         try:
@@ -284,8 +311,9 @@ class OwnedKdamond(MonitorGuard):
         try:
             self.sysfs.write(f"{self.base}/state", "on")
         except SysfsWriteError as err:
-            if err.errno == errno.EINVAL and self.setup.pid is not None and target_alive and not target_alive():
-                raise DamoError(f"the target (pid {self.setup.pid}) exited before monitoring started") from None
+            if err.errno == errno.EINVAL and self.setup.pids and target_alive and not target_alive():
+                raise DamoError(f"the target (pid {' '.join(map(str, self.setup.pids))}) exited before "
+                                f"monitoring started") from None
             if err.errno == errno.EBUSY:
                 raise DamoError(f"the kernel refused to start DAMON (EBUSY): another DAMON user, such as "
                                 f"DAMON_RECLAIM or DAMON_LRU_SORT, is active. {ALTERNATIVES}") from None

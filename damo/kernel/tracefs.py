@@ -283,10 +283,11 @@ class AggregatedParser:
 class TraceInstance:
     """A private tracefs instance with ``damon_aggregated`` enabled; read with ``read``."""
 
-    def __init__(self, root: Path, name: str, event_filter: str | None = None):
+    def __init__(self, root: Path, name: str, event_filter: str | None = None, clock: str | None = None):
         self.root = root
         self.dir = root / "instances" / name
         self.event_filter = event_filter      # e.g. "common_pid == 77", in the instance's own filter file
+        self.clock = clock                    # e.g. "mono": timestamps on CLOCK_MONOTONIC (default: "local")
         self._fd: int | None = None
 
     def open(self) -> None:
@@ -297,6 +298,8 @@ class TraceInstance:
         except OSError as err:
             raise DamoError(f"cannot create tracefs instance {self.dir} ({err.strerror})") from None
         try:
+            if self.clock:
+                self._set_clock(self.clock)
             if self.event_filter:
                 (self.dir / "events" / EVENT / "filter").write_text(self.event_filter)
             (self.dir / "events" / EVENT / "enable").write_text("1")
@@ -304,6 +307,13 @@ class TraceInstance:
         except OSError as err:
             self.close()
             raise DamoError(f"cannot enable {EVENT} in {self.dir} ({err.strerror})") from None
+
+    def _set_clock(self, clock: str) -> None:
+        """The instance's trace clock, where the kernel has it (else the default stays)."""
+        try:
+            (self.dir / "trace_clock").write_text(clock)
+        except OSError:
+            pass
 
     def read(self, timeout: float) -> bytes:
         """Whatever the trace pipe has, waiting up to ``timeout`` seconds for something."""

@@ -10,6 +10,7 @@ instance removed, the file completed.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shlex
@@ -30,10 +31,15 @@ from damo.kernel.debugfs import check_free as debugfs_check_free
 from damo.kernel import tlb_ticker
 from damo.kernel.tlb_ticker import Ticker
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
+from damo.kernel.tasks import process_alive
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
+from damo.model import TARGETS_KEY
 from damo.recording import RecordRequest, base_meta, finish, open_sink
+from damo.sources.task_targets import TaskTargets
 
 POLL_SECONDS = 0.2
+CHILD_POLL_SECONDS = 0.5          # a child becomes a target within about a second of its birth
+META_RESERVE = 64 << 10           # header room for the targets found while recording (native)
 STATE_CHECK_SECONDS = 0.5
 WORKLOAD_TERM_SECONDS = 3.0
 STOP_FILE_ENV = "DAMO_STOP_FILE"     # set by `damo record --vm` for the record inside the VM
@@ -48,6 +54,7 @@ class Target:
     pid: int | None = None
     regions: list[tuple[int, int]] | None = None
     description: str = ""
+    more_pids: list[int] | None = None      # further pid targets (several PIDs, --target_pid)
 
 
 def largest_system_ram(iomem: str = "/proc/iomem") -> tuple[int, int]:
@@ -78,19 +85,21 @@ def resolve_target(request: RecordRequest) -> Target:
     if words == ["paddr"] or request.ops == "paddr":
         if words != ["paddr"]:
             raise DamoError("--ops paddr monitors physical memory: give 'paddr' as TARGET")
-        regions = request.regions or [largest_system_ram()]
+        regions = request.regions or [largest_system_ram()]     # --numa_node's ranges come as regions
         return Target("paddr", regions=regions, description="paddr")
     ops = request.ops or ("fvaddr" if request.regions else "vaddr")
     if ops == "fvaddr" and not request.regions:
         raise DamoError("--ops fvaddr needs the regions to monitor (-r START-END)")
     regions = request.regions or None
-    if len(words) == 1 and words[0].isdigit():
-        pid = int(words[0])
-        if not Path(f"/proc/{pid}").exists():
-            raise DamoError(f"no process with pid {pid}")
-        if not process_alive(pid):
-            raise DamoError(f"the target (pid {pid}) exited before monitoring started")
-        return Target(ops, pid=pid, regions=regions, description=f"pid {pid}")
+    if words and all(word.isdigit() for word in words):
+        pids = list(dict.fromkeys(int(word) for word in words))
+        for pid in pids:
+            if not Path(f"/proc/{pid}").exists():
+                raise DamoError(f"no process with pid {pid}")
+            if not process_alive(pid):
+                raise DamoError(f"the target (pid {pid}) exited before monitoring started")
+        return Target(ops, pid=pids[0], regions=regions, more_pids=pids[1:],
+                      description=f"pid{'s' if len(pids) > 1 else ''} {' '.join(map(str, pids))}")
     argv = command_argv(request)
     return Target(ops, argv=argv, regions=regions, description=shlex.join(words if len(words) > 1 else argv))
 
@@ -119,17 +128,6 @@ def shell_path() -> str:
     command line in its own place (exec), so the pid that DAMON monitors becomes the workload's;
     dash, Debian's /bin/sh, forks it, and DAMON would watch the idle shell."""
     return shutil.which("bash") or "/bin/sh"
-
-
-def process_alive(pid: int) -> bool:
-    """Is ``pid`` a live process? A zombie (exited, not yet reaped) is not: it has no memory to monitor."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state follows the parenthesised command name, which may itself hold ')'.
-    state = stat[stat.rfind(")") + 2:][:1]
-    return state not in ("Z", "X", "x", "")
 
 
 _PTRACE_TRACEME, _PTRACE_CONT, _PTRACE_DETACH = 0, 7, 17
@@ -311,6 +309,9 @@ class KernelRecorder:
         self._last_end: dict[int, int] = {}
         self.parser = AggregatedParser()
         self.stop_file = os.environ.get(STOP_FILE_ENV)
+        self.tasks: TaskTargets | None = None       # process targets and their record ids
+        self.meta = None
+        self._last_child_poll = 0.0
 
     def run(self) -> int:
         request = self.request
@@ -320,29 +321,45 @@ class KernelRecorder:
             debugfs_check_free(self.debugfs)
         else:
             preflight(self.sysfs)
-        use_trace = has_damon_event(self.tracefs_root)
+        # --snapshot reads tried_regions: full pictures, DELAY apart, not every aggregation.
+        use_trace = has_damon_event(self.tracefs_root) and request.snapshot is None
         if self.debugfs is not None and not use_trace:
             raise DamoError("recording through DAMON's debugfs interface needs the damon:damon_aggregated "
                             "tracepoint, and tracefs has none (mount tracefs, or a kernel with "
-                            f"CONFIG_TRACING). {ALTERNATIVES}")
-        instance = TraceInstance(self.tracefs_root, f"damo-{os.getpid()}") if use_trace else None
+                            f"CONFIG_TRACING){' and takes no --snapshot' if request.snapshot else ''}. "
+                            f"{ALTERNATIVES}")
+        if target.ops != "paddr":
+            # Online target changes need sysfs `commit`; debugfs refuses new target_ids while on.
+            # fvaddr's fixed regions are the given process's own, as in damo: no children.
+            self.tasks = TaskTargets(follow_children=request.child_tasks and self.debugfs is None
+                                     and target.ops == "vaddr")
+        follow = self.tasks is not None and self.tasks.follow_children
+        # The mono trace clock is time.monotonic_ns(), which times the target list's changes.
+        instance = (TraceInstance(self.tracefs_root, f"damo-{os.getpid()}", clock="mono" if follow else None)
+                    if use_trace else None)
         setup = KdamondSetup(ops=target.ops, attrs=request.attrs, pid=target.pid, regions=target.regions or [],
-                             stat_scheme=not use_trace)
+                             stat_scheme=not use_trace, more_pids=list(target.more_pids or []))
         interrupted = False
         ticker = Ticker(enabled=tlb_ticker.requested())
         kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
         try:
             if target.argv:
+                if follow:
+                    subreaper = set_child_subreaper(True)
                 self.proc = HeldWorkload(target.argv)
                 setup.pid = self.proc.pid
+                if follow and subreaper:
+                    self.tasks.adopter, self.tasks.own_child = os.getpid(), self.proc.pid
             if instance:
                 instance.open()
             with kdamond:
                 # A zombie still has its pid, so the kernel would accept it: ask first. (Our own
                 # workload is held until released, so only a pid target can be gone here.)
                 if not self._target_alive():
-                    raise DamoError(f"the target (pid {setup.pid}) exited before monitoring started")
+                    raise DamoError(f"the target (pid {self._gone_pid(setup)}) exited before monitoring started")
                 kdamond_pid = kdamond.start(target_alive=self._target_alive)
+                if self.tasks is not None:
+                    self.tasks.start(setup.pids, time.monotonic_ns())
                 if self.proc is not None:
                     self.proc.release()
                 meta = base_meta(request, target.ops, target.description)
@@ -351,7 +368,11 @@ class KernelRecorder:
                 meta.extra.update({"collector": "tracefs" if use_trace else "tried_regions",
                                    "damon_interface": "debugfs" if self.debugfs is not None else "sysfs",
                                    "kdamond_pid": kdamond_pid})
-                self.sink = open_sink(request, meta)
+                if self.tasks is not None:
+                    meta.extra[TARGETS_KEY] = self.tasks.info      # grows as children are found
+                    meta.extra["child_tasks"] = follow
+                self.meta = meta
+                self.sink = open_sink(request, meta, meta_reserve=META_RESERVE if follow else 0)
                 if use_trace:
                     print(f"recording {target.description} with kdamond {kdamond.index} (pid {kdamond_pid}); "
                           f"press Ctrl+C to stop", file=sys.stderr)
@@ -378,7 +399,11 @@ class KernelRecorder:
             if instance:
                 instance.close()
             status = self._stop_workload()
+            if self.tasks is not None and self.tasks.adopter is not None:
+                set_child_subreaper(False)
             if self.sink is not None:
+                if follow:
+                    self.sink.update_meta(self.meta)
                 finish(self.sink, request, interrupted=interrupted)
         if self.proc is not None and status is not None:
             print(f"workload exited with status {status}", file=sys.stderr)
@@ -394,12 +419,46 @@ class KernelRecorder:
             raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host
         if deadline is not None and now >= deadline:
             return True
-        if self.proc is not None and self.proc.poll() is not None:
+        if self.tasks is not None and self.debugfs is None:
+            self._follow_children(kdamond)      # with --exclude_child_tasks: exited targets only
+        if self.proc is not None and self.proc.poll() is not None and not self._children_alive():
             return True
         if now - last_check[0] >= STATE_CHECK_SECONDS:
             last_check[0] = now
             return not kdamond.running()   # the kdamond stops by itself when its processes exit
         return False
+
+    def _children_alive(self) -> bool:
+        """Does a task that our workload forked still run (so the record goes on without it)?"""
+        if self.tasks is None or not self.tasks.follow_children:
+            return False
+        return any(process_alive(pid) for pid in self.tasks.live_pids() if pid != self.proc.pid)
+
+    def _follow_children(self, kdamond: OwnedKdamond) -> None:
+        """Every CHILD_POLL_SECONDS (or at once when the workload has just exited, to catch the
+        children it left): new descendants become targets, exited ones are taken out."""
+        now = time.monotonic()
+        workload_gone = self.proc is not None and self.proc.returncode is None and self.proc.poll() is not None
+        if now - self._last_child_poll < CHILD_POLL_SECONDS and not workload_gone:
+            return
+        self._last_child_poll = now
+        if self.tasks.refresh_command_lines():
+            self.sink.update_meta(self.meta)
+        change = self.tasks.proposal(time.monotonic_ns())
+        if change is None or not change[0]:
+            return                      # nothing new, or every task gone (the kdamond stops itself)
+        pids, ids = change
+        initial = {k: first_regions(pid, self.request.attrs.min_nr_regions)
+                   for k, (pid, tid) in enumerate(zip(pids, ids)) if tid < 0}
+        began_ns = time.monotonic_ns()
+        try:
+            kdamond.commit_targets(pids, {k: r for k, r in initial.items() if r})
+        except sysfs_mod.SysfsWriteError as err:
+            if err.errno == errno.EINVAL or not kdamond.running():
+                return                  # a task exited meanwhile: the next poll proposes again
+            raise
+        self.tasks.committed(pids, ids, began_ns)
+        self.sink.update_meta(self.meta)
 
     def _collect_trace(self, instance: TraceInstance, kdamond: OwnedKdamond) -> None:
         deadline, last_check = self._deadline(), [time.monotonic()]
@@ -417,10 +476,16 @@ class KernelRecorder:
             wait = 0.0
 
     def _collect_tried_regions(self, kdamond: OwnedKdamond) -> None:
+        """Snapshots from the stat scheme's tried regions: every aggregation, or --snapshot's."""
         deadline, last_check = self._deadline(), [time.monotonic()]
-        period = max(self.request.attrs.aggr_us / 1e6, POLL_SECONDS)
+        snapshot = self.request.snapshot
+        period = snapshot[0] if snapshot else max(self.request.attrs.aggr_us / 1e6, POLL_SECONDS)
+        taken = 0
         while not self._should_stop(kdamond, deadline, last_check):
-            started = time.monotonic()
+            # The next read starts a period after this one began, never sooner (a slow read, as
+            # under emulation, delays the ones after it rather than bunching them up). A snapshot
+            # is stamped when it is asked for: reading it back takes a varying time.
+            next_at, asked_ns = time.monotonic() + period, time.monotonic_ns()
             try:
                 kdamond.update_tried_regions()
             except sysfs_mod.SysfsWriteError:
@@ -429,11 +494,28 @@ class KernelRecorder:
                 raise
             start, end, nr_accesses, age = kdamond.read_tried_regions()
             if start:
-                self._append(0, time.monotonic_ns(), np.array(start, dtype=np.uint64),
-                             np.array(end, dtype=np.uint64), np.array(nr_accesses), np.array(age))
-            time.sleep(max(0.0, period - (time.monotonic() - started)))
+                self._append_tried(asked_ns, np.array(start, dtype=np.uint64),
+                                   np.array(end, dtype=np.uint64), np.array(nr_accesses), np.array(age))
+                taken += 1
+                if snapshot and taken >= snapshot[1]:
+                    return
+            time.sleep(max(0.0, next_at - time.monotonic()))
 
-    def _append(self, target_id: int, end_ns: int, start, end, nr_accesses, age) -> None:
+    def _append_tried(self, end_ns: int, start, end, nr_accesses, age) -> None:
+        """One tried-regions read: the regions of every target, in target order. They carry no
+        target index, so a new target starts where the addresses go back (each target's regions
+        are sorted, and process address spaces overlap); a target without regions shifts the
+        ones after it, which a single-target record never sees."""
+        cuts = np.flatnonzero(start[1:] < end[:-1]) + 1
+        for k, (lo, hi) in enumerate(zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(start)]]))):
+            self._append(k, end_ns, start[lo:hi], end[lo:hi], nr_accesses[lo:hi], age[lo:hi])
+
+    def _append(self, kernel_index: int, end_ns: int, start, end, nr_accesses, age) -> None:
+        target_id = kernel_index
+        if self.tasks is not None:
+            target_id = self.tasks.target_at(kernel_index, end_ns)
+            if target_id is None:
+                return              # an exited task's last regions, before it was taken out
         start_ns = self._last_end.get(target_id, end_ns - self.request.attrs.aggr_us * 1000)
         self._last_end[target_id] = end_ns
         self.sink.append(target_id, start_ns, end_ns, start, end, nr_accesses, age)
@@ -444,13 +526,41 @@ class KernelRecorder:
             return self.proc.poll() is None
         if self.request.target == ["paddr"] or self.request.ops == "paddr":
             return True
-        return process_alive(int(self.request.target[0]))
+        return all(process_alive(int(word)) for word in self.request.target)
+
+    def _gone_pid(self, setup: KdamondSetup) -> str:
+        gone = [pid for pid in setup.pids if not process_alive(pid)]
+        return str(gone[0] if gone else setup.pid)
 
     def _stop_workload(self) -> int | None:
         """Reap the workload we launched, ending it if the record stopped first; its exit status."""
         if self.proc is None:
             return None
         return stop_process(self.proc, WORKLOAD_TERM_SECONDS)
+
+
+def first_regions(pid: int, min_nr_regions: int) -> list[tuple[int, int]]:
+    """A new child target's first regions, as the kernel's damon_va_init makes them for the
+    targets it starts with: the three regions of its mappings, evenly split into
+    ``min_nr_regions``. (Given none, a target added online starts from the three regions
+    whole at the next regions update, and takes many aggregations to find its hot spots.)"""
+    from damo.engine.core import three_regions, va_init_ranges
+    from damo.kernel.page_idle import read_mappings
+
+    try:
+        return va_init_ranges(three_regions(read_mappings(pid)), min_nr_regions)
+    except ValueError:
+        return []       # gone, or fewer than two gaps: the kernel's own update will set them
+
+
+def set_child_subreaper(on: bool) -> bool:
+    """prctl(PR_SET_CHILD_SUBREAPER): the tasks that the workload's tree orphans become damo's
+    children instead of init's, so a parent that forks workers and exits before the next poll
+    does not hide them. False where the call fails."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    return ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, int(on), 0, 0, 0) == 0
 
 
 def stop_process(proc: HeldWorkload, term_seconds: float) -> int:

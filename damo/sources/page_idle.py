@@ -57,6 +57,10 @@ class PageIdleRecorder:
         if request.regions:
             raise DamoError("--ops page_idle monitors a process's mappings: -r/--regions is not supported")
         target = resolve_target(RecordRequest(target=request.target, attrs=request.attrs, shell=request.shell))
+        if target.more_pids:
+            raise DamoError("--ops page_idle records one process; several need the kernel's DAMON")
+        if request.snapshot is not None:
+            raise DamoError("--snapshot reads a kdamond's tried regions, which --ops page_idle has not")
         page_idle = PageIdle(self.bitmap, self.proc)
         sink = None
         interrupted = False

@@ -12,7 +12,7 @@ from typing import Iterator
 
 from damo.engine.sim_ops import sim_context
 from damo.errors import DamoError
-from damo.model import Record, RecordBuilder, RecordMeta
+from damo.model import TARGETS_KEY, Record, RecordBuilder, RecordMeta
 from damo.recording import RecordRequest, base_meta, finish, open_sink
 
 SIM_START_TIME = 0.0      # the virtual clock's epoch, recorded instead of the wall clock
@@ -34,11 +34,17 @@ def load_model(path: str, seed: int):
         raise DamoError(f"{path}: {err}") from None
 
 
+def models_of(model) -> list:
+    """One model, or several (one per target), as a list."""
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
 def record_duration_ns(model, timeout: float | None) -> int:
-    """The config's duration, or ``--timeout`` seconds of virtual time if that is shorter."""
+    """The (longest) config's duration, or ``--timeout`` seconds of virtual time if that is shorter."""
+    duration = max(m.duration_ns for m in models_of(model))
     if timeout is None:
-        return model.duration_ns
-    return min(model.duration_ns, int(timeout * 1e9))
+        return duration
+    return min(duration, int(timeout * 1e9))
 
 
 MAX_SNAPSHOTS = 10_000_000          # aggregations one simulated record may take
@@ -57,24 +63,40 @@ def check_work(model, request: RecordRequest) -> None:
 
 
 def sim_meta(request: RecordRequest, model) -> RecordMeta:
-    meta = base_meta(request, "sim", request.target[0])
+    models = models_of(model)
+    meta = base_meta(request, "sim", " ".join(request.target) if len(models) > 1 else request.target[0])
     meta.start_time = SIM_START_TIME
     meta.extra = {"seed": request.seed, "clock": "virtual", "ops": "sim",
-                  "masim_access_rate": model.access_rate}
+                  "masim_access_rate": models[0].access_rate}
+    if len(models) > 1:
+        meta.extra[TARGETS_KEY] = [{"target_id": k, "config": path, "masim_access_rate": m.access_rate}
+                                   for k, (path, m) in enumerate(zip(request.target, models))]
     return meta
 
 
 def snapshots(model, request: RecordRequest, ctx=None) -> Iterator[tuple]:
-    """Run the engine over ``model``: ``(target_id, start_ns, end_ns, start, end, nr_accesses, age)``."""
+    """Run the engine over ``model`` (or several, one target each, a target leaving when its
+    config ends, as an exiting process does): ``(target_id, start_ns, end_ns, start, end,
+    nr_accesses, age)``."""
     ctx = ctx or sim_context(model, request.attrs, request.seed)
+    several = len(models_of(model)) > 1
     for agg in ctx.run(record_duration_ns(model, request.timeout)):
         for snap in agg.targets:
             yield snap.target_id, agg.start_ns, agg.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age
+        if several:
+            for target in [t for t in ctx.targets if t.handle.duration_ns <= agg.end_ns]:
+                ctx.remove_target(target)
+
+
+def load_models(request: RecordRequest):
+    """The model of each masim config of TARGET: one model, or a list of several."""
+    models = [load_model(path, request.seed) for path in request.target]
+    return models if len(models) > 1 else models[0]
 
 
 def simulate(request: RecordRequest, model=None) -> tuple[Record, object]:
-    """The record ``damo record`` would write for ``request``, in memory, and its model."""
-    model = model or load_model(request.target[0], request.seed)
+    """The record ``damo record`` would write for ``request``, in memory, and its model(s)."""
+    model = model or load_models(request)
     builder = RecordBuilder(sim_meta(request, model))
     for snap in snapshots(model, request):
         builder.add(*snap)
@@ -82,10 +104,11 @@ def simulate(request: RecordRequest, model=None) -> tuple[Record, object]:
 
 
 def record(request: RecordRequest) -> int:
-    """Record ``request.target`` (one masim config) into ``request.out``."""
-    if len(request.target) != 1:
-        raise DamoError("record: the simulator takes one masim config file as its TARGET")
-    model = load_model(request.target[0], request.seed)
+    """Record ``request.target`` (masim configs, one target each) into ``request.out``."""
+    if request.snapshot is not None:
+        raise DamoError("--snapshot reads a kernel kdamond's tried regions; the simulator records every "
+                        "aggregation (use --timeout to shorten it)")
+    model = load_models(request)
     check_work(model, request)
     ctx = sim_context(model, request.attrs, request.seed)
     sink = open_sink(request, sim_meta(request, model), total_ns=record_duration_ns(model, request.timeout),

@@ -58,6 +58,12 @@ def guest_record_argv(request: RecordRequest, out: str) -> list[str]:
         argv.append("--shell")
     if request.regions:
         argv += ["-r", " ".join(f"{s}-{e}" for s, e in request.regions)]
+    if not request.child_tasks:
+        argv.append("--exclude_child_tasks")
+    if request.snapshot:
+        argv += ["--snapshot", repr(request.snapshot[0]), str(request.snapshot[1])]
+    if request.output_permission != 0o600:
+        argv += ["--output_permission", f"{request.output_permission:o}"]
     # The labels go along, but the kernel label is left for the guest to say: its kernel is the monitored one.
     for key, value in request.labels.items():
         if key != "kernel":
