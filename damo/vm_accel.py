@@ -170,10 +170,14 @@ def choose(requested: str, kernel: str, say=_say) -> str:
             say(f"checking whether KVM can boot {name} here (once per kernel and machine; "
                 f"at most {PROBE_QUIET_SECONDS:.0f} s without a sign of life)")
             verdict = probe(kernel)
-            verdict.save(path)
+            try:
+                verdict.save(path)
+            except OSError as err:       # an unwritable cache costs a probe per record, nothing more
+                say(f"cannot keep the KVM verdict in {path} ({err.strerror}); the next record probes again")
         if verdict.kvm_works:
             return "kvm"
-        why = f"KVM could not boot {name} here: {verdict.reason} (verdict kept in {verdict.file})"
+        kept = f" (verdict kept in {verdict.file})" if verdict.file else ""
+        why = f"KVM could not boot {name} here: {verdict.reason}{kept}"
     if requested == "kvm":
         raise DamoError(f"--vm-accel kvm: {why}")
     say(f"--vm-accel auto: using software emulation, since {why}")

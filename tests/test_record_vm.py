@@ -410,3 +410,18 @@ def test_vm_tlb_flush_auto_stays_off_until_proven_safe():
     assert [ticker_wanted(choice, accel) for choice in ("on", "off") for accel in ("tcg", "kvm")] == [
         True, True, False, False]
     assert ticker_wanted("auto", "tcg") is TICKER_PROVEN_SAFE and ticker_wanted("auto", "kvm") is False
+
+
+def test_an_unwritable_verdict_cache_is_said_and_the_record_goes_on(fake_vm, tmp_path, monkeypatch):
+    from damo import vm_accel
+
+    env, kernel, log = fake_vm
+    for key, value in _kvm(env, tmp_path, "emulation_failure").items():
+        monkeypatch.setenv(key, value)
+    (Path(env["DAMO_VM_CACHE"]) / "accel").write_text("a file where the verdicts' directory goes")
+    said: list[str] = []
+    assert vm_accel.choose("auto", str(kernel), say=said.append) == "tcg"
+    assert said[1].startswith(f"cannot keep the KVM verdict in {env['DAMO_VM_CACHE']}/accel/")
+    assert said[1].endswith("; the next record probes again")
+    assert said[2] == ("--vm-accel auto: using software emulation, since KVM could not boot "
+                       "vmlinuz-6.12.1+deb12-amd64 here: qemu: KVM internal error. Suberror: 1")
