@@ -69,6 +69,12 @@ def _children_by_scan(pids: set[int], proc: Path) -> dict[int, list[int]]:
     return out
 
 
+def children(pid: int, proc: Path = PROC) -> list[int]:
+    """The children of ``pid``, from its ``children`` files or, where the kernel has none, a scan."""
+    kids = children_of(pid, proc)
+    return kids if kids is not None else _children_by_scan({pid}, proc).get(pid, [])
+
+
 def descendants(roots: Iterable[int], proc: Path = PROC, known: set[int] | frozenset = frozenset()) -> list[int]:
     """Every live descendant of ``roots`` (children of children too), parents before children;
     those in ``known`` are the caller's to check for life (it already does), not read again."""

@@ -72,6 +72,10 @@ class Ticker:
             proc.wait()
         self.procs = []
 
+    def pids(self) -> list[int]:
+        """The ticker processes' pids (a record that follows its workload's children skips them)."""
+        return [proc.pid for proc in self.procs]
+
     @property
     def running(self) -> bool:
         return any(proc.poll() is None for proc in self.procs)

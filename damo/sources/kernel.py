@@ -31,7 +31,7 @@ from damo.kernel.debugfs import check_free as debugfs_check_free
 from damo.kernel import tlb_ticker
 from damo.kernel.tlb_ticker import Ticker
 from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
-from damo.kernel.tasks import process_alive
+from damo.kernel.tasks import children, process_alive
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
 from damo.model import TARGETS_KEY
 from damo.recording import RecordRequest, base_meta, finish, open_sink
@@ -357,6 +357,7 @@ class KernelRecorder:
             if target.argv:
                 if follow:
                     subreaper = set_child_subreaper(True)
+                    self.tasks.not_adopted = set(children(os.getpid()))
                 self.proc = HeldWorkload(target.argv)
                 setup.pid = self.proc.pid
                 if follow and subreaper:
@@ -393,6 +394,8 @@ class KernelRecorder:
                     # The trace event is enabled by now, and stays so until the ticker is stopped
                     # (damo.kernel.tlb_ticker says why that order keeps the guest alive).
                     ticker.start()
+                    if self.tasks is not None:
+                        self.tasks.not_adopted.update(ticker.pids())
                     if use_trace:
                         self._collect_trace(instance, kdamond)
                     else:

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from damo.kernel.tasks import PROC, command_line, descendants, process_alive
+from damo.kernel.tasks import PROC, children, command_line, descendants, process_alive
 
 CMDLINE_MAX = 256            # characters of a command line kept in the record's metadata
 
@@ -31,9 +31,12 @@ class TaskTargets:
     proc: Path = PROC
     # damo itself when it is the workload's child subreaper: the tasks orphaned in the workload's
     # tree come to it, and are found (and reaped) as its children. Its other child, the workload
-    # (``own_child``), is reaped by its launcher.
+    # (``own_child``), is reaped by its launcher. Its children that are not orphans of the
+    # workload's tree (``not_adopted``: those it had before the workload, the TLB-flush ticker's)
+    # are no targets: a ticker taken for one would keep the record going for ever.
     adopter: int | None = None
     own_child: int | None = None
+    not_adopted: set[int] = field(default_factory=set)
     slots: list[int] = field(default_factory=list)       # kernel target index -> record target id
     pids: list[int] = field(default_factory=list)        # record target id -> pid
     info: list[dict] = field(default_factory=list)       # record target id -> metadata
@@ -69,10 +72,12 @@ class TaskTargets:
                 self.exited_ns.setdefault(tid, time_ns)
                 self._reap(self.pids[tid])
         new_pids: list[int] = []
-        roots = [self.pids[t] for t in alive] + ([self.adopter] if self.adopter is not None else [])
-        if self.follow_children and roots:
+        roots = [self.pids[t] for t in alive]
+        if self.follow_children:
             known = set(self.pids)
-            new_pids = [pid for pid in descendants(roots, self.proc, known) if pid not in known and pid != self.adopter]
+            adopted = [pid for pid in self._adopted_orphans() if pid not in known and process_alive(pid, self.proc)]
+            found = descendants(roots + adopted, self.proc, known) if roots or adopted else []
+            new_pids = adopted + [pid for pid in found if pid not in known and pid not in adopted]
         if alive == self.slots and not new_pids:
             return None
         return [self.pids[t] for t in alive] + new_pids, alive + [-1] * len(new_pids)
@@ -88,6 +93,13 @@ class TaskTargets:
                 self.info[tid]["cmdline"] = line
                 changed = True
         return changed
+
+    def _adopted_orphans(self) -> list[int]:
+        """The adopter's children that came to it from the workload's tree."""
+        if self.adopter is None:
+            return []
+        skip = self.not_adopted | {self.own_child}
+        return [pid for pid in children(self.adopter, self.proc) if pid not in skip]
 
     def _reap(self, pid: int) -> None:
         """An exited orphan of the workload's tree, adopted by damo, must not stay a zombie."""
