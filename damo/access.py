@@ -13,6 +13,7 @@ Example: damo report access -i damon.data --style temperature-percentiles --acce
 from __future__ import annotations
 
 import argparse
+import bisect
 import math
 import sys
 from dataclasses import dataclass, field
@@ -236,44 +237,55 @@ def _pixel_runs(starts: np.ndarray, ends: np.ndarray, unit: float):
 
     Returns pixel starts and ends (floats, in damo's float arithmetic), whether each is void,
     and for the non-void ones the first and one-past-last intersecting region.
+
+    A plain loop with bisect: a snapshot has about ``heatmap_width`` pixels plus one per gap, and
+    per-pixel bisects cost less than numpy's per-call overhead on runs that short (a filtered
+    record has a gap every few regions). The region bounds are compared as float64, and pixel
+    bounds are added one ``unit`` at a time, as damo does.
     """
+    fstarts, fends = starts.astype(np.float64).tolist(), ends.astype(np.float64).tolist()
+    nr_regions, last_end = len(fstarts), int(ends[-1])
     p_start, p_end, p_void, p_lo, p_hi = [], [], [], [], []
-    last_end = int(ends[-1])
     pos = float(int(starts[0]))
-    fstarts, fends = starts.astype(np.float64), ends.astype(np.float64)
     while pos < last_end:
-        # at most a few thousand pixels at a time: the walk jumps over gaps, so most of a sparse
-        # address space is never visited
-        count = min(int((last_end - pos) / unit) + 2, 4096)
-        steps = np.full(count + 1, unit)
-        steps[0] = pos
-        bounds = np.cumsum(steps)                # sequential: bound[k+1] = bound[k] + unit, as damo adds
-        n = int(np.searchsorted(bounds[:-1], last_end, side="left"))   # pixels starting before last_end
-        lo = np.searchsorted(fends, bounds[:n], side="right")
-        hi = np.searchsorted(fstarts, bounds[1:n + 1], side="left")
-        void = hi <= lo
-        first_void = int(np.argmax(void)) if void.any() else n
-        p_start.append(bounds[:first_void])
-        p_end.append(bounds[1:first_void + 1])
-        p_void.append(np.zeros(first_void, dtype=bool))
-        p_lo.append(lo[:first_void])
-        p_hi.append(hi[:first_void])
-        if first_void == n:
-            pos = float(bounds[n])
-            continue
-        s, e = float(bounds[first_void]), float(bounds[first_void + 1])
-        nxt = int(np.searchsorted(fstarts, e, side="right"))
-        if nxt == len(starts):
-            p_start.append(np.array([s]))
-            p_end.append(np.array([e]))
-            p_void.append(np.array([True]))
+        bound = pos
+        while bound < last_end:
+            nxt_bound = bound + unit
+            if nxt_bound == bound:
+                # unit is below float64's step at these addresses (a few small regions high in a
+                # 64-bit space): damo's walk would never end; ours ends the line here.
+                return _as_arrays(p_start, p_end, p_void, p_lo, p_hi)
+            lo = bisect.bisect_right(fends, bound)
+            hi = bisect.bisect_left(fstarts, nxt_bound)
+            if hi <= lo:
+                break                         # a void pixel: no region intersects it
+            p_start.append(bound)
+            p_end.append(nxt_bound)
+            p_void.append(False)
+            p_lo.append(lo)
+            p_hi.append(hi)
+            bound = nxt_bound
+        else:
+            break                             # walked past the last region
+        p_start.append(bound)
+        p_void.append(True)
+        nxt = bisect.bisect_right(fstarts, nxt_bound)
+        if nxt == nr_regions:
+            p_end.append(nxt_bound)
             break
-        pos = int(starts[nxt]) // unit * unit
-        p_start.append(np.array([s]))
-        p_end.append(np.array([pos]))
-        p_void.append(np.array([True]))
-    return (np.concatenate(p_start), np.concatenate(p_end), np.concatenate(p_void), np.concatenate(p_lo),
-            np.concatenate(p_hi))
+        pos = int(starts[nxt]) // unit * unit  # the walk jumps to the next region's pixel
+        if pos <= bound:
+            # float rounding high in a 64-bit space sent the jump back: damo would walk the
+            # same void pixel for ever; ours ends the line here.
+            p_end.append(nxt_bound)
+            break
+        p_end.append(pos)
+    return _as_arrays(p_start, p_end, p_void, p_lo, p_hi)
+
+
+def _as_arrays(p_start, p_end, p_void, p_lo, p_hi):
+    return (np.array(p_start, dtype=np.float64), np.array(p_end, dtype=np.float64),
+            np.array(p_void, dtype=bool), np.array(p_lo, dtype=np.int64), np.array(p_hi, dtype=np.int64))
 
 
 def _pixel_temperatures(starts, ends, percent, age, weights, ps, pe, lo, hi):
@@ -348,6 +360,9 @@ def heatmap_texts(rec: "TargetRecord", fmt: AccessFormat) -> list[str]:
             walks.append("empty")
             continue
         ps, pe, void, lo, hi = _pixel_runs(starts, ends, unit)
+        if void.all():               # no pixel drawn: see _pixel_runs on float steps
+            walks.append("unresolvable")
+            continue
         walks.append((unit, ps, pe, void))
         real = ~void
         all_ps.append(ps[real])
@@ -361,8 +376,9 @@ def heatmap_texts(rec: "TargetRecord", fmt: AccessFormat) -> list[str]:
     raw = fmt.raw_number
     out, pos = [], 0
     for walk in walks:
-        if walk is None or walk == "empty":
-            out.append("n/a (no region)" if walk is None else "n/a (no region has a size)")
+        if walk is None or isinstance(walk, str):
+            out.append({None: "n/a (no region)", "empty": "n/a (no region has a size)",
+                        "unresolvable": "n/a (a pixel is below float64's step at these addresses)"}[walk])
             continue
         unit, ps, pe, void = walk
         nreal = int((~void).sum())

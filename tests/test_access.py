@@ -245,3 +245,14 @@ def test_times_joins_consecutive_snapshots():
     assert matching_times(rec, AccessFilter(access_rate=(1, 100))) == [
         (0, 10**8), (2 * 10**8, 3 * 10**8), (5 * 10**8, 7 * 10**8)]
     assert format_times([(0, 10**8)]) == "0.000000-0.100000\n# (seconds)\n"
+
+
+def test_the_heatmap_walk_ends_where_float_steps_cannot_advance():
+    """A small region high in a 64-bit space: a pixel (51.2 bytes) is below float64's step there
+    (2048), so damo 3.4.3's walk never ends; ours says so on the heatmap line."""
+    start = 2**64 - 2**40
+    b = RecordBuilder(RecordMeta(**FULL_META))
+    b.add(0, 0, 100_000_000, [start], [start + 4096], [3], [1])
+    text = report(b.build())
+    assert "heatmap: n/a (a pixel is below float64's step at these addresses)" in text
+    assert "total size: 4.000 KiB" in text
