@@ -330,23 +330,39 @@ def _ranges_mask(values: np.ndarray, ranges) -> np.ndarray:
     return keep
 
 
+def _monotone_mask(values: np.ndarray, value_of, low, high) -> np.ndarray:
+    """``low <= value_of(values) <= high`` for a non-decreasing ``value_of`` (access rate of
+    nr_accesses, age in us of age): the range becomes bounds on ``values`` from a table of their
+    few distinct values, so the big column is compared, never transformed (a filter's cost)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    vmin, vmax = int(values.min()), int(values.max())
+    if vmax - vmin > 1 << 20:
+        mapped = value_of(values)
+        return (mapped >= low) & (mapped <= high)
+    table = value_of(np.arange(vmin, vmax + 1, dtype=np.int64))
+    inside = np.flatnonzero((table >= low) & (table <= high))   # contiguous: value_of is monotone
+    if len(inside) == 0:
+        return np.zeros(len(values), dtype=bool)
+    return (values >= vmin + inside[0]) & (values <= vmin + inside[-1])
+
+
 def apply_access_filter(record: Record, filt: AccessFilter) -> Record:
     """The record with only the regions and snapshots that pass ``filt`` (see the module doc)."""
     if filt.is_empty():
         return record
     meta = record.meta
     if filt.sz_region or filt.access_rate or filt.age_us:
-        size = (record.end - record.start).astype(np.int64)
-        keep = np.ones(len(size), dtype=bool)
+        keep = np.ones(record.nr_regions_total, dtype=bool)
         if filt.sz_region:
+            size = (record.end - record.start).astype(np.int64)
             keep &= (size >= filt.sz_region[0]) & (size <= filt.sz_region[1])
         if meta.sample_us and meta.aggr_us:
             if filt.access_rate:
-                pct = access_percent(record.nr_accesses, meta.sample_us, meta.aggr_us)
-                keep &= (pct >= filt.access_rate[0]) & (pct <= filt.access_rate[1])
+                keep &= _monotone_mask(record.nr_accesses, lambda n: access_percent(n, meta.sample_us, meta.aggr_us),
+                                       *filt.access_rate)
             if filt.age_us:
-                age = age_us(record.age, meta.aggr_us)
-                keep &= (age >= filt.age_us[0]) & (age <= filt.age_us[1])
+                keep &= _monotone_mask(record.age, lambda a: age_us(a, meta.aggr_us), *filt.age_us)
         record = keep_regions(record, keep)
     if filt.address:
         record = clip_to_ranges(record, filt.address)
