@@ -69,3 +69,22 @@ def test_option_builders_parse_hex_addresses_and_show_their_defaults():
     args = parser.parse_args(["--tid", "3", "--address_range", "0x1000", "8192", "--time_range", "1", "2"])
     assert (args.tid, args.address_range, args.time_range, args.exclude_samples) == (3, [4096, 8192], [1, 2], 20)
     assert all("default" in action.help for action in parser._actions if action.dest != "help")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_rate_or_age_range_as_bounds_on_the_raw_column_equals_the_transformed_compare(seed):
+    """_monotone_mask compares nr_accesses/age themselves; the result must equal comparing damo's
+    access rate and age in us, at every boundary (unknown age -1 included, and huge spans)."""
+    from damo.selection import _monotone_mask, access_percent, age_us
+
+    rng = np.random.default_rng(seed)
+    nr = rng.integers(0, 21, size=2000)
+    age = rng.integers(-1, 50, size=2000)
+    if seed == 4:
+        age[0] = 1 << 30                       # a span too wide for the table: the direct path
+    rate = lambda n: access_percent(n, 5000, 100000)
+    usec = lambda a: age_us(a, 100000)
+    for low, high in [(0, 100), (5, 5), (5, 6), (4, 96), (101, 200), (0, 0), (-5, 3)]:
+        assert np.array_equal(_monotone_mask(nr, rate, low, high), (rate(nr) >= low) & (rate(nr) <= high))
+    for low, high in [(0, 0), (0, 100000), (100000, 4_900_000), (150000, 150000), (1, 99999)]:
+        assert np.array_equal(_monotone_mask(age, usec, low, high), (usec(age) >= low) & (usec(age) <= high))
