@@ -17,6 +17,16 @@ from damo.model import RecordBuilder, RecordMeta
 from conftest import make_record, run_cli
 
 
+def write_flushing_every(path, record, every: int) -> None:
+    """Write ``record`` through the streaming writer, flushing a chunk after every ``every`` snapshots."""
+    writer = open_writer(path, record.meta)
+    for i, snap in enumerate(record.snapshots()):
+        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+        if i % every == every - 1:
+            writer.flush()
+    writer.close()
+
+
 def test_round_trip_is_exact(tmp_path, small_record):
     path = tmp_path / "r.data"
     write_record(small_record, path)
@@ -123,12 +133,7 @@ def test_compact_on_damon_like_records(tmp_path):
 def test_damaged_middle_chunk_is_an_error_not_a_truncation(tmp_path):
     record = make_record(nr_snapshots=30)
     path = tmp_path / "m.data"
-    writer = open_writer(path, record.meta)
-    for i, snap in enumerate(record.snapshots()):
-        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
-        if i % 10 == 9:
-            writer.flush()
-    writer.close()
+    write_flushing_every(path, record, 10)
     data = bytearray(path.read_bytes())
     _, first_chunk = native.read_meta(path)
     data[first_chunk + native.CHUNK.size + 5] ^= 0x40        # inside the first chunk's body
@@ -229,12 +234,7 @@ def test_delta_coding_round_trips_irregular_well_formed_records(tmp_path):
         builder.add(tid, t * 100, t * 100 + 90, start, end, nr, age)
     record = builder.build()
     path = tmp_path / "irregular.data"
-    writer = open_writer(path, record.meta)
-    for i, snap in enumerate(record.snapshots()):
-        writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
-        if i % 17 == 16:
-            writer.flush()
-    writer.close()
+    write_flushing_every(path, record, 17)
     assert read_record(path) == record
     data = path.read_bytes()
     _, first = native.read_meta(path)
