@@ -96,6 +96,16 @@ def test_target_table_keeps_record_ids_while_the_kernel_list_shifts(tmp_path):
     assert table.target_at(0, 500) == 0 and table.target_at(2, 3600) is None
 
 
+def test_a_settled_table_proposes_a_child_only_once_two_polls_saw_it(tmp_path):
+    """After a failed commit ended the kdamond (Linux before 6.14), short-lived children are kept
+    out: 11 lives across two polls and is proposed at the second; 12, seen once, never is."""
+    table = TaskTargets(proc=fake_proc(tmp_path / "a", {10: 1, 11: 10, 12: 10}), settle=True)
+    table.start([10], time_ns=1000)
+    assert table.proposal(2000) is None
+    table.proc = fake_proc(tmp_path / "b", {10: 1, 11: 10, 13: 10})
+    assert table.proposal(3000) == ([10, 11], [0, -1])
+
+
 # --- online commit on the fake sysfs tree -------------------------------------------------------
 
 def test_commit_targets_rewrites_the_target_list_then_commits(tmp_path):
@@ -154,8 +164,11 @@ if sys.argv[1] != "0":
 """
 
 
-def forking_record(tmp_path, monkeypatch, parent_s: str, child_s: tuple[str, str], **kw):
-    """Record FORKER on the fake tree; each target's regions say its pid (nr_accesses = pid % 1000)."""
+def forking_record(tmp_path, monkeypatch, parent_s: str, child_s: tuple[str, str], first_commit_ends=False,
+                   **kw):
+    """Record FORKER on the fake tree; each target's regions say its pid (nr_accesses = pid % 1000).
+    ``first_commit_ends``: the first commit succeeds and ends the kdamond, as Linux before 6.14
+    does when a task in the list is gone by the kdamond's next aggregation."""
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     fake = FakeDamon(tmp_path)
     fake.regions_of = lambda pid: [(1 << 20, 2 << 20, pid % 1000, 1), (2 << 20, 3 << 20, 0, 1)]
@@ -165,6 +178,9 @@ def forking_record(tmp_path, monkeypatch, parent_s: str, child_s: tuple[str, str
         if path.name == "pid_target":
             fake.alive_pids.add(int(value))
         real_write(path, value)
+        if first_commit_ends and value == "commit" and len(fake.commits) == 1:
+            fake.next_kdamond_pid += 1
+            fake.stop()
 
     script = tmp_path / "forker.py"
     script.write_text(FORKER)
@@ -213,6 +229,24 @@ def test_the_record_goes_on_while_children_outlive_the_parent(tmp_path, monkeypa
     check_snapshots_say_their_pids(record)
     last = {tid: record.end_ns[record.target_id == tid].max() / 1e9 for tid in info}
     assert last[1] > last[0] + 0.5 and last[2] > last[0] + 0.5
+
+
+def test_a_commit_that_ends_the_kdamond_starts_it_again_on_the_live_tasks(tmp_path, monkeypatch, capsys):
+    """The record does not end with its workload still running: the kdamond is started again on
+    the parent and both children, which stay recorded under their ids until they exit."""
+    fake, record = forking_record(tmp_path, monkeypatch, "2.4", ("1.2", "1.2"), first_commit_ends=True)
+    info = record.meta.targets_info()
+    parent, children = info[0]["pid"], [info[1]["pid"], info[2]["pid"]]
+    assert sorted(info) == [0, 1, 2]
+    assert fake.log.count(("kdamonds/0/state", "on")) == 2
+    assert fake.commits[0] == [parent] + children and fake.commits[-1] == [parent]
+    assert record.meta.extra["kdamond_restarts"] == 1 and record.meta.extra["kdamond_pid"] == 4243
+    assert "kdamond 0 ended after a target commit" in capsys.readouterr().err
+    check_snapshots_say_their_pids(record)
+    times = {tid: record.end_ns[record.target_id == tid] / 1e9 for tid in info}
+    assert times[0][-1] - times[0][0] >= 1.5 and np.diff(times[0]).max() < 1.2
+    for tid in (1, 2):              # before and after the restart
+        assert len(times[tid]) >= 2
 
 
 def test_exclude_child_tasks_records_the_parent_alone(tmp_path, monkeypatch):

@@ -317,6 +317,14 @@ class OwnedKdamond(MonitorGuard):
         self.sysfs.write(f"{self.base}/state", "commit")
         self.setup.pid, self.setup.more_pids = (pids[0], list(pids[1:])) if pids else (None, [])
 
+    def restart(self, pids: list[int]) -> int:
+        """Start our kdamond again, on ``pids``, after it ended while they still run (a commit
+        that the kernel failed ends it: see KernelRecorder._restart_after_commit); their regions
+        start afresh. Returns the new kdamond's pid."""
+        self._write_targets(pids)
+        self.setup.pid, self.setup.more_pids = pids[0], list(pids[1:])
+        return self.start()
+
     def _avail_operations(self) -> list[str] | None:
         try:
             return self.sysfs.read(f"{self.ctx}/avail_operations").split()

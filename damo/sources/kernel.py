@@ -44,6 +44,9 @@ POLL_SECONDS = 0.2
 CHILD_POLL_SECONDS = 0.5          # a child becomes a target within about a second of its birth
 META_RESERVE = 64 << 10           # header room for the targets found while recording (native)
 STATE_CHECK_SECONDS = 0.5
+# A kdamond found stopped this soon after our last commit returned, while its tasks still run,
+# was ended by that commit (the kernel fails it in the kdamond: Linux before 6.14).
+COMMIT_END_SECONDS = 5.0
 WORKLOAD_TERM_SECONDS = 3.0
 STOP_FILE_ENV = "DAMO_STOP_FILE"     # set by `damo record --vm` for the record inside the VM
 
@@ -319,6 +322,8 @@ class KernelRecorder:
         self.tasks: TaskTargets | None = None       # process targets and their record ids
         self.meta = None
         self._last_child_poll = 0.0
+        self._last_commit: float | None = None      # when our last target commit returned
+        self.restarts = 0
 
     def run(self) -> int:
         request = self.request
@@ -442,8 +447,49 @@ class KernelRecorder:
             return True
         if now - last_check[0] >= STATE_CHECK_SECONDS:
             last_check[0] = now
-            return not kdamond.running()   # the kdamond stops by itself when its processes exit
+            # the kdamond stops by itself when its processes exit
+            return not kdamond.running() and not self._restart_after_commit(kdamond)
         return False
+
+    def _restart_after_commit(self, kdamond: OwnedKdamond) -> bool:
+        """Start our kdamond again if our last commit ended it while its tasks still run.
+
+        Before Linux 6.14 the kernel applies a commit in the kdamond's own callback: a target pid
+        that is gone by then (a child that exited after we wrote the list) makes it fail, the
+        failure ends the kdamond, and the write itself still succeeds. The record would end
+        there with the workload still running. So the kdamond is started again on the live
+        tasks (their regions start afresh: a gap of a few aggregations), and from then on a new
+        child is proposed only once two polls saw it (``TaskTargets.settle``).
+        """
+        if (self.tasks is None or self.debugfs is not None or self._last_commit is None
+                or time.monotonic() - self._last_commit > COMMIT_END_SECONDS):
+            return False
+        self._last_commit = None
+        alive = [tid for tid in self.tasks.slots if process_alive(self.tasks.pids[tid])]
+        if not alive:
+            return False
+        pids = [self.tasks.pids[tid] for tid in alive]
+        began_ns = time.monotonic_ns()
+        for tid in self.tasks.slots:
+            if tid not in alive:
+                self.tasks.exited_ns.setdefault(tid, began_ns)
+        try:
+            kdamond_pid = kdamond.restart(pids)
+        except DamoError as err:
+            print(f"kdamond {kdamond.index} ended after a target commit, and starting it again failed: {err}",
+                  file=sys.stderr)
+            return False
+        self.tasks.committed(pids, alive, began_ns)
+        self.tasks.settle = True
+        self.restarts += 1
+        self.meta.extra.update({"kdamond_pid": kdamond_pid, "kdamond_restarts": self.restarts})
+        if self.sampler is not None:
+            self.sampler.kdamond_pid = kdamond_pid
+        self.sink.update_meta(self.meta)
+        print(f"kdamond {kdamond.index} ended after a target commit (a task in the list exited before the "
+              f"kernel applied it; kernels before 6.14 end the kdamond then): started it again on the "
+              f"{len(pids)} live tasks (pid {kdamond_pid})", file=sys.stderr)
+        return True
 
     def _children_alive(self) -> bool:
         """Does a task that our workload forked still run (so the record goes on without it)?"""
@@ -474,6 +520,7 @@ class KernelRecorder:
             if err.errno == errno.EINVAL or not kdamond.running():
                 return                  # a task exited meanwhile: the next poll proposes again
             raise
+        self._last_commit = time.monotonic()
         self.tasks.committed(pids, ids, began_ns)
         self.sink.update_meta(self.meta)
 

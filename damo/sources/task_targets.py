@@ -42,6 +42,10 @@ class TaskTargets:
     info: list[dict] = field(default_factory=list)       # record target id -> metadata
     exited_ns: dict[int, int] = field(default_factory=dict)   # record target id -> when seen gone
     fresh: list[int] = field(default_factory=list)       # ids found at the last commit (cmdline may change)
+    # Set once a failed commit ended the kdamond (Linux before 6.14): a new task is proposed only
+    # once two polls in a row saw it, so short-lived children (a shell loop's) never are.
+    settle: bool = False
+    _sighted: set[int] = field(default_factory=set)
     _epoch_ns: list[int] = field(default_factory=list)   # start of each layout (sorted)
     _epoch_slots: list[list[int]] = field(default_factory=list)
 
@@ -78,6 +82,9 @@ class TaskTargets:
             adopted = [pid for pid in self._adopted_orphans() if pid not in known and process_alive(pid, self.proc)]
             found = descendants(roots + adopted, self.proc, known) if roots or adopted else []
             new_pids = adopted + [pid for pid in found if pid not in known and pid not in adopted]
+            if self.settle:
+                seen, self._sighted = self._sighted, set(new_pids)
+                new_pids = [pid for pid in new_pids if pid in seen]
         if alive == self.slots and not new_pids:
             return None
         return [self.pids[t] for t in alive] + new_pids, alive + [-1] * len(new_pids)
