@@ -232,8 +232,8 @@ class FakeInstance:
 
     opened: list["FakeInstance"] = []
 
-    def __init__(self, root, name, event_filter=None):
-        self.name, self.event_filter, self.closed = name, event_filter, False
+    def __init__(self, root, name, event_filter=None, clock=None):
+        self.name, self.event_filter, self.clock, self.closed = name, event_filter, clock, False
         self.chunks: list[bytes] = [b"".join(_line(100 + k * 5, 3, i) for i in range(3)) for k in range(4)]
         self.on_open = self.on_empty = lambda: None
         FakeInstance.opened.append(self)
@@ -284,6 +284,7 @@ def test_the_record_keeps_everything_until_the_kdamond_stops(tmp_path, monkeypat
     assert record.start_ns[0] == 95e9 and record.meta.aggr_us == 5000000
     assert record.meta.extra["kdamonds"][0]["pid"] == 77
     assert FakeInstance.opened[0].event_filter == "common_pid == 77" and FakeInstance.opened[0].closed
+    assert FakeInstance.opened[0].clock == "mono"        # the stamps of damo record's, for lining up
     assert "kdamond 0 stopped (state off); the record keeps the snapshots up to then" in capsys.readouterr().err
     assert oct(os.stat(request.out).st_mode & 0o777) == "0o600"
 

@@ -197,7 +197,10 @@ class OngoingRecorder:
         for name in remove_stale_instances(root):
             print(f"removed the trace instance {name} of a record ongoing that was killed", file=sys.stderr)
         pids = " || ".join(f"common_pid == {f.pid}" for f in self.followed)
-        instance = TraceInstance(root, f"{INSTANCE_PREFIX}{os.getpid()}", event_filter=pids)
+        # CLOCK_MONOTONIC stamps, as damo record's (which follows child tasks on it): the two
+        # records of one kdamond then line up (the default "local" clock drifts from it by tens
+        # of ms under emulation), and the stamps agree across CPUs.
+        instance = TraceInstance(root, f"{INSTANCE_PREFIX}{os.getpid()}", event_filter=pids, clock="mono")
         interrupted = False
         try:
             instance.open()
