@@ -221,7 +221,9 @@ def test_ongoing_holds_the_snapshots_of_an_own_record_taken_at_the_same_time(own
            "own ms", ((own.end_ns.astype(np.int64) - t0) / 1e6).round().tolist(),
            "ongoing ms", ((ongoing.end_ns.astype(np.int64) - t0) / 1e6).round().tolist())
     assert abs(len(overlap) - len(ongoing_in)) <= 1, why
-    assert len(after) <= 3, why         # the exited workload's last aggregations (about 0.5 s)
+    # the exited workload's last aggregations: from the own record's poll that saw it gone to its
+    # turning the kdamond off (about 0.5 s; more while the guest is starved)
+    assert len(after) <= 5, why
     assert len(ongoing_in) >= 20, why
     matched = 0
     for i in overlap:
