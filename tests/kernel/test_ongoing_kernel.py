@@ -91,6 +91,7 @@ class ForeignTrace:
         self.dir = root / "instances" / f"foreign-{os.getpid()}"
         self.dir.mkdir()
         (self.dir / "buffer_size_kb").write_text("16384")
+        (self.dir / "trace_clock").write_text("mono")      # as record ongoing stamps
         event = self.dir / "events" / "damon" / "damon_aggregated"
         (event / "filter").write_text(f"common_pid == {kdamond_pid}")
         (event / "enable").write_text("1")
