@@ -79,23 +79,16 @@ def sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def runs(indices: np.ndarray, max_gap: int, max_words: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique ``indices`` cut into runs: ``(first index, word count)`` per run, where
-    consecutive members of a run are at most ``max_gap`` words apart and no run spans more
-    than ``max_words`` words."""
+    consecutive members of a run are at most ``max_gap`` words apart and no run crosses a
+    ``max_words``-aligned block of words (so none spans more than ``max_words``)."""
     if len(indices) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     breaks = np.diff(indices) > max_gap + 1
     if max_words is not None:
-        # A run also breaks where it would grow past max_words: found by walking the members
-        # from each run's start (rare: only dense batches make long runs).
-        first = np.concatenate([[0], np.flatnonzero(breaks) + 1])
-        last = np.concatenate([first[1:], [len(indices)]]) - 1
-        if (indices[last] - indices[first] + 1).max() > max_words:
-            breaks = breaks.copy()
-            start = indices[0]
-            for i in range(1, len(indices)):
-                if breaks[i - 1] or indices[i] - start + 1 > max_words:
-                    breaks[i - 1] = True
-                    start = indices[i]
+        # A run also breaks where it enters the next max_words-aligned block of words, so no run
+        # spans more than max_words (one vector step; a greedy walk would save a call per block
+        # at most, and sysfs cuts every call at a page anyway).
+        breaks |= np.diff(indices // max_words) != 0
     cut = np.flatnonzero(breaks) + 1
     first = np.concatenate([[0], cut])
     last = np.concatenate([cut, [len(indices)]]) - 1
@@ -140,22 +133,25 @@ class WordFile:
         indices = np.asarray(indices, dtype=np.int64)
         uniq, inverse = sorted_unique(indices)
         firsts, counts = runs(uniq, max_gap, max_words)
-        chunks, lengths = [], []
+        sizes, offsets = (counts * WORD).tolist(), (firsts * WORD).tolist()
         pread, fd = os.pread, self.fd
-        for first, count in zip(firsts.tolist(), counts.tolist()):
-            size = count * WORD
-            try:
-                data = pread(fd, size, first * WORD)          # the usual case: one call, all of it
-            except OSError:
-                data = b""
-            if len(data) != size:
-                data = self._pread(size, first * WORD)
-            else:
-                self.syscalls += 1
-            whole = len(data) - len(data) % WORD
-            lengths.append(whole // WORD)
-            chunks.append(data if whole == len(data) else data[:whole])
-        got = np.array(lengths, dtype=np.int64)             # words each run returned
+        try:
+            # The usual case, one call per run that returns all of it: a bare comprehension,
+            # since this loop is most of the per-sample CPU with one read per region.
+            chunks = [pread(fd, size, offset) for size, offset in zip(sizes, offsets)]
+        except OSError:
+            chunks = [b""] * len(sizes)
+        self.syscalls += len(chunks)
+        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+        for i in np.flatnonzero(lengths != counts * WORD).tolist():
+            self.syscalls -= 1                                  # counted again by _pread
+            chunks[i] = self._pread(sizes[i], offsets[i])      # short, or an error: read on
+            lengths[i] = len(chunks[i])
+        whole = lengths - lengths % WORD
+        for i in np.flatnonzero(whole != lengths).tolist():
+            chunks[i] = chunks[i][:whole[i]]
+        lengths = whole // WORD
+        got = lengths                                       # words each run returned
         words = np.frombuffer(b"".join(chunks), dtype="<u8")
         run = np.searchsorted(firsts, uniq, side="right") - 1
         rel = uniq - firsts[run]
