@@ -65,6 +65,13 @@ class PageIdleOps(VirtualAddressOps):
             self._pagemaps[pid] = self._open_pagemap(pid)
         return self._pagemaps[pid]
 
+    def forget_target(self, pid: int) -> None:
+        """A target's process exited (or is no longer followed): close its pagemap."""
+        pagemap = self._pagemaps.pop(pid, None)
+        if pagemap is not None:
+            pagemap.close()
+        self._mappings.pop(pid, None)
+
     def mappings(self, target: Target) -> Sequence[tuple[int, int]]:
         self._mappings[target.handle] = self._read_mappings(target.handle)
         return self._mappings[target.handle]
