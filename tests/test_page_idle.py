@@ -417,3 +417,26 @@ def test_page_idle_exclude_child_tasks_records_the_parent_alone(fake, tmp_path):
     parent, record, _ = forking_page_idle_record(fake, tmp_path, child_tasks=False)
     assert record.target_ids() == [0] and list(record.meta.targets_info()) == [0]
     assert record.meta.extra["child_tasks"] is False
+
+
+def test_scattered_pfns_get_their_flags_read_only_where_samples_land(tmp_path):
+    """A block whose pages lie at scattered PFNs is not classified whole (hundreds of kpageflags
+    reads): each sampled page's flags are read when a sample lands on it, with the same result."""
+    fake = FakePageIdle(tmp_path)
+    fake.add_process(PID, [TEXT, HEAP, STACK])
+    rng = np.random.default_rng(5)
+    pfns = rng.choice(1 << 20, 512, replace=False) + 0x1000
+    base = HEAP[0]
+    fake._put_many(fake.proc / str(PID) / "pagemap", base >> PAGE_SHIFT, np.uint64(1 << 63) | pfns.astype(np.uint64))
+    for k, pfn in enumerate(pfns.tolist()):
+        fake._put_many(fake.proc / "kpageflags", pfn, [0 if k == 7 else 1 << 5])   # page 7 is off the LRU
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    pagemap = open_pagemap(PID, fake.proc)
+    picks = [3, 7, 300]
+    resolved = sample(page_idle, pagemap, [base + k * PAGE for k in picks])
+    assert resolved.trackable.tolist() == [True, False, True]
+    assert resolved.head_pfn[[0, 2]].tolist() == [pfns[3], pfns[300]]
+    assert page_idle.kpageflags.syscalls <= len(picks) and pagemap.syscalls == 1
+    again = sample(page_idle, pagemap, [base + k * PAGE for k in picks])    # known now: no call
+    assert again.trackable.tolist() == [True, False, True] and page_idle.kpageflags.syscalls <= len(picks)
+    assert pagemap.syscalls == 1

@@ -56,6 +56,12 @@ BLOCK_PAGES = 1 << BLOCK_SHIFT
 # What a cached page resolves to, besides its folio head PFN (>= 0).
 UNTRACKABLE = -1                          # present, but not on the LRU (or hugetlbfs): never accessed
 NOT_PRESENT = -2                          # not mapped in (or swapped) when read: read again next time
+# A present page whose flags are not read yet is kept as UNCLASSIFIED - pfn (<= UNCLASSIFIED).
+UNCLASSIFIED = -16
+# The flags of the blocks loaded together are read at once if that takes at most one kpageflags
+# read per this many present pages (their PFNs lie in runs: a THP, a fresh allocation, many blocks
+# at once); scattered ones are classified page by page as samples land on them, at most a read each.
+EAGER_PAGES_PER_READ = 4
 
 DEFAULT_BITMAP = PAGE_IDLE_BITMAP
 DEFAULT_PROC = Path("/proc")
@@ -102,6 +108,7 @@ class WordFile:
         self.path = path
         self.fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
         self.syscalls = 0
+        self._plan: tuple | None = None          # (bit numbers, their sorted words, inverse)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -130,8 +137,11 @@ class WordFile:
         """The words at ``indices`` (any order, repeats allowed); 0 past the end or on error.
 
         The loop only issues the reads; finding each word in what came back is vectorised."""
-        indices = np.asarray(indices, dtype=np.int64)
-        uniq, inverse = sorted_unique(indices)
+        uniq, inverse = sorted_unique(np.asarray(indices, dtype=np.int64))
+        return self._read_sorted(uniq, max_gap, max_words)[inverse]
+
+    def _read_sorted(self, uniq: np.ndarray, max_gap: int, max_words: int | None) -> np.ndarray:
+        """The words at sorted unique ``uniq``."""
         firsts, counts = runs(uniq, max_gap, max_words)
         sizes, offsets = (counts * WORD).tolist(), (firsts * WORD).tolist()
         pread, fd = os.pread, self.fd
@@ -143,15 +153,18 @@ class WordFile:
             chunks = [b""] * len(sizes)
         self.syscalls += len(chunks)
         lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
-        for i in np.flatnonzero(lengths != counts * WORD).tolist():
+        short = np.flatnonzero(lengths != counts * WORD).tolist()
+        if not short and max_gap == 0:
+            # Runs of adjacent words hold exactly the words asked for, in order.
+            return np.frombuffer(b"".join(chunks), dtype="<u8")
+        for i in short:
             self.syscalls -= 1                                  # counted again by _pread
             chunks[i] = self._pread(sizes[i], offsets[i])      # short, or an error: read on
             lengths[i] = len(chunks[i])
         whole = lengths - lengths % WORD
         for i in np.flatnonzero(whole != lengths).tolist():
             chunks[i] = chunks[i][:whole[i]]
-        lengths = whole // WORD
-        got = lengths                                       # words each run returned
+        got = whole // WORD                                  # words each run returned
         words = np.frombuffer(b"".join(chunks), dtype="<u8")
         run = np.searchsorted(firsts, uniq, side="right") - 1
         rel = uniq - firsts[run]
@@ -159,7 +172,14 @@ class WordFile:
         where = np.concatenate([[0], np.cumsum(got)[:-1]])[run] + rel
         values = np.zeros(len(uniq), dtype=np.uint64)
         values[ok] = words[where[ok]]
-        return values[inverse]
+        return values
+
+    def _words_of(self, bit_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``sorted_unique(bit_numbers >> 6)``, kept for the last array asked about: a sample
+        writes and then reads the same bits (one sort instead of two)."""
+        if self._plan is None or self._plan[0] is not bit_numbers:
+            self._plan = (bit_numbers, *sorted_unique(bit_numbers >> 6))
+        return self._plan[1], self._plan[2]
 
     def write_bits(self, bit_numbers: np.ndarray, max_gap: int, max_words: int | None = None) -> None:
         """Set the bits ``bit_numbers`` (bit n is bit n % 64 of word n // 64) in one write per
@@ -167,7 +187,7 @@ class WordFile:
         bit_numbers = np.asarray(bit_numbers, dtype=np.int64)
         if len(bit_numbers) == 0:
             return
-        uniq, inverse = sorted_unique(bit_numbers >> 6)
+        uniq, inverse = self._words_of(bit_numbers)
         firsts, counts = runs(uniq, max_gap, max_words)
         # All runs laid out back to back in one buffer; each write sends its slice.
         run = np.searchsorted(firsts, uniq, side="right") - 1
@@ -176,24 +196,37 @@ class WordFile:
         np.bitwise_or.at(buf, (offsets[run] + uniq - firsts[run])[inverse],
                          np.left_shift(np.uint64(1), (bit_numbers & 63).astype(np.uint64)))
         view = memoryview(buf.view(np.uint8))
-        for first, count, offset in zip(firsts.tolist(), counts.tolist(), offsets.tolist()):
-            done, size = 0, count * WORD
+        pwrite, fd = os.pwrite, self.fd
+        byte_firsts, byte_sizes, byte_offsets = (firsts * WORD).tolist(), (counts * WORD).tolist(), \
+            (offsets * WORD).tolist()
+        try:
+            # As in reads: one bare comprehension for the usual case, where every write is whole.
+            written = [pwrite(fd, view[o:o + n], f) for f, n, o in zip(byte_firsts, byte_sizes, byte_offsets)]
+        except OSError:
+            written = [0] * len(byte_sizes)                 # redone one by one below
+        self.syscalls += len(written)
+        for i, (done, size) in enumerate(zip(written, byte_sizes)):
+            if done == size:
+                continue
+            self.syscalls -= 1
+            done = 0
             while done < size:              # on after a short write, as after a short read
                 try:
-                    written = os.pwrite(self.fd, view[offset * WORD + done:offset * WORD + size], first * WORD + done)
+                    more = pwrite(fd, view[byte_offsets[i] + done:byte_offsets[i] + size], byte_firsts[i] + done)
                 except OSError as err:
                     if err.errno not in (errno.EINVAL, errno.ENXIO):      # past max_pfn: nothing to mark
                         raise DamoError(f"writing {self.path} failed ({os.strerror(err.errno or 0)})") from None
-                    written = 0
+                    more = 0
                 self.syscalls += 1
-                if written <= 0:
+                if more <= 0:
                     break
-                done += written
+                done += more
 
     def read_bits(self, bit_numbers: np.ndarray, max_gap: int, max_words: int | None = None) -> np.ndarray:
         """The bits ``bit_numbers`` as a bool array (same order)."""
         bit_numbers = np.asarray(bit_numbers, dtype=np.int64)
-        words = self.read(bit_numbers >> 6, max_gap, max_words)
+        uniq, inverse = self._words_of(bit_numbers)
+        words = self._read_sorted(uniq, max_gap, max_words)[inverse]
         return ((words >> (bit_numbers & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
 
 
@@ -244,16 +277,25 @@ class PageIdle:
         trackable = codes >= 0
         return Resolved(trackable, np.where(trackable, codes, 0))
 
-    def classify(self, entries: np.ndarray, pagemap_path: Path) -> np.ndarray:
-        """Per pagemap entry: its folio head PFN where trackable, else UNTRACKABLE (present,
-        but not on the LRU, or hugetlbfs) or NOT_PRESENT (unmapped, swapped)."""
+    @staticmethod
+    def pfns(entries: np.ndarray, pagemap_path: Path) -> np.ndarray:
+        """Per pagemap entry: its PFN, or 0 where not present (or swapped)."""
         present = (entries & PM_PRESENT) != 0
         pfn = (entries & PM_PFN_MASK).astype(np.int64)
         if present.any() and not pfn[present].any():
             raise DamoError(f"{pagemap_path} shows no page frame numbers: that needs root privileges "
                             f"(CAP_SYS_ADMIN). {NO_PAGE_IDLE_ALTERNATIVES}")
-        ok = present & (pfn > 0)
-        flags = np.zeros(len(entries), dtype=np.uint64)
+        return np.where(present, pfn, 0)
+
+    def classify(self, entries: np.ndarray, pagemap_path: Path) -> np.ndarray:
+        """Per pagemap entry: its folio head PFN where trackable, else UNTRACKABLE (present,
+        but not on the LRU, or hugetlbfs) or NOT_PRESENT (unmapped, swapped)."""
+        return self.classify_pfns(self.pfns(entries, pagemap_path))
+
+    def classify_pfns(self, pfn: np.ndarray) -> np.ndarray:
+        """``classify`` of PFNs (0: not present)."""
+        ok = pfn > 0
+        flags = np.zeros(len(pfn), dtype=np.uint64)
         if ok.any():
             flags[ok] = self.kpageflags.read(pfn[ok], KPAGEFLAGS_MAX_GAP)
         tail = ok & ((flags & _bit(KPF_COMPOUND_TAIL)) != 0)
@@ -304,8 +346,9 @@ class PageIdle:
 class PageResolver:
     """One process's pages resolved to folio head PFNs, a block (BLOCK_PAGES pages, one page of
     pagemap) at a time: the first sample that lands in a block reads the block's pagemap entries
-    and their page flags (runs of sorted reads); later samples there need no system call until
-    the next ops update. Pages that were not present are read again each time they are sampled,
+    and, where their PFNs lie in a few runs, their page flags (runs of sorted reads; scattered
+    PFNs get their flags read when a sample lands on them); later samples there need no system
+    call until the next ops update. Pages that were not present are read again each time they are sampled,
     so a page faulted in meanwhile is seen at once."""
 
     def __init__(self, page_idle: PageIdle, pagemap: "WordFile",
@@ -323,9 +366,13 @@ class PageResolver:
     def codes(self, vpn: np.ndarray) -> np.ndarray:
         """The head PFN (or UNTRACKABLE / NOT_PRESENT) of each virtual page number."""
         block, column = vpn >> BLOCK_SHIFT, vpn & (BLOCK_PAGES - 1)
-        self._load(block)
-        rows = np.searchsorted(self.blocks, block)
+        rows = self._rows(block)
         codes = self.table[rows, column]
+        unknown = codes <= UNCLASSIFIED
+        if unknown.any():
+            fresh = self.page_idle.classify_pfns(UNCLASSIFIED - codes[unknown])
+            codes[unknown] = fresh
+            self.table[rows[unknown], column[unknown]] = fresh
         absent = codes == NOT_PRESENT
         if absent.any():
             mapping = np.searchsorted(self.map_first, vpn[absent], side="right") - 1
@@ -337,6 +384,15 @@ class PageResolver:
             self.table[rows[absent], column[absent]] = fresh
         return codes
 
+    def _rows(self, block: np.ndarray) -> np.ndarray:
+        """Each block's row in the table, loading the blocks not read yet. The steady state (every
+        block loaded) costs two numpy calls: a sample is a few hundred microseconds of such calls."""
+        rows = np.searchsorted(self.blocks, block)
+        if len(self.blocks) and (self.blocks[np.minimum(rows, len(self.blocks) - 1)] == block).all():
+            return rows
+        self._load(block)
+        return np.searchsorted(self.blocks, block)
+
     def _load(self, block: np.ndarray) -> None:
         wanted = sorted_unique(block)[0]
         missing = wanted[~np.isin(wanted, self.blocks)]
@@ -344,8 +400,13 @@ class PageResolver:
             return
         vpns = (missing[:, None] * BLOCK_PAGES + np.arange(BLOCK_PAGES)).ravel()
         # adjacent blocks are contiguous in the pagemap: one read for each run of them
-        entries = self.pagemap.read(vpns, 0)
-        fresh = self.page_idle.classify(entries, self.pagemap.path).reshape(len(missing), BLOCK_PAGES)
+        pfns = self.page_idle.pfns(self.pagemap.read(vpns, 0), self.pagemap.path)
+        present = sorted_unique(pfns[pfns > 0])[0]
+        if len(runs(present, KPAGEFLAGS_MAX_GAP)[0]) * EAGER_PAGES_PER_READ <= len(present):
+            fresh = self.page_idle.classify_pfns(pfns)        # a few reads for all of them
+        else:
+            fresh = np.where(pfns > 0, UNCLASSIFIED - pfns, NOT_PRESENT)
+        fresh = fresh.reshape(len(missing), BLOCK_PAGES)
         blocks = np.concatenate([self.blocks, missing])
         order = np.argsort(blocks, kind="stable")
         self.blocks = blocks[order]
