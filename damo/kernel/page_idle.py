@@ -252,7 +252,9 @@ class PageIdle:
         except DamoError:
             self.bitmap.close()
             raise
-        self._heads: dict[int, np.ndarray] = {}     # PMD-sized PFN window -> head PFN of each page
+        # PMD-sized PFN windows read so far (sorted) and the folio head PFN of each of their pages
+        self._head_windows = np.zeros(0, dtype=np.int64)
+        self._head_table = np.zeros((0, MAX_FOLIO_PAGES), dtype=np.int64)
         self._resolvers: dict[int, PageResolver] = {}   # id(pagemap) -> its process's resolved pages
 
     def close(self) -> None:
@@ -262,7 +264,8 @@ class PageIdle:
     def forget(self) -> None:
         """Drop everything resolved so far (at every ops update: pages move, THPs are split or
         collapsed)."""
-        self._heads.clear()
+        self._head_windows = np.zeros(0, dtype=np.int64)
+        self._head_table = np.zeros((0, MAX_FOLIO_PAGES), dtype=np.int64)
         self._resolvers.clear()
 
     def resolve(self, pagemap: "WordFile", vpn: np.ndarray,
@@ -314,22 +317,27 @@ class PageIdle:
     def _folio_heads(self, tail_pfns: np.ndarray) -> np.ndarray:
         """The head PFN of each tail page's folio (-1 if none is found): the nearest
         compound-head page at or below it within a PMD-sized, PMD-aligned window (folios are
-        naturally aligned). Each window's flags are read once and kept until ``forget``."""
-        out = np.empty(len(tail_pfns), dtype=np.int64)
-        window = tail_pfns // MAX_FOLIO_PAGES
-        for w in sorted_unique(window)[0].tolist():
-            heads = self._heads.get(w)
-            if heads is None:
-                base = w * MAX_FOLIO_PAGES
-                flags = self.kpageflags.read(np.arange(base, base + MAX_FOLIO_PAGES), MAX_FOLIO_PAGES)
-                is_head = (flags & _bit(KPF_COMPOUND_HEAD)) != 0
-                # for every page, the index of the last head at or before it (-1: none)
-                last_head = np.maximum.accumulate(np.where(is_head, np.arange(MAX_FOLIO_PAGES), -1))
-                heads = np.where(last_head >= 0, base + last_head, -1)
-                self._heads[w] = heads
-            sel = window == w
-            out[sel] = heads[tail_pfns[sel] - w * MAX_FOLIO_PAGES]
-        return out
+        naturally aligned). Each window's flags are read once and kept until ``forget``; the
+        windows not read yet are read together (one read per run of adjacent ones) and
+        searched as one array, not one by one."""
+        window, column = tail_pfns // MAX_FOLIO_PAGES, tail_pfns % MAX_FOLIO_PAGES
+        rows = np.searchsorted(self._head_windows, window)
+        known = self._head_windows[np.minimum(rows, max(len(self._head_windows) - 1, 0))] == window \
+            if len(self._head_windows) else np.zeros(len(window), dtype=bool)
+        if not known.all():
+            missing = sorted_unique(window[~known])[0]
+            offsets = np.arange(MAX_FOLIO_PAGES)
+            flags = self.kpageflags.read((missing[:, None] * MAX_FOLIO_PAGES + offsets).ravel(), 0)
+            is_head = (flags.reshape(len(missing), MAX_FOLIO_PAGES) & _bit(KPF_COMPOUND_HEAD)) != 0
+            # for every page, the index of the last head at or before it (-1: none)
+            last_head = np.maximum.accumulate(np.where(is_head, offsets, -1), axis=1)
+            heads = np.where(last_head >= 0, missing[:, None] * MAX_FOLIO_PAGES + last_head, -1)
+            windows = np.concatenate([self._head_windows, missing])
+            order = np.argsort(windows, kind="stable")
+            self._head_windows = windows[order]
+            self._head_table = np.concatenate([self._head_table, heads])[order]
+            rows = np.searchsorted(self._head_windows, window)
+        return self._head_table[rows, column]
 
     def mark_idle(self, pfns: np.ndarray) -> None:
         self.bitmap.write_bits(pfns, BITMAP_WRITE_MAX_GAP, BITMAP_MAX_WORDS)
