@@ -146,8 +146,9 @@ class PageIdleRecorder:
                 now_ns = time.monotonic_ns()
                 several = len(ctx.targets) > 1
                 for snap in aggregation.targets:
-                    if several and not process_alive(self.tasks.pids[snap.target_id], self.tasks_proc):
-                        continue            # exited during the window: its PFNs may be reused
+                    if several and (not len(snap.start) or
+                                    not process_alive(self.tasks.pids[snap.target_id], self.tasks_proc)):
+                        continue            # no regions yet, or exited during the window (PFNs reused)
                     sink.append(snap.target_id, window_start_ns, now_ns, snap.start, snap.end,
                                 snap.nr_accesses, snap.age)
                 window_start_ns = now_ns
