@@ -440,3 +440,28 @@ def test_scattered_pfns_get_their_flags_read_only_where_samples_land(tmp_path):
     again = sample(page_idle, pagemap, [base + k * PAGE for k in picks])    # known now: no call
     assert again.trackable.tolist() == [True, False, True] and page_idle.kpageflags.syscalls <= len(picks)
     assert pagemap.syscalls == 1
+
+
+def test_after_an_update_blocks_are_checked_not_read_anew(fake):
+    """An ops update re-reads the loaded blocks' pagemap (one call per run of blocks), not their
+    flags: only pages whose PFN changed, and the pages of a THP that was split, are classified
+    again."""
+    base = HEAP[0]
+    fake.map_thp(PID, base + 2 * MIB, 0x60000)
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    pagemap = open_pagemap(PID, fake.proc)
+    plain = [base + k * PAGE for k in (1, 100, 300)]
+    tail = base + 2 * MIB + 5 * PAGE
+    first = sample(page_idle, pagemap, plain + [tail], [TEXT, HEAP, STACK])
+    assert first.head_pfn.tolist() == [0x20001, 0x20064, 0x2012C, 0x60000]
+    flag_reads = page_idle.kpageflags.syscalls
+    page_idle.forget()
+    fake.map_page(PID, plain[1], 0x71000)                          # migrated meanwhile
+    again = sample(page_idle, pagemap, plain + [tail], [TEXT, HEAP, STACK])
+    assert again.head_pfn.tolist() == [0x20001, 0x71000, 0x2012C, 0x60000]
+    assert page_idle.kpageflags.syscalls - flag_reads <= 2          # the THP head's, the moved page's
+    # The THP is split: its pages become plain LRU pages at the same PFNs.
+    for i in range(512):
+        fake.map_page(PID, base + 2 * MIB + i * PAGE, 0x60000 + i)
+    page_idle.forget()
+    assert sample(page_idle, pagemap, [tail], [TEXT, HEAP, STACK]).head_pfn.tolist() == [0x60005]

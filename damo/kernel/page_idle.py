@@ -262,11 +262,16 @@ class PageIdle:
         self.kpageflags.close()
 
     def forget(self) -> None:
-        """Drop everything resolved so far (at every ops update: pages move, THPs are split or
-        collapsed)."""
+        """At every ops update (pages move, THPs are split or collapsed): every process's resolved
+        pages are checked again at their next use (``PageResolver.revalidate``), the folio
+        heads found so far are dropped."""
         self._head_windows = np.zeros(0, dtype=np.int64)
         self._head_table = np.zeros((0, MAX_FOLIO_PAGES), dtype=np.int64)
-        self._resolvers.clear()
+        for key, resolver in list(self._resolvers.items()):
+            if resolver.pagemap.fd < 0:
+                del self._resolvers[key]           # its process is no longer a target
+            else:
+                resolver.stale = True
 
     def resolve(self, pagemap: "WordFile", vpn: np.ndarray,
                 mappings: Sequence[tuple[int, int]] | None = None) -> Resolved:
@@ -276,6 +281,8 @@ class PageIdle:
         resolver = self._resolvers.get(id(pagemap))
         if resolver is None or resolver.pagemap is not pagemap:
             resolver = self._resolvers[id(pagemap)] = PageResolver(self, pagemap, mappings)
+        elif resolver.stale:
+            resolver.revalidate(mappings)
         codes = resolver.codes(np.asarray(vpn, dtype=np.int64))
         trackable = codes >= 0
         return Resolved(trackable, np.where(trackable, codes, 0))
@@ -357,19 +364,50 @@ class PageResolver:
     and, where their PFNs lie in a few runs, their page flags (runs of sorted reads; scattered
     PFNs get their flags read when a sample lands on them); later samples there need no system
     call until the next ops update. Pages that were not present are read again each time they are sampled,
-    so a page faulted in meanwhile is seen at once."""
+    so a page faulted in meanwhile is seen at once. After an ops update the blocks are checked
+    again rather than read anew (``revalidate``)."""
 
     def __init__(self, page_idle: PageIdle, pagemap: "WordFile",
                  mappings: Sequence[tuple[int, int]] | None = None):
         self.page_idle = page_idle
         self.pagemap = pagemap
+        self._set_mappings(mappings)
+        self.blocks = np.zeros(0, dtype=np.int64)               # sorted block numbers
+        self.table = np.zeros((0, BLOCK_PAGES), dtype=np.int64)  # their pages' codes
+        self.raw = np.zeros((0, BLOCK_PAGES), dtype=np.int64)    # their PFNs when read (0: absent)
+        self.stale = False                                       # an ops update since they were read
+
+    def _set_mappings(self, mappings: Sequence[tuple[int, int]] | None) -> None:
         # The mappings' first and last-plus-one virtual page numbers: a page outside them
-        # cannot appear before the next ops update (which starts a new resolver).
+        # cannot appear before the next ops update (which gives the new ones).
         spans = np.array(mappings if mappings else [(0, 1 << 64 - 1)], dtype=np.uint64).reshape(-1, 2)
         self.map_first = (spans[:, 0] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
         self.map_end = (spans[:, 1] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
-        self.blocks = np.zeros(0, dtype=np.int64)               # sorted block numbers
-        self.table = np.zeros((0, BLOCK_PAGES), dtype=np.int64)  # their pages' codes
+
+    def revalidate(self, mappings: Sequence[tuple[int, int]] | None) -> None:
+        """After an ops update: read the loaded blocks' pagemap entries again (one read per run of
+        adjacent blocks) and classify anew only the pages whose PFN changed (moved, swapped,
+        faulted in, a THP collapsed), the pages of folios whose head is no longer a compound
+        head (a THP split) and the pages that were off the LRU. Reading every block's flags
+        again would cost a kpageflags read per run of PFNs, most of a sample's work at 100 regions."""
+        self.stale = False
+        self._set_mappings(mappings)
+        if not len(self.blocks):
+            return
+        vpns = (self.blocks[:, None] * BLOCK_PAGES + np.arange(BLOCK_PAGES)).ravel()
+        pfns = self.page_idle.pfns(self.pagemap.read(vpns, 0), self.pagemap.path).reshape(self.raw.shape)
+        redo = (pfns != self.raw) | (self.table == UNTRACKABLE)
+        tail = (self.table >= 0) & (self.table != self.raw)    # tracked through another page: its head
+        if tail.any():
+            heads = sorted_unique(self.table[tail])[0]
+            flags = self.page_idle.kpageflags.read(heads, KPAGEFLAGS_MAX_GAP)
+            broken = heads[(flags & (_bit(KPF_COMPOUND_HEAD) | _bit(KPF_LRU))) !=
+                           (_bit(KPF_COMPOUND_HEAD) | _bit(KPF_LRU))]
+            if len(broken):
+                redo |= tail & np.isin(self.table, broken)
+        if redo.any():
+            self.table[redo] = np.where(pfns[redo] > 0, UNCLASSIFIED - pfns[redo], NOT_PRESENT)
+        self.raw = pfns
 
     def codes(self, vpn: np.ndarray) -> np.ndarray:
         """The head PFN (or UNTRACKABLE / NOT_PRESENT) of each virtual page number."""
@@ -387,9 +425,11 @@ class PageResolver:
             inside = (mapping >= 0) & (vpn[absent] < self.map_end[np.maximum(mapping, 0)])
             absent[absent] = inside
         if absent.any():
-            fresh = self.page_idle.classify(self.pagemap.read(vpn[absent], PAGEMAP_MAX_GAP), self.pagemap.path)
+            pfns = self.page_idle.pfns(self.pagemap.read(vpn[absent], PAGEMAP_MAX_GAP), self.pagemap.path)
+            fresh = self.page_idle.classify_pfns(pfns)
             codes[absent] = fresh
             self.table[rows[absent], column[absent]] = fresh
+            self.raw[rows[absent], column[absent]] = pfns
         return codes
 
     def _rows(self, block: np.ndarray) -> np.ndarray:
@@ -419,6 +459,7 @@ class PageResolver:
         order = np.argsort(blocks, kind="stable")
         self.blocks = blocks[order]
         self.table = np.concatenate([self.table, fresh])[order]
+        self.raw = np.concatenate([self.raw, pfns.reshape(len(missing), BLOCK_PAGES)])[order]
 
 
 def _open_checked(path: Path, writable: bool, what: str) -> WordFile:
