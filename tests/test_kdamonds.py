@@ -149,3 +149,29 @@ def test_one_kdamond_drops_other_kdamonds_lines():
     text = line("kdamond.0-53", "10.000001", 0, 1, 1 << 30, 2 << 30) + line("kdamond.1-300", "10.000002", 0, 1, 4096, 8192)
     recorder._drain(Pipe(text), final=True)
     assert recorder.sink.snapshots == [(0, [4096])]
+
+
+@pytest.mark.parametrize("fmt", ["native", "json_compressed"])
+def test_each_targets_kdamond_survives_the_formats(tmp_path, fmt):
+    import json
+    import zlib
+
+    import numpy as np
+
+    from damo.formats import read_record, write_record
+    from damo.model import TARGETS_KEY, RecordBuilder, RecordMeta
+
+    meta = RecordMeta(target_kind="vaddr", target="11 22", sample_us=5000, aggr_us=100_000, update_us=1_000_000)
+    meta.extra[TARGETS_KEY] = [{"target_id": 0, "pid": 11, "cmdline": "a", "kdamond_idx": 0, "context_idx": 0},
+                               {"target_id": 1, "pid": 22, "cmdline": "b", "kdamond_idx": 1, "context_idx": 0}]
+    builder = RecordBuilder(meta)
+    for tid in (0, 1):
+        builder.add(tid, 0, 100_000_000, np.array([4096], dtype=np.uint64), np.array([8192], dtype=np.uint64),
+                             np.array([3]), np.array([1]))
+    out = tmp_path / f"k.{fmt}"
+    write_record(builder.build(), out, fmt)
+    info = read_record(out).meta.targets_info()
+    assert {t: (v["pid"], v["kdamond_idx"], v["context_idx"]) for t, v in info.items()} == {0: (11, 0, 0), 1: (22, 1, 0)}
+    if fmt == "json_compressed":            # damo 3.x's own keys carry the kdamond of each target record
+        records = json.loads(zlib.decompress(out.read_bytes()))
+        assert [(r["kdamond_idx"], r["context_idx"], r["target_id"]) for r in records] == [(0, 0, 0), (1, 0, 1)]

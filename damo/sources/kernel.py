@@ -405,7 +405,8 @@ class KernelRecorder:
                 if groups:
                     for k, (pids, offset) in enumerate(zip(groups, offsets)):
                         for i in range(len(pids)):
-                            self.tasks.info[offset + i]["kdamond"] = k
+                            # damo 3.x's record keys: its JSON writes them per target record
+                            self.tasks.info[offset + i].update(kdamond_idx=k, context_idx=0)
                     meta.extra["kdamond_pids"] = list(kdamond.pids)
                 self.meta = meta
                 self.sink = open_sink(request, meta, meta_reserve=META_RESERVE if follow else 0)

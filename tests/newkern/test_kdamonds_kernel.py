@@ -50,8 +50,8 @@ def test_two_kdamonds_each_record_their_own_process(tmp_path):
             w.wait()
     record = read_record(out)
     info = record.meta.targets_info()
-    assert {tid: (v["pid"], v["kdamond"]) for tid, v in info.items()} == {0: (workloads[0].pid, 0),
-                                                                       1: (workloads[1].pid, 1)}
+    assert {tid: (v["pid"], v["kdamond_idx"], v["context_idx"]) for tid, v in info.items()} == {
+        0: (workloads[0].pid, 0, 0), 1: (workloads[1].pid, 1, 0)}
     assert record.meta.extra["kdamond_pids"] == kdamond_pids
     for tid, region in enumerate(hot):
         own = record.for_target(tid)
