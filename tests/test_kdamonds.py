@@ -175,3 +175,38 @@ def test_each_targets_kdamond_survives_the_formats(tmp_path, fmt):
     if fmt == "json_compressed":            # damo 3.x's own keys carry the kdamond of each target record
         records = json.loads(zlib.decompress(out.read_bytes()))
         assert [(r["kdamond_idx"], r["context_idx"], r["target_id"]) for r in records] == [(0, 0, 0), (1, 0, 1)]
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("report,args", [("access", []), ("access", ["--json"]), ("record_info", [])])
+def test_damo_343_shows_each_targets_kdamond_as_we_do(tmp_path, report, args):
+    """Target 1 on kdamond 1: damo 3.4.3 reads it from our JSON's kdamond_idx, and prints what we print."""
+    import subprocess
+
+    import numpy as np
+
+    from damo.formats import write_record
+    from damo.model import TARGETS_KEY, RecordBuilder, RecordMeta
+    from reports_support import peer_or_skip
+
+    peer = peer_or_skip("3.4.3")
+    meta = RecordMeta(target_kind="vaddr", target="11 22", sample_us=5000, aggr_us=100_000, update_us=1_000_000,
+                      min_nr_regions=10, max_nr_regions=1000)
+    meta.extra[TARGETS_KEY] = [{"target_id": t, "pid": 11 * (t + 1), "cmdline": "x", "kdamond_idx": t, "context_idx": 0}
+                               for t in (0, 1)]
+    builder = RecordBuilder(meta)
+    for tid in (0, 1):
+        for k in range(3):
+            builder.add(tid, k * 100_000_000, (k + 1) * 100_000_000, np.array([4096 * (tid + 1)], dtype=np.uint64),
+                        np.array([8192 * (tid + 1)], dtype=np.uint64), np.array([k + 1]), np.array([k]))
+    out = tmp_path / "two.json"
+    write_record(builder.build(), out, "json_compressed")
+    theirs = subprocess.run([*peer, "report", report, "-i", str(out), *args], capture_output=True, text=True,
+                            timeout=300)
+    assert theirs.returncode == 0, theirs.stderr
+    color = ["--color", "always"] if report == "access" and not args else []    # damo colours a pipe too
+    ours = run_cli("report", report, "-i", str(out), *args, *color, env={"NO_COLOR": "1"})
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    assert ("kdamond 1 / context 0" in ours.stdout or '"kdamond_idx": 1' in ours.stdout
+            or "kdamond_idx: 1" in ours.stdout)
