@@ -22,7 +22,10 @@ RECORD_SECONDS = 25
 
 def test_two_kdamonds_each_record_their_own_process(tmp_path):
     statuses = [tmp_path / f"status{k}.jsonl" for k in (0, 1)]
-    workloads = [subprocess.Popen(workload_argv(s, HOT_LONG, "--quiet")) for s in statuses]
+    # Repeated (5 x 60 s, ended below once the record is done): damo started 75 s after the
+    # workloads in the first run of this test (its start under emulation at load 5), and a
+    # target that exits stays a zombie, which DAMON keeps monitoring with no accesses.
+    workloads = [subprocess.Popen(workload_argv(s, HOT_LONG, "--quiet", "--repeat", "5")) for s in statuses]
     try:
         wait_for(lambda: all(s.exists() and s.read_text().strip() for s in statuses),
                  timeout=600, what="the workloads' status lines")
