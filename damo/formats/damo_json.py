@@ -255,7 +255,7 @@ def _layout_variants():
     return variants
 
 
-_LAYOUTS = _layout_variants()
+_layouts: list = []              # _layout_variants(), made on first use (not for every import)
 _skeleton_cache: dict[tuple[int, int], bytes] = {}
 
 
@@ -265,7 +265,9 @@ def _layout_regions(text: bytes):
         return None
     skeleton = text.translate(None, _FREE)
     body = len(skeleton) - len(_LIST_TAIL)
-    for idx, (region_skeleton, pattern, nr_values, age_column) in enumerate(_LAYOUTS):
+    if not _layouts:
+        _layouts.extend(_layout_variants())
+    for idx, (region_skeleton, pattern, nr_values, age_column) in enumerate(_layouts):
         count, rest = divmod(body, len(region_skeleton))
         if rest or not count:
             continue
