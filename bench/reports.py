@@ -427,9 +427,11 @@ def _cost(cell: dict | None, digits: int = 2) -> str:
     if not cell:
         return "–"
     if cell.get("seconds") is None:
-        if "invalid choice" in (cell.get("error") or ""):
+        error = cell.get("error") or "failed"
+        if "invalid choice" in error:
             return "not yet (no such report in this checkout)"
-        return cell.get("error") or "failed"
+        # "damo: error: /tmp/...: what (how to avoid it)": what, without the scratch path
+        return "not measured: " + re.sub(r"^damo: error: \S+?: ", "", error).split(" (")[0]
     return f"{cell['cpu_seconds']:.{digits}f} s ({cell['seconds']:.{digits}f} s), {_mib(cell)}"
 
 
