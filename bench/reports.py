@@ -40,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.machine import cpu_model
 from bench.measure import REPO, measure, python_argv, repo_env
 
 # label -> (snapshots, regions per snapshot)
@@ -187,9 +188,11 @@ def seed_cache(cache: PeerCache, results_path: Path = RESULTS_PATH) -> int:
     """Put damo's figures of a results.json's report rows into ``cache`` where it has none for
     that key (a run measured here wins); how many were added. Only finished runs are taken."""
     try:
-        rows = json.loads(results_path.read_text())["benchmarks"]["reports"]["result"]["rows"]
+        doc = json.loads(results_path.read_text())
+        rows = doc["benchmarks"]["reports"]["result"]["rows"]
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+    machine = (doc.get("machine") or {}).get("cpu_model")     # where a figure without one was taken
     added = 0
     for row in rows:
         args = REPORTS.get(row.get("report"))
@@ -202,6 +205,8 @@ def seed_cache(cache: PeerCache, results_path: Path = RESULTS_PATH) -> int:
             key = peer_key(version, row, peer_args)
             if cache.get(key) is None:
                 cache.entries[key] = dict(cell)
+                if machine:
+                    cache.entries[key].setdefault("machine", machine)
                 added += 1
     if added:
         cache.save()
@@ -285,6 +290,7 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
                     if theirs is None and not cached_only:
                         theirs = run_one([*peers[version], "report", *peer_argv(args, files["json_compressed"]["path"])],
                                          out, PEER_TIMEOUT_S)
+                        theirs["machine"] = cpu_model()
                         cache.put(peer_key(version, row, args), theirs)
                     if theirs is not None:
                         row[f"damo_{version}"] = theirs
@@ -339,9 +345,14 @@ def summarise(result: dict) -> None:
                       if args is not None and f"damo_{v}" not in r and r.get("peer_input")
                       and not result.get("not_measured")})
     result["notes"] = [n for n in result["notes"] if not n.startswith(("damo's figures", "Not measured yet"))]
+    machines = sorted({cell["machine"] for r in rows for v in PEERS
+                       if (cell := r.get(f"damo_{v}")) and cell.get("machine")})
     if dates:
         result["notes"].append(f"damo's figures are measured once and cached (damo and the input do not change); "
-                               f"these were measured on {', '.join(dates)}, each with the load of its run.")
+                               f"these were measured on {', '.join(dates)}"
+                               + (f" ({', '.join(machines)})" if machines else "")
+                               + ", each with the load of its run; a cell names the CPU it ran on, which may "
+                                 "not be the one ours ran on.")
     if missing:
         result["notes"].append("Not measured yet (damo's run had not finished): " + "; ".join(missing) + ".")
     result["tables"] = tables(rows)
@@ -454,7 +465,8 @@ def headline(rows: list[dict]) -> list[dict]:
             if not theirs:
                 continue
             row[f"damo {version}"] = _cost(theirs, 1) + (
-                f"; {theirs['measured_at'][:10]}, load {theirs['load_average']:g}" if theirs.get("seconds") else "")
+                f"; {theirs['measured_at'][:10]}, load {theirs['load_average']:g}" if theirs.get("seconds") else "") + (
+                f", {theirs['machine']}" if theirs.get("seconds") and theirs.get("machine") else "")
             if theirs.get("seconds") and native and native.get("seconds"):
                 row[f"ours/damo {version}"] = (
                     f"{_x(speedup(native, theirs))} faster native, {_x(speedup(jsonc, theirs))} json_c; "

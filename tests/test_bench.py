@@ -278,15 +278,24 @@ def test_reports_cache_is_seeded_from_committed_results(tmp_path, monkeypatch):
             {"size": "6M", "report": "footprints", "peer_input": peer_input}]
     rows[0]["damo_3.4.3"]["seconds"] = None
     results_path = tmp_path / "results.json"
-    results_path.write_text(json.dumps({"benchmarks": {"reports": {"result": {"rows": rows}}}}))
+    results_path.write_text(json.dumps({"machine": {"cpu_model": "AMD EPYC"},
+                                        "benchmarks": {"reports": {"result": {"rows": rows}}}}))
     cache = reports.PeerCache(tmp_path / "cache" / "bench-reports.json")
     here = _cell(80.0, 85.0, 9000, when="2026-12-02 15:00")
     cache.put(reports.peer_key("2.6.4", rows[1], ["wss"]), here)
     assert reports.seed_cache(cache, results_path) == 2
     again = reports.PeerCache(tmp_path / "cache" / "bench-reports.json")
-    assert again.get(reports.peer_key("2.6.4", rows[0], ["raw"])) == old
+    assert again.get(reports.peer_key("2.6.4", rows[0], ["raw"])) == dict(old, machine="AMD EPYC")
     assert again.get(reports.peer_key("3.4.3", rows[0], ["access", "--raw_form"])) is None
     assert again.get(reports.peer_key("2.6.4", rows[1], ["wss"])) == here
     assert again.get(reports.peer_key("3.4.3", rows[1], ["wss"]))["measured_at"] == "2026-12-02 07:00"
     assert reports.seed_cache(again, results_path) == 0
     assert reports.seed_cache(again, tmp_path / "missing.json") == 0
+    # the headline names the CPU damo ran on, which need not be ours
+    rows[0]["ours_native"] = rows[0]["ours_json_compressed"] = _cell(2.0, 3.0, 250)
+    rows[0]["damo_2.6.4"] = again.get(reports.peer_key("2.6.4", rows[0], ["raw"]))
+    del rows[0]["damo_3.4.3"]
+    result = {"rows": rows[:1], "notes": [], "not_measured": {}}
+    reports.summarise(result)
+    assert result["headline"][0]["damo 2.6.4"].endswith("2026-11-25, load 2, AMD EPYC")
+    assert any("(AMD EPYC)" in n for n in result["notes"])
