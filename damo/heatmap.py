@@ -59,8 +59,7 @@ class TargetRecord:
 
 def load_targets(paths: list[str]) -> list[TargetRecord]:
     """Every target of every file, in file order, as damo 3.x lists its records."""
-    from damo.formats.damo_json import EXTRA_KEY
-    from damo.formats.perf_script import FIRST_START_KEY
+    from damo.model import DAMO_RECORDS_KEY as EXTRA_KEY, PERF_FIRST_START_KEY as FIRST_START_KEY
     from damo.report import load_record
 
     out = []
