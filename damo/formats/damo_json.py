@@ -899,7 +899,7 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
         if meta.labels:
             head[LABELS_KEY] = dict(meta.labels)
         if task:
-            head[TASK_KEY] = {k: v for k, v in task.items() if k not in ("kdamond_idx", "context_idx")}
+            head[TASK_KEY] = dict(task)     # kdamond_idx/context_idx too (several kdamonds), read back from here
         parts = ["\n    {"]
         for key, value in head.items():
             parts.append(f"\n        {json.dumps(key)}: {_indent_json(value, 2)},")
