@@ -222,7 +222,9 @@ def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include_child_tasks", dest="child_tasks", action="store_true", default=True,
                         help="every process that a recorded process forks (children of children too) is "
                              "recorded as a target of its own from about a second after its birth until "
-                             "it exits (the default)")
+                             "it exits (the default; also with --ops page_idle; not through DAMON's debugfs "
+                             "interface, whose target list cannot change while monitoring, nor with several "
+                             "--kdamond groups)")
     parser.add_argument("--exclude_child_tasks", dest="child_tasks", action="store_false",
                         help="record only the given processes, not the ones they fork")
     parser.add_argument("--monitoring_intervals", nargs=3, metavar=("SAMPLE", "AGGR", "UPDATE"),

@@ -14,7 +14,7 @@ from damo.kernel.sysfs import DamonSysfs, KdamondSetup, OwnedKdamonds
 from damo.model import MonitoringAttrs
 from damo.record import request_from_args
 from damo.recording import RecordRequest
-from damo.sources.kernel import KernelRecorder
+from damo.sources.kernel import KernelRecorder, kdamond_groups_child_tasks_note
 from damo.sources.task_targets import TaskTargets
 from fake_damon import FakeDamon
 
@@ -54,6 +54,15 @@ def test_bad_kdamond_groups_are_one_line_and_exit_2(tmp_path, argv, message):
     done = run_cli("record", *argv, "-o", str(out))
     assert done.returncode == 2 and done.stderr.startswith(f"damo: error: {message}"), done.stderr
     assert len(done.stderr.splitlines()) == 1 and not out.exists()
+
+
+def test_several_kdamonds_say_that_children_are_not_followed():
+    me, parent = str(os.getpid()), str(os.getppid())
+    groups = ("--kdamond", "--target_pid", me, "--kdamond", "--target_pid", parent)
+    note = kdamond_groups_child_tasks_note(request_of(*groups))
+    assert note == ("damo: warning: with several kdamonds, child tasks are not followed (each kdamond records "
+                    "the --target_pid values given to it); --exclude_child_tasks silences this")
+    assert kdamond_groups_child_tasks_note(request_of(*groups, "--exclude_child_tasks")) is None
 
 
 def test_our_kdamonds_are_created_started_and_removed_together(tmp_path):

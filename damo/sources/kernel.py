@@ -341,6 +341,10 @@ class KernelRecorder:
                             "tracepoint, and tracefs has none (mount tracefs, or a kernel with "
                             f"CONFIG_TRACING){' and takes no --snapshot' if request.snapshot else ''}. "
                             f"{ALTERNATIVES}")
+        note = (debugfs_child_tasks_note(request, target.ops) if self.debugfs is not None
+                else kdamond_groups_child_tasks_note(request) if groups else None)
+        if note:
+            print(note, file=sys.stderr)
         if target.ops != "paddr":
             # Online target changes need sysfs `commit`; debugfs refuses new target_ids while on.
             # fvaddr's fixed regions are the given process's own, as in damo: no children.
@@ -598,6 +602,31 @@ class KernelRecorder:
         if self.proc is None:
             return None
         return stop_process(self.proc, WORKLOAD_TERM_SECONDS)
+
+
+def debugfs_child_tasks_note(request: RecordRequest, ops: str) -> str | None:
+    """The warning that a debugfs record of a process does not follow its children, or None.
+
+    The kernel's ``dbgfs_target_ids_write`` returns EBUSY while the context's kdamond runs, and
+    debugfs has no ``commit``: its targets are fixed from ``monitor_on`` to off. Turning it off
+    and on to add one would restart every target's regions, so damo records the given
+    processes only, as damo 3.4.3 does there."""
+    if ops != "vaddr" or not request.child_tasks:
+        return None
+    return ("damo: warning: DAMON's debugfs interface cannot add targets while monitoring (target_ids is "
+            "EBUSY while monitor_on is on): child tasks are not followed; use sysfs (Linux 5.18+) or "
+            "--ops page_idle to follow them, or --exclude_child_tasks to silence this")
+
+
+def kdamond_groups_child_tasks_note(request: RecordRequest) -> str | None:
+    """The warning that a record of several kdamonds does not follow its processes' children.
+
+    A child would need a kdamond to join, and each kdamond's context is committed as a whole;
+    damo 3.4.3 does not follow them there either."""
+    if not request.child_tasks:
+        return None
+    return ("damo: warning: with several kdamonds, child tasks are not followed (each kdamond records "
+            "the --target_pid values given to it); --exclude_child_tasks silences this")
 
 
 def first_regions(pid: int, min_nr_regions: int) -> list[tuple[int, int]]:
