@@ -30,8 +30,8 @@ import numpy as np
 from damo.errors import RecordFileError
 from damo.formats import WriterBase, create_private
 from damo.output_path import rotate
-from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, INTERVALS_GOAL_KEY, NR_ACCESSES_DTYPE, TARGETS_KEY,
-                        TIME_DTYPE, Record, RecordMeta, RegionColumns)
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, DAMO_RECORDS_KEY, INTERVALS_GOAL_KEY, NR_ACCESSES_DTYPE,
+                        TARGETS_KEY, TIME_DTYPE, Record, RecordMeta, RegionColumns)
 
 FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
 READ_BYTES = 1 << 20          # compressed bytes read at a time
@@ -42,7 +42,7 @@ MATCH_WINDOW = 1 << 20        # input a structural pattern may need
 # parses in one piece (its objects take about ten times the text).
 MAX_VALUE_BYTES = 64 << 20
 MAX_GENERAL_BYTES = 32 << 20
-EXTRA_KEY = "damo_records"    # meta.extra: per-target damo record fields, kept for writing back
+EXTRA_KEY = DAMO_RECORDS_KEY    # meta.extra: per-target damo record fields, kept for writing back
 # Our record labels, a key of every record object (damo reads the keys it knows and ignores others).
 LABELS_KEY = "labels"
 TASK_KEY = "target_task"       # our per-record extra: {"pid", "cmdline"} of a process target (damo ignores it)
