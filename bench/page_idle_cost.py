@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -36,7 +37,9 @@ DEFAULTS = MonitoringAttrs()
 # After start-up: the page_idle engine resolves its pages in its first update interval.
 WARMUP_SECONDS = 8
 WORKLOAD_BYTES = 1024 << 20
-WINDOW_SECONDS = 20.0
+WINDOW_SECONDS = 12.0
+# The VM lock is held for at most about 12 minutes (boot included).
+VM_LIMIT_SECONDS = 660
 WORKLOAD = """
 import mmap, sys, time
 size = int(sys.argv[1])
@@ -59,6 +62,81 @@ def python_loop_seconds() -> float:
     for i in range(3_000_000):
         total += i * i % 7
     return time.process_time() - start
+
+
+def _probe(fn, *args) -> tuple[float, float]:
+    """User and system CPU seconds that ``fn(*args)`` takes (getrusage: this process only; the
+    sum is exact, the split between user and system is by ticks)."""
+    t0 = resource.getrusage(resource.RUSAGE_SELF)
+    fn(*args)
+    t1 = resource.getrusage(resource.RUSAGE_SELF)
+    return t1.ru_utime - t0.ru_utime, t1.ru_stime - t0.ru_stime
+
+
+def _numpy_ops(n: int) -> None:
+    """Small numpy operations, the kind the engine does per sample (sort, search, mask)."""
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 1 << 30, 1000)
+    for _ in range(n):
+        uniq = np.sort(values, kind="stable")
+        np.searchsorted(uniq, values)
+        values[values > (1 << 29)].sum()
+
+
+def _small_preads(n: int) -> None:
+    """One 8-byte pread of /proc/self/pagemap per call: a system call with little kernel work,
+    like a one-word bitmap read."""
+    buf = np.ones(1 << 20, dtype=np.uint8)              # 256 present pages
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+    offset = (buf.ctypes.data >> 12) * 8
+    pread = os.pread
+    try:
+        for i in range(n):
+            pread(fd, 8, offset + (i & 255) * 8)
+    finally:
+        os.close(fd)
+
+
+def _big_preads(n: int) -> None:
+    """A pread of 4 KiB of /proc/self/pagemap per call: 512 page-table entries walked in the
+    kernel per call, mostly kernel work, like kdamond's walks and the bitmap's per-PFN loop."""
+    buf = np.ones(2 << 20, dtype=np.uint8)
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+    offset = (buf.ctypes.data >> 12) * 8
+    try:
+        for _ in range(n):
+            os.pread(fd, 4096, offset)
+    finally:
+        os.close(fd)
+
+
+# Each probe's size: a few seconds in the guest, well under a second natively.
+PROBES = {"python_loop": (lambda n: python_loop_seconds(), 1), "numpy_ops": (_numpy_ops, 2000),
+          "small_pread": (_small_preads, 50000), "big_pread": (_big_preads, 5000)}
+
+
+def probe_times(repeat: int = 2) -> dict:
+    """Per probe: the least (user, system) CPU seconds of ``repeat`` runs (least: other load adds)."""
+    out = {}
+    for name, (fn, n) in PROBES.items():
+        runs = [_probe(fn, n) for _ in range(repeat)]
+        out[name] = min(runs, key=sum)
+    return out
+
+
+def slowdowns(guest: dict, host: dict) -> dict:
+    """Emulation slowdown per probe: guest CPU over host CPU (user + system)."""
+    return {name: sum(guest[name]) / max(sum(host[name]), 1e-9) for name in PROBES if name in guest}
+
+
+def native_estimate(monitor: dict, slow: dict, pick=min) -> float:
+    """A monitor's CPU at the nominal rate, divided per component: its user time by the smaller
+    of the Python and numpy slowdowns, its system time by the smaller of the two system-call
+    slowdowns (the smaller factor makes the larger, so the safer, native figure; ``pick=max``
+    gives the other end of the range)."""
+    user = monitor["cpu_at_nominal_rate"] * (1 - monitor["system_share"])
+    system = monitor["cpu_at_nominal_rate"] * monitor["system_share"]
+    return user / pick(slow["python_loop"], slow["numpy_ops"]) + system / pick(slow["small_pread"], slow["big_pread"])
 
 
 def _cpu_seconds(pid: int) -> tuple[float, float]:
@@ -119,7 +197,8 @@ def _measure_monitor(argv: list[str], out: Path, monitor_pid, warmup: float, win
 
 def guest(size: int, window: float, out: Path) -> None:
     """Inside the VM: the measurements, written to ``out`` as JSON."""
-    result = {"python_loop_seconds": min(python_loop_seconds() for _ in range(2)), "rows": []}
+    result = {"python_loop_seconds": min(python_loop_seconds() for _ in range(2)), "probes": probe_times(),
+              "rows": []}
     workload = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(size)], stdout=subprocess.PIPE, text=True)
     try:
         assert workload.stdout.readline().strip() == "ready"
@@ -169,17 +248,18 @@ def run(quick: bool = False) -> dict:
         why = "the shared kernel is absent" if kernel is None else "the VM prerequisites are missing"
         return {"not_measured": {"page_idle CPU vs kdamond": why}}
     host_loop = min(python_loop_seconds() for _ in range(3))
+    host_probes = probe_times(3)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-page-idle-") as rwdir:
         out = Path(rwdir) / "result.json"
         script = guest_script(size, window, out)
         log = Path(rwdir) / "guest.log"
-        run_vm = boot_and_run(str(kernel), Path(rwdir), f"{script} > {log} 2>&1", 2400)
+        run_vm = boot_and_run(str(kernel), Path(rwdir), f"{script} > {log} 2>&1", VM_LIMIT_SECONDS)
         if not out.exists():
             tail = log.read_text()[-800:] if log.exists() else "\n".join(run_vm.console_tail[-10:])
             return {"not_measured": {"page_idle CPU vs kdamond": f"the guest wrote no result: {tail}"}}
         guest_result = json.loads(out.read_text())
-    return summarize(guest_result, host_loop, load, size, window)
+    return summarize(guest_result, host_loop, load, size, window, host_probes)
 
 
 def guest_script(size: int, window: float, out: Path) -> str:
@@ -188,23 +268,38 @@ def guest_script(size: int, window: float, out: Path) -> str:
             f"{size} {window} {out}")
 
 
-def summarize(guest_result: dict, host_loop: float, load: float, size: int, window: float) -> dict:
-    """The bench's result from the guest's measurements and the host's loop time."""
+def summarize(guest_result: dict, host_loop: float, load: float, size: int, window: float,
+              host_probes: dict | None = None) -> dict:
+    """The bench's result from the guest's measurements and the host's probe times."""
     slowdown = guest_result["python_loop_seconds"] / host_loop
+    slow = slowdowns(guest_result["probes"], host_probes) if host_probes and "probes" in guest_result else None
+
+    def estimate(monitor: dict) -> float:
+        return native_estimate(monitor, slow) if slow else monitor["cpu_at_nominal_rate"] / slowdown
+
     rows = []
     for row in guest_result["rows"]:
         page_idle, kdamond = row["page_idle"], row["kdamond"]
         rows.append({"nr_regions": row["nr_regions"], "page_idle": page_idle, "kdamond": kdamond,
                      "ratio": page_idle["cpu_at_nominal_rate"] / max(kdamond["cpu_at_nominal_rate"], 1e-9),
-                     "page_idle_native_estimate": page_idle["cpu_at_nominal_rate"] / slowdown,
-                     "kdamond_native_estimate": kdamond["cpu_at_nominal_rate"] / slowdown})
+                     "page_idle_native_estimate": estimate(page_idle),
+                     "kdamond_native_estimate": estimate(kdamond)})
+        if slow:
+            rows[-1].update({"page_idle_native_estimate_low": native_estimate(page_idle, slow, max),
+                             "kdamond_native_estimate_low": native_estimate(kdamond, slow, max)})
     result = {"workload_bytes": size, "window_seconds": window, "emulation_slowdown": slowdown,
               "host_load_1min": load, "rows": rows, "goal_native_fraction": GOAL_NATIVE_FRACTION,
               "notes": ["CPU fractions are of one CPU. A monitor that cannot keep its sampling rate under "
                         "emulation is scaled to the nominal rate by its CPU per sample taken. The native "
-                        "estimate divides that by the emulation slowdown of a CPU-bound Python loop (host "
-                        "vs guest); the kernel side is emulated alike, so one factor is a first-order "
-                        "estimate for both monitors."]}
+                        "estimate divides the user and the system part of that by separate emulation "
+                        "slowdowns (guest vs host CPU of the same probe): user time by the smaller of a "
+                        "Python loop's and small numpy operations', system time by the smaller of 8-byte "
+                        "and 4 KiB preads of /proc/self/pagemap (per-call cost vs kernel work); the low end of "
+                        "the range divides by the larger ones. The user/system split is the guest's tick "
+                        "accounting (/proc/PID/stat)."]}
+    if slow:
+        result["emulation_slowdowns"] = slow
+        result["probes"] = {"guest": guest_result["probes"], "host": host_probes}
     if "error" in guest_result:
         result["guest_error"] = guest_result["error"]
     return result
@@ -213,17 +308,23 @@ def summarize(guest_result: dict, host_loop: float, load: float, size: int, wind
 def render(result: dict) -> str:
     if "rows" not in result:
         return "not measured: " + "; ".join(f"{k}: {v}" for k, v in result.get("not_measured", {}).items())
+    slow = result.get("emulation_slowdowns")
+    factors = (", ".join(f"{k} {v:.1f}x" for k, v in slow.items()) if slow
+               else f"{result['emulation_slowdown']:.1f}x")
     lines = [f"Workload {result['workload_bytes'] >> 20} MiB (64 MiB of it written every pass), default "
              f"intervals (5 ms / 100 ms / 1 s), min = max regions; emulation slowdown "
-             f"{result['emulation_slowdown']:.1f}x; host load {result['host_load_1min']:.1f} on 2 cores.", "",
+             f"{factors}; host load {result['host_load_1min']:.1f} on 2 cores.", "",
              "| Regions | Monitor | CPU (VM) | system share | samples/s (of 200) | CPU at 200 samples/s (VM) "
              "| native estimate |", "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         for name in ("page_idle", "kdamond"):
             m = r[name]
+            native = f"{r[name + '_native_estimate']:.2%}"
+            if name + "_native_estimate_low" in r:
+                native = f"{r[name + '_native_estimate_low']:.2%} - {native}"
             lines.append(f"| {r['nr_regions']} | {name} | {m['cpu']:.1%} | {m['system_share']:.0%} "
                          f"| {m['samples_per_s']:.0f} | {m['cpu_at_nominal_rate']:.1%} "
-                         f"| {r[name + '_native_estimate']:.2%} |")
+                         f"| {native} |")
         lines.append(f"| {r['nr_regions']} | page_idle / kdamond | | | | {r['ratio']:.1f}x | |")
     if "guest_error" in result:
         lines += ["", "The guest stopped early: " + result["guest_error"].strip().splitlines()[-1]]

@@ -23,6 +23,11 @@ deterministic). ``python -m bench.reports --peers-only`` fills that cache in the
 ``DAMO_BENCH_CACHED_PEERS=1`` never runs damo (missing figures are listed as not measured yet);
 ``python -m bench.reports --refresh-peers`` puts figures measured since into bench/results.json,
 .md and the README; ``DAMO_BENCH_REMEASURE=1`` measures damo again.
+
+The cache lives outside the repo, so a fresh machine has none: every run first seeds it with the
+figures committed in bench/results.json (``seed_cache``; each keeps the date and load of the run
+that took it, and the key holds the input's size in bytes, so a changed input is measured anew).
+``python -m bench.reports --seed-cache`` does only that.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.machine import cpu_model
 from bench.measure import REPO, measure, python_argv, repo_env
 
 # label -> (snapshots, regions per snapshot)
@@ -45,6 +51,7 @@ PEER_TIMEOUT_S = 3600
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 CACHE_FORMAT = 1
 CACHE_PATH = Path(os.environ.get("DAMO_PEERS_CACHE", Path.home() / ".cache" / "damo-peers")) / "bench-reports.json"
+RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 
 INPUT = "{input}"             # where a damo command takes its input file other than as ``-i FILE``
 # report -> (our args, damo 2.6.4 args, damo 3.4.3 args); None: that damo has no such report.
@@ -168,10 +175,52 @@ class PeerCache:
 
     def put(self, key: str, value: dict) -> None:
         self.entries[key] = value
+        self.save()
+
+    def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"format": CACHE_FORMAT, "entries": self.entries}, indent=1))
         tmp.replace(self.path)
+
+
+def seed_cache(cache: PeerCache, results_path: Path = RESULTS_PATH) -> int:
+    """Put damo's figures of a results.json's report rows into ``cache`` where it has none for
+    that key (a run measured here wins); how many were added. Only finished runs are taken."""
+    try:
+        doc = json.loads(results_path.read_text())
+        rows = doc["benchmarks"]["reports"]["result"]["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    machine = (doc.get("machine") or {}).get("cpu_model")     # where a figure without one was taken
+    added = 0
+    for row in rows:
+        args = REPORTS.get(row.get("report"))
+        if not args or not row.get("peer_input"):
+            continue
+        for version, peer_args in zip(PEERS, args[1:]):
+            cell = row.get(f"damo_{version}")
+            if not peer_args or not isinstance(cell, dict) or cell.get("seconds") is None:
+                continue
+            key = peer_key(version, row, peer_args)
+            if cache.get(key) is None:
+                cache.entries[key] = dict(cell)
+                if machine:
+                    cache.entries[key].setdefault("machine", machine)
+                added += 1
+    if added:
+        cache.save()
+    return added
+
+
+def compile_package() -> None:
+    """Byte-compile this checkout's modules, as pip does when it installs a package (and did for
+    damo's): with PYTHONDONTWRITEBYTECODE set, every run of ours would compile them again
+    (about 0.05 s of CPU per report)."""
+    import compileall
+
+    for package in ("damo", "masim"):
+        compileall.compile_dir(str(REPO / package), quiet=2)
 
 
 def peer_argv(args: list[str], path: Path) -> list[str]:
@@ -202,6 +251,9 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
     peers: dict[str, list[str] | None] = {}
     notes, not_measured = [], {}
     for version in ([] if quick else PEERS):
+        if cached_only:                 # damo never runs: its figures come from the cache alone
+            peers[version] = ["damo-" + version]
+            continue
         try:
             peers[version] = peer_damo(version)
         except PeerUnavailable as err:
@@ -210,6 +262,9 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
     if quick:
         not_measured["damo 2.6.4 and 3.4.3"] = "--quick runs ours only"
     cache = PeerCache(CACHE_PATH)
+    if not quick and not os.environ.get("DAMO_BENCH_REMEASURE"):
+        seed_cache(cache)
+    compile_package()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         tmp = Path(tmp)
@@ -235,6 +290,7 @@ def run(quick: bool = False, peers_only: bool = False) -> dict:
                     if theirs is None and not cached_only:
                         theirs = run_one([*peers[version], "report", *peer_argv(args, files["json_compressed"]["path"])],
                                          out, PEER_TIMEOUT_S)
+                        theirs["machine"] = cpu_model()
                         cache.put(peer_key(version, row, args), theirs)
                     if theirs is not None:
                         row[f"damo_{version}"] = theirs
@@ -289,9 +345,14 @@ def summarise(result: dict) -> None:
                       if args is not None and f"damo_{v}" not in r and r.get("peer_input")
                       and not result.get("not_measured")})
     result["notes"] = [n for n in result["notes"] if not n.startswith(("damo's figures", "Not measured yet"))]
+    machines = sorted({cell["machine"] for r in rows for v in PEERS
+                       if (cell := r.get(f"damo_{v}")) and cell.get("machine")})
     if dates:
         result["notes"].append(f"damo's figures are measured once and cached (damo and the input do not change); "
-                               f"these were measured on {', '.join(dates)}, each with the load of its run.")
+                               f"these were measured on {', '.join(dates)}"
+                               + (f" ({', '.join(machines)})" if machines else "")
+                               + ", each with the load of its run; a cell names the CPU it ran on, which may "
+                                 "not be the one ours ran on.")
     if missing:
         result["notes"].append("Not measured yet (damo's run had not finished): " + "; ".join(missing) + ".")
     result["tables"] = tables(rows)
@@ -377,9 +438,11 @@ def _cost(cell: dict | None, digits: int = 2) -> str:
     if not cell:
         return "–"
     if cell.get("seconds") is None:
-        if "invalid choice" in (cell.get("error") or ""):
+        error = cell.get("error") or "failed"
+        if "invalid choice" in error:
             return "not yet (no such report in this checkout)"
-        return cell.get("error") or "failed"
+        # "damo: error: /tmp/...: what (how to avoid it)": what, without the scratch path
+        return "not measured: " + re.sub(r"^damo: error: \S+?: ", "", error).split(" (")[0]
     return f"{cell['cpu_seconds']:.{digits}f} s ({cell['seconds']:.{digits}f} s), {_mib(cell)}"
 
 
@@ -402,7 +465,8 @@ def headline(rows: list[dict]) -> list[dict]:
             if not theirs:
                 continue
             row[f"damo {version}"] = _cost(theirs, 1) + (
-                f"; {theirs['measured_at'][:10]}, load {theirs['load_average']:g}" if theirs.get("seconds") else "")
+                f"; {theirs['measured_at'][:10]}, load {theirs['load_average']:g}" if theirs.get("seconds") else "") + (
+                f", {theirs['machine']}" if theirs.get("seconds") and theirs.get("machine") else "")
             if theirs.get("seconds") and native and native.get("seconds"):
                 row[f"ours/damo {version}"] = (
                     f"{_x(speedup(native, theirs))} faster native, {_x(speedup(jsonc, theirs))} json_c; "
@@ -425,9 +489,14 @@ def headline(rows: list[dict]) -> list[dict]:
 
 def main(argv: list[str]) -> int:
     """``--peers-only`` fills damo's cache; ``--refresh-peers`` puts what it holds into
-    bench/results.json (and .md, and the README's table)."""
+    bench/results.json (and .md, and the README's table); ``--seed-cache`` fills it from
+    bench/results.json."""
     if argv == ["--peers-only"]:
         run(peers_only=True)
+        return 0
+    if argv == ["--seed-cache"]:
+        added = seed_cache(PeerCache(CACHE_PATH))
+        print(f"put {added} of damo's figures from {RESULTS_PATH} into {CACHE_PATH}")
         return 0
     if argv == ["--refresh-peers"]:
         from bench.render import update_readme
@@ -439,7 +508,7 @@ def main(argv: list[str]) -> int:
         readme.write_text(update_readme(readme.read_text(), results))
         print(f"refreshed damo's figures in {BENCH_DIR / 'results.md'} and README.md")
         return 0
-    print("usage: python -m bench.reports --peers-only | --refresh-peers", file=sys.stderr)
+    print("usage: python -m bench.reports --peers-only | --refresh-peers | --seed-cache", file=sys.stderr)
     return 2
 
 

@@ -596,10 +596,17 @@ def fill(template: str | None, keywords, value_of, fmt: AccessFormat) -> str | N
     return template.replace("\\n", "\n")
 
 
+def kdamond_of(record: Record, target_id: int) -> dict[str, int]:
+    """A target's kdamond and context index: 0 and 0 unless the record had several kdamonds."""
+    task = record.meta.targets_info().get(target_id, {})
+    return {key: task[key] if isinstance(task.get(key), int) else 0 for key in ("kdamond_idx", "context_idx")}
+
+
 def record_value(rec: TargetRecord, fmt: AccessFormat, keyword: str) -> str:
     raw, r = fmt.raw_number, rec.record
     if keyword in ("<kdamond index>", "<context index>"):
-        return "0"
+        key = "kdamond_idx" if keyword == "<kdamond index>" else "context_idx"
+        return "%s" % kdamond_of(r, rec.target_id)[key]
     if keyword == "<scheme index>":
         return "None"
     if keyword == "<target id>":
@@ -1139,7 +1146,7 @@ def records_json(recs: list[TargetRecord], raw: bool) -> str:
                               "sample_interval_us": None if own_sample is None
                               else dfmt.format_time_us_exact(int(own_sample[i]), raw)})
         update_us = r.meta.update_us or 0
-        out.append({"kdamond_idx": 0, "context_idx": 0,
+        out.append({**kdamond_of(r, rec.target_id),
                     "intervals": {"sample_us": format_time_us(rec.sample_us, raw),
                                   "aggr_us": format_time_us(rec.aggr_us, raw),
                                   "ops_update_us": format_time_us(update_us, raw),

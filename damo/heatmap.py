@@ -59,8 +59,7 @@ class TargetRecord:
 
 def load_targets(paths: list[str]) -> list[TargetRecord]:
     """Every target of every file, in file order, as damo 3.x lists its records."""
-    from damo.formats.damo_json import EXTRA_KEY
-    from damo.formats.perf_script import FIRST_START_KEY
+    from damo.model import DAMO_RECORDS_KEY as EXTRA_KEY, PERF_FIRST_START_KEY as FIRST_START_KEY
     from damo.report import load_record
 
     out = []
@@ -254,6 +253,10 @@ class _Grid:
         # damo's time x space of a pixel, an int product (a float one for a fractional time unit)
         self.pixel_sz = float(tunit * aunit) if isinstance(tunit, int) else float(tunit) * float(aunit)
         self.contributions = ContributionBuffer(self.heat, self.pixel_sz)
+        # The float column of an offset below 2**53 less a column is its exact floor division
+        # (the quotient cannot round up to the next integer), so columns can be trusted as
+        # integer bounds (add_one_row_regions).
+        self.exact_columns = isinstance(aunit, int) and (ares + 1) * aunit < 1 << 53
 
     def push(self, key: np.ndarray, value: np.ndarray) -> None:
         """Queue contributions (in damo's order) for apply_in_order."""
@@ -306,9 +309,66 @@ class _Grid:
             else:
                 hv = acc / hz_scale if hz else acc
             age = rec.age[lo:hi] if hz else None
-            self.add_regions(snap, rec.start[lo:hi].view(np.int64), rec.end[lo:hi].view(np.int64), hv, age,
-                             aggr_ns, snaps)
+            rs, re = rec.start[lo:hi].view(np.int64), rec.end[lo:hi].view(np.int64)
+            # the run's regions in pieces of one-row snapshots and of the others, in order
+            for a, b, one_row in _segments(rec.offsets, lo, hi, snaps.not_one_row(s_lo, s_hi)):
+                part = slice(a - lo, b - lo)
+                if one_row and self.add_one_row_regions(snap[part], rs[part], re[part], hv[part], snaps):
+                    continue
+                self.add_regions(snap[part], rs[part], re[part], hv[part], age[part] if hz else None, aggr_ns,
+                                 snaps)
         return float(snap_end[-1])
+
+    def add_one_row_regions(self, snap, rs, re, hv, snaps: "_Snapshots") -> bool:
+        """add_regions for a run of snapshots of one row each (no per-region rows): the common
+        case, in fewer array operations. False (nothing added) where columns are not exact."""
+        if not self.exact_columns:
+            return False
+        keep = re >= self.amin          # damo keeps the regions that touch the range
+        keep &= rs <= self.a_end
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            snap, rs, re, hv = snap[idx], rs[idx], re[idx], hv[idx]
+        if not len(snap):
+            return True
+        col = (rs - self.amin) / self.aunit
+        np.trunc(col, out=col)
+        np.maximum(col, 0, out=col)
+        col_last = (re - self.amin) / self.aunit
+        np.trunc(col_last, out=col_last)
+        np.minimum(col_last, self.ares - 1, out=col_last)
+        multi = np.flatnonzero(col != col_last)
+        col = col.astype(np.int64)
+        key = snaps.row_key[snap]
+        key += col
+        rate = hv * snaps.single_row_time[snap]
+        # a region starting in column c at or after the range's start and ending in c, at the
+        # latest at the range's end, lies in c (exact_columns): _sizes' clipping changes nothing
+        sizes = (re - rs).astype(np.float64)
+        clipped = np.flatnonzero((rs < self.amin) | (re > self.a_end)) \
+            if int(rs.min()) < self.amin or int(re.max()) > self.a_end else multi[:0]
+        if len(clipped):
+            sizes[clipped] = self._sizes(rs[clipped], re[clipped], col[clipped])
+        value = rate * sizes
+        if len(multi):
+            # regions over several columns: one piece per column (damo's order), placed where
+            # the region's one-pixel contribution was
+            ncols = col_last[multi].astype(np.int64) - col[multi] + 1
+            pieces = np.ones(len(snap), dtype=np.int64)
+            pieces[multi] = ncols
+            pos0 = np.cumsum(pieces)
+            pos0 -= pieces
+            key = np.repeat(key, pieces)
+            value = np.repeat(value, pieces)
+            owner = np.repeat(multi, ncols)
+            k = _within(ncols)
+            where = pos0[owner] + k
+            piece_col = col[owner] + k
+            key[where] = snaps.row_key[snap[owner]] + piece_col
+            value[where] = rate[owner] * self._sizes(rs[owner], re[owner], piece_col)
+        self.touched[key] = True
+        self.push(key, value)
+        return True
 
     def add_regions(self, snap, rs, re, hv, age, aggr_ns, snaps: "_Snapshots") -> None:
         """damo's HeatMap.add_heat for a run of regions (in order), vectorised."""
@@ -380,6 +440,23 @@ class _Grid:
         return row * self.ares + col, value * self._sizes(rs[owner], re[owner], col)
 
 
+def _segments(offsets: np.ndarray, lo: int, hi: int, others: list[int]) -> list[tuple[int, int, bool]]:
+    """Regions lo..hi-1 cut into (start, end, one_row) pieces at the region bounds of the
+    snapshots ``others`` (one_row False), in order."""
+    out = []
+    at = lo
+    for s in others:
+        a, b = max(int(offsets[s]), lo), min(int(offsets[s + 1]), hi)
+        if a > at:
+            out.append((at, a, True))
+        if b > a:
+            out.append((a, b, False))
+        at = max(at, b)
+    if at < hi:
+        out.append((at, hi, True))
+    return out
+
+
 def _within(counts: np.ndarray) -> np.ndarray:
     """0..counts[i]-1 for every i, concatenated."""
     return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -395,6 +472,18 @@ class _Snapshots:
         one = self.nrows == 1
         self.single_row_time = np.zeros(len(end))
         self.single_row_time[one] = grid.account_time(self.row_first[one], account_start[one], end[one])
+        self.row_key = self.row_first * grid.ares         # the key of a snapshot's row's first pixel
+        # snapshots of one row whose regions need no per-region rows: prefix counts, per run
+        single = np.zeros(len(end) + 1, dtype=np.int64)
+        self.one_row = one & ~per_region
+        np.cumsum(self.one_row, out=single[1:])
+        self.nr_single_before = single
+
+    def not_one_row(self, lo: int, hi: int) -> list[int]:
+        """The snapshots among lo..hi-1 not in one row each, or with per-region rows."""
+        if int(self.nr_single_before[hi] - self.nr_single_before[lo]) == hi - lo:
+            return []
+        return (np.flatnonzero(~self.one_row[lo:hi]) + lo).tolist()
 
 
 # --- temperature sort --------------------------------------------------------------------------

@@ -26,6 +26,10 @@ TARGETS_KEY = "targets"
 
 # meta.extra key of the intervals goal: {access_bp, aggrs, min_sample_us, max_sample_us}
 INTERVALS_GOAL_KEY = "intervals_goal"
+# meta.extra keys the readers of damo's formats fill, here so that reports can look at them
+# without importing those readers (damo.formats.damo_json compiles a dozen regular expressions)
+DAMO_RECORDS_KEY = "damo_records"      # damo_json.EXTRA_KEY
+PERF_FIRST_START_KEY = "perf_script_first_start_ns"      # perf_script.FIRST_START_KEY
 INTERVALS_GOAL_FIELDS = ("access_bp", "aggrs", "min_sample_us", "max_sample_us")
 
 

@@ -126,11 +126,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--regions", type=parse_regions, default=[], metavar="'S-E ...'",
                         help="monitoring regions, for paddr and fvaddr (default: paddr watches the largest "
                              "System RAM range; fvaddr needs them)")
-    parser.add_argument("--kdamond", action="append", default=[], metavar="N",
+    parser.add_argument("--kdamond", action=KdamondAction, nargs="?", default=[], metavar="N",
                         help="with 'ongoing': a kdamond index to follow, or 'stat' for DAMON_STAT's; "
-                             "repeatable (default: every running kdamond)")
+                             "repeatable (default: every running kdamond). Without N, as in damo 3.x: "
+                             "starts the options of a kdamond of its own, e.g. --kdamond --target_pid A "
+                             "--kdamond --target_pid B records A and B with two kdamonds (their child tasks "
+                             "are not followed)")
     parser.add_argument("--vm", action="store_true", help="record inside a VM with a DAMON-capable kernel")
-    parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH", help="kernel image for --vm (default: the one `damo vm setup` fetched)")
+    parser.add_argument("--vm-kernel", dest="vm_kernel", metavar="PATH",
+                        help="kernel image for --vm, or a series that `damo vm setup --kernel` fetched: 6.12 or 6.17 "
+                             "(6.17 has the intervals goal; default: the 6.12 one `damo vm setup` fetched)")
     parser.add_argument("--vm-accel", dest="vm_accel", choices=ACCEL_CHOICES, default="auto",
                         help="how the --vm guest runs: kvm (hardware virtualisation), tcg (QEMU's software "
                              "emulation, many times slower), or auto: KVM if a first boot of the kernel under KVM "
@@ -148,18 +153,78 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --- several targets, child tasks and damo 3.4.3's record options (one block, see issue 17) ------
 
+class KdamondAction(argparse.Action):
+    """``--kdamond N`` (record ongoing's selection) or bare ``--kdamond`` (damo 3.x's marker of a
+    new kdamond's options). Actions run in command-line order, so the markers counted so far
+    say which kdamond a later --target_pid or --damon_ctx belongs to."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None:
+            namespace.kdamond_marks = getattr(namespace, "kdamond_marks", 0) + 1
+        else:
+            namespace.kdamond = [*getattr(namespace, "kdamond", []), values]
+
+
+class TargetPidAction(argparse.Action):
+    """--target_pid PID, remembering the kdamond (the --kdamond markers before it) it belongs to."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.target_pid = [*getattr(namespace, "target_pid", []), values]
+        marks = getattr(namespace, "kdamond_marks", 0)
+        namespace.target_pid_kdamonds = [*getattr(namespace, "target_pid_kdamonds", []), max(marks - 1, 0)]
+
+
+class ContextMarkAction(argparse.Action):
+    """--damon_ctx: the kdamond (by the markers before it) that gets one more context."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        marks = getattr(namespace, "kdamond_marks", 0)
+        namespace.damon_ctx = [*getattr(namespace, "damon_ctx", []), max(marks - 1, 0)]
+
+
+def kdamond_groups(args: argparse.Namespace) -> list[list[int]]:
+    """damo 3.x's --kdamond markers as the pids of each kdamond ([] for one kdamond, the usual
+    record); more than one context in a kdamond, or a kdamond without a pid, is one DamoError."""
+    marks = getattr(args, "kdamond_marks", 0)
+    contexts = list(getattr(args, "damon_ctx", []) or [])
+    crowded = sorted({k for k in contexts if contexts.count(k) > 1})
+    if crowded:
+        raise DamoError(f"--damon_ctx: kdamond {crowded[0]} is given {contexts.count(crowded[0])} contexts, but the "
+                        f"Linux kernel runs one DAMON context per kdamond: start each context with its own --kdamond")
+    if marks <= 1:
+        return []
+    if args.target:
+        raise DamoError("several kdamonds (--kdamond ... --kdamond ...) record running processes: give each its "
+                        "--target_pid, and no TARGET")
+    groups: list[list[int]] = [[] for _ in range(marks)]
+    for pid, k in zip(args.target_pid, getattr(args, "target_pid_kdamonds", [])):
+        groups[k].append(pid)
+    empty = [k for k, pids in enumerate(groups) if not pids]
+    if empty:
+        raise DamoError(f"--kdamond: kdamond {empty[0]} has no --target_pid (each kdamond records its own processes)")
+    seen = [pid for pids in groups for pid in pids]
+    if len(set(seen)) != len(seen):
+        raise DamoError("--kdamond: a process is given to two kdamonds; give each pid once")
+    return groups
+
+
 def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
     """damo 3.4.3's names for targets and attributes, beside the 2.x ones above."""
-    parser.add_argument("--target_pid", type=int, action="append", default=[], metavar="PID",
+    parser.add_argument("--target_pid", type=int, action=TargetPidAction, default=[], metavar="PID",
                         help="a process to record; repeatable, like giving several PIDs as TARGET "
                              "(default: TARGET)")
     parser.add_argument("--damon_target", action="count", default=0,
                         help="marks the start of a target's options (--target_pid, -r), as in damo 3.x; "
                              "each --target_pid is a target of its own either way")
+    parser.add_argument("--damon_ctx", action=ContextMarkAction, nargs=0, default=[],
+                        help="marks the start of a DAMON context's options, as in damo 3.x; the Linux kernel "
+                             "runs one context per kdamond, so a second one needs its own --kdamond")
     parser.add_argument("--include_child_tasks", dest="child_tasks", action="store_true", default=True,
                         help="every process that a recorded process forks (children of children too) is "
                              "recorded as a target of its own from about a second after its birth until "
-                             "it exits (the default)")
+                             "it exits (the default; also with --ops page_idle; not through DAMON's debugfs "
+                             "interface, whose target list cannot change while monitoring, nor with several "
+                             "--kdamond groups)")
     parser.add_argument("--exclude_child_tasks", dest="child_tasks", action="store_false",
                         help="record only the given processes, not the ones they fork")
     parser.add_argument("--monitoring_intervals", nargs=3, metavar=("SAMPLE", "AGGR", "UPDATE"),
@@ -357,6 +422,7 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
     target = list(args.target)
     if target and target[0] == "--":
         target = target[1:]
+    groups = kdamond_groups(args)
     target = merge_target_pids(target, args.target_pid)
     if not target:
         raise DamoError("record: a TARGET is needed (a masim .cfg file, a command, a pid or 'paddr')")
@@ -377,7 +443,8 @@ def request_from_args(args: argparse.Namespace) -> RecordRequest:
                          vm_accel=args.vm_accel, vm_tlb_flush=args.vm_tlb_flush,
                          output_type=args.output_type, kdamonds=list(args.kdamond),
                          labels=record_labels(args.label), do_record=args.do_record,
-                         intervals_goal=intervals_goal_from_args(args, attrs), **target_fields)
+                         intervals_goal=intervals_goal_from_args(args, attrs), kdamond_pids=groups,
+                         **target_fields)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -389,6 +456,9 @@ def run(args: argparse.Namespace) -> int:
     if request.kdamonds and request.target != ["ongoing"]:
         raise DamoError("--kdamond goes with 'damo record ongoing'")
     source_name = pick_source(request, args.vm)
+    if request.kdamond_pids and source_name != "kernel":
+        raise DamoError("several kdamonds (--kdamond markers) are for recording this machine's processes with its "
+                        "kernel DAMON, not for --vm or the simulator")
     if request.intervals_goal is not None and source_name in ("ongoing", "page_idle"):
         raise DamoError(f"--monitoring_intervals_goal/--monitoring_intervals_autotune: not for {source_name} "
                         "records (only the simulator and the kernel's sysfs interface tune intervals)")

@@ -42,13 +42,15 @@ def oldest_monitor_time(rec: Record) -> int:
 
 
 def format_record_info(record: Record, raw: bool = False) -> str:
-    from damo.access import format_time_ns
+    from damo.access import format_time_ns, kdamond_of
 
     lines = []
     start_of = {tid: oldest_monitor_time(rec) for tid, rec in record.split_targets() if rec.nr_snapshots}
     for g in guides(record):
         start = start_of[g.target_id]
-        lines += ["kdamond_idx: 0", "context_idx: 0", "target_id: %d" % g.target_id,
+        where = kdamond_of(record, g.target_id)
+        lines += ["kdamond_idx: %d" % where["kdamond_idx"], "context_idx: %d" % where["context_idx"],
+                  "target_id: %d" % g.target_id,
                   "time: [%s, %s) (%s)" % (format_time_ns(start, raw), format_time_ns(g.end_time, raw),
                                            format_time_ns(g.end_time - start, raw))]
         for i, (s, e) in enumerate(g.areas):

@@ -55,6 +55,8 @@ class RecordRequest:
     do_record: tuple[str, ...] = ("access", "mem_footprint", "vmas", "proc_stats")
     # --monitoring_intervals_goal ACCESS_BP AGGRS MIN_SAMPLE_US MAX_SAMPLE_US, None: not tuned
     intervals_goal: tuple[int, int, int, int] | None = None
+    # damo 3.x's --kdamond markers: each kdamond's pids ([]: one kdamond, the usual record)
+    kdamond_pids: list[list[int]] = field(default_factory=list)
 
 
 class SnapshotSink:

@@ -262,3 +262,40 @@ def test_reports_headline_and_refresh_from_damo_cache(tmp_path, monkeypatch):
     assert refreshed["rows"][1]["same_output_as_damo_3.4.3"] is True
     missing = [n for n in refreshed["notes"] if n.startswith("Not measured yet")]
     assert missing == ["Not measured yet (damo's run had not finished): damo 3.4.3 6M raw."]
+
+
+def test_reports_cache_is_seeded_from_committed_results(tmp_path, monkeypatch):
+    """A fresh machine has no damo cache: the figures in results.json fill it, with their own
+    date and load, without replacing one measured here, and a failed damo run is not taken."""
+    from bench import reports
+
+    peer_input = {"shape": "6000x1000", "json_compressed_bytes": 123}
+    old = _cell(100.0, 200.0, 10000, when="2026-11-25 20:09")
+    rows = [{"size": "6M", "report": "raw", "peer_input": peer_input, "damo_2.6.4": old,
+             "damo_3.4.3": _cell(None, None, 0, error="did not finish within 3600 s")},
+            {"size": "6M", "report": "wss", "peer_input": peer_input, "damo_2.6.4": _cell(90.0, 95.0, 9000),
+             "damo_3.4.3": _cell(110.0, 120.0, 9000)},
+            {"size": "6M", "report": "footprints", "peer_input": peer_input}]
+    rows[0]["damo_3.4.3"]["seconds"] = None
+    results_path = tmp_path / "results.json"
+    results_path.write_text(json.dumps({"machine": {"cpu_model": "AMD EPYC"},
+                                        "benchmarks": {"reports": {"result": {"rows": rows}}}}))
+    cache = reports.PeerCache(tmp_path / "cache" / "bench-reports.json")
+    here = _cell(80.0, 85.0, 9000, when="2026-12-02 15:00")
+    cache.put(reports.peer_key("2.6.4", rows[1], ["wss"]), here)
+    assert reports.seed_cache(cache, results_path) == 2
+    again = reports.PeerCache(tmp_path / "cache" / "bench-reports.json")
+    assert again.get(reports.peer_key("2.6.4", rows[0], ["raw"])) == dict(old, machine="AMD EPYC")
+    assert again.get(reports.peer_key("3.4.3", rows[0], ["access", "--raw_form"])) is None
+    assert again.get(reports.peer_key("2.6.4", rows[1], ["wss"])) == here
+    assert again.get(reports.peer_key("3.4.3", rows[1], ["wss"]))["measured_at"] == "2026-12-02 07:00"
+    assert reports.seed_cache(again, results_path) == 0
+    assert reports.seed_cache(again, tmp_path / "missing.json") == 0
+    # the headline names the CPU damo ran on, which need not be ours
+    rows[0]["ours_native"] = rows[0]["ours_json_compressed"] = _cell(2.0, 3.0, 250)
+    rows[0]["damo_2.6.4"] = again.get(reports.peer_key("2.6.4", rows[0], ["raw"]))
+    del rows[0]["damo_3.4.3"]
+    result = {"rows": rows[:1], "notes": [], "not_measured": {}}
+    reports.summarise(result)
+    assert result["headline"][0]["damo 2.6.4"].endswith("2026-11-25, load 2, AMD EPYC")
+    assert any("(AMD EPYC)" in n for n in result["notes"])

@@ -121,6 +121,94 @@ def test_json_large_values(tmp_path):
         assert read_record(tmp_path / fmt).same_data(record)
 
 
+PROBE_HITS = b'"probe_hits": [],\n' + b" " * 24       # damo 3.x writes it into every region
+
+
+def _with_probe_hits(text: bytes) -> bytes:
+    """damo 3.4.3's layout of our text: an empty "probe_hits" list before sz_filter_passed."""
+    return text.replace(b'"sz_filter_passed"', PROBE_HITS + b'"sz_filter_passed"')
+
+
+def _region_list(ages, probe_hits: bool = False) -> bytes:
+    """The text between a snapshot's "regions": [ and ], as damo lays it out."""
+    builder = RecordBuilder(RecordMeta(sample_us=5000, aggr_us=100000, update_us=1000000))
+    builder.add(42, 1_000_000_000, 1_100_000_000, [4096, 1 << 20, 139887084830720],
+                [8192, 3 << 20, 139887086125056], [0, 17, 20], ages)
+    text = "".join(damo_json.iter_text(builder.build())).encode()
+    text = text.split(b'"regions": [', 1)[1].split(b"]", 1)[0]
+    return _with_probe_hits(text) if probe_hits else text
+
+
+def _json_module_regions(text: bytes):
+    """The columns the json module reads from a region list, or None where it rejects it."""
+    try:
+        return damo_json._regions_from_dicts(json.loads(b"[" + text + b"]"), 20)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+@pytest.mark.parametrize("ages, probe_hits", [([3, 0, 1234567], False), ([-1, -1, -1], False),
+                                              ([3, 0, 1234567], True)])
+def test_json_exact_layout_path_reads_only_what_json_reads(ages, probe_hits):
+    """The fastest path (damo's exact layout, checked in three passes) accepts a region list only
+    when the json module reads the very same values: damaged copies, each a byte inserted, dropped,
+    replaced or swapped with its neighbour (digits, commas, quotes, spaces, colons, newlines),
+    either read as json reads them or go to the slower paths."""
+    import random
+
+    text = _region_list(ages, probe_hits)
+    assert [c.tolist() for c in damo_json._layout_regions(text)] == [c.tolist() for c in _json_module_regions(text)]
+    rng = random.Random(7)
+    accepted = 0
+    for _ in range(4000):
+        data = bytearray(text)
+        pos = rng.randrange(len(data))
+        op = rng.randrange(4)
+        char = rng.choice(b'0123456789,,, "\n:}l-[]')
+        if op == 0:
+            data.insert(pos, char)
+        elif op == 1:
+            del data[pos]
+        elif op == 2:
+            data[pos] = char
+        elif pos + 1 < len(data):
+            data[pos], data[pos + 1] = data[pos + 1], data[pos]
+        got = damo_json._layout_regions(bytes(data))
+        if got is None:
+            continue
+        accepted += 1
+        want = _json_module_regions(bytes(data))
+        assert want is not None, bytes(data)
+        assert [c.tolist() for c in got] == [c.tolist() for c in want], bytes(data)
+    assert 100 < accepted < 4000         # digits changed inside values are read, not only rejected
+    samples = b'"samples": 17,'
+    assert samples in text
+    for bad in (b'"samples":1 7,', b'"samples": 1 7,', b'"samples": 017,', b'"samples": ,17', b'"samples"1: 7,',
+                b'"samples": 17 ,'):
+        assert damo_json._layout_regions(text.replace(samples, bad, 1)) is None, bad
+
+
+def test_json_in_damo_343_layout_reads_the_same(tmp_path):
+    """damo 3.4.3 writes "probe_hits": [] into every region: the fast path reads that layout too
+    (a "]" of an empty list does not end the region list), and a non-empty list still reads."""
+    record = make_record(nr_snapshots=6, nr_regions=5)
+    write_record(record, tmp_path / "ours", "json")
+    text = (tmp_path / "ours").read_bytes()
+    assert text.count(b'"sz_filter_passed"') == 30
+    for name, data in (("343", _with_probe_hits(text)),
+                       ("hits", _with_probe_hits(text).replace(b'"probe_hits": []', b'"probe_hits": [1, 2]', 1))):
+        (tmp_path / name).write_bytes(zlib.compress(data))
+        assert read_record(tmp_path / name).same_data(record), name
+    calls = []
+    real = damo_json._layout_regions
+    damo_json._layout_regions = lambda t: calls.append(real(t) is not None) or real(t)
+    try:
+        read_record(tmp_path / "343")
+    finally:
+        damo_json._layout_regions = real
+    assert calls == [True] * 6
+
+
 def test_json_empty_and_single(tmp_path):
     empty = RecordBuilder(RecordMeta()).build()
     write_record(empty, tmp_path / "e", "json_compressed")

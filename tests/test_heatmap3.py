@@ -95,6 +95,28 @@ def test_heats_equal_a_slow_model(seed, resol):
         assert np.where(hm.touched, hm.heats, 0).tolist() == [[v or 0 for v in row] for row in ref]
 
 
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_one_row_path_equals_the_general_path(seed, monkeypatch):
+    """The one-row shortcut (most snapshots) gives the general path's heats to the bit, and is taken."""
+    rec = odd_record(seed)
+    ts = targets_of(rec)
+    g = heatmap.guides3(ts)[0]
+    lo, hi = g.areas[0][0], g.areas[-1][1]
+    cases = [(arange, resol) for arange in ((lo, hi), (lo + 12345, hi - 99999), (lo + (hi - lo) // 3, hi))
+             for resol in ((7, 9), (40, 80), (3, 200), (100, 3))]
+    taken = []
+    shortcut = heatmap._Grid.add_one_row_regions
+    monkeypatch.setattr(heatmap._Grid, "add_one_row_regions",
+                        lambda self, *a: taken.append(shortcut(self, *a)) or taken[-1])
+    fast = [heatmap.heatmap3(ts, (g.start_time, g.end_time), arange, resol) for arange, resol in cases]
+    assert any(taken)
+    monkeypatch.setattr(heatmap._Grid, "add_one_row_regions", lambda self, *a: False)
+    for (arange, resol), hm in zip(cases, fast):
+        ref = heatmap.heatmap3(ts, (g.start_time, g.end_time), arange, resol)
+        assert hm.touched.tolist() == ref.touched.tolist()
+        assert hm.heats.tobytes() == ref.heats.tobytes()
+
 def test_samples_two_inputs_and_a_time_range_before_the_record():
     """No intervals: samples, not Hz; a second input continues the timeline; rows before the
     record's start are still drawn from its first snapshot the way damo truncates indexes."""

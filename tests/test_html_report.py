@@ -446,3 +446,26 @@ def test_several_targets_dark_scheme_and_one_printed_page(browser, tmp_path):
         assert [m for m in page.messages if m[0] in ("error", "pageerror")] == []
     finally:
         page.close()
+
+
+@pytest.mark.slow
+def test_a_redraw_while_another_target_decodes_draws_the_shown_one(browser, tmp_path):
+    """Switching the target and the axis mode in one go (the second target still decoding, which
+    is asynchronous) once threw "Cannot read properties of undefined" (seen in a CI run)."""
+    record = make_record(nr_snapshots=30, nr_regions=10, nr_targets=2)
+    write_record(record, tmp_path / "two.data")
+    assert run_cli("report", "html", "-i", "two.data", "-o", "two.html", cwd=tmp_path).returncode == 0
+    page = browser.open(tmp_path / "two.html")
+    try:
+        page.wait_for_function("damoReport.ready === true")
+        page.evaluate("""() => {
+            const target = document.getElementById('target'), mode = document.getElementById('axis-mode');
+            target.value = '1'; target.dispatchEvent(new Event('change'));
+            mode.value = 'raw'; mode.dispatchEvent(new Event('change'));
+            target.value = '0'; target.dispatchEvent(new Event('change'));
+            target.value = '1'; target.dispatchEvent(new Event('change')); }""")
+        page.wait_for_function("damoReport.view().target === 1 && damoReport.view().mode === 'raw'")
+        assert page.evaluate("damoReport.view().y[1]") == int(record.end.max() - record.start.min())
+        assert [m for m in page.messages if m[0] in ("error", "pageerror")] == []
+    finally:
+        page.close()

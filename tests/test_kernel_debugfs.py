@@ -122,3 +122,20 @@ def test_recorder_needs_the_tracepoint(fake, tmp_path, monkeypatch):
                                         r"damon:damon_aggregated tracepoint"):
         KernelRecorder(req, debugfs=driver(fake), tracefs_root=tmp_path / "no-tracefs").run()
     assert fake.log == []
+
+
+def test_a_debugfs_record_of_a_process_warns_that_children_are_not_followed(capsys):
+    """debugfs's target_ids is EBUSY while monitoring, so children cannot be added: one warning
+    line, unless --exclude_child_tasks (or paddr, which has no children)."""
+    from damo.cli import main
+    from damo.sources.kernel import debugfs_child_tasks_note
+    request = RecordRequest(target=["123"], attrs=MonitoringAttrs())
+    note = debugfs_child_tasks_note(request, "vaddr")
+    assert note.startswith("damo: warning: DAMON's debugfs interface cannot add targets while monitoring")
+    assert "\n" not in note and "--exclude_child_tasks" in note
+    request.child_tasks = False
+    assert debugfs_child_tasks_note(request, "vaddr") is None
+    assert debugfs_child_tasks_note(RecordRequest(target=["paddr"], attrs=MonitoringAttrs()), "paddr") is None
+    with pytest.raises(SystemExit):
+        main(["record", "--help"])
+    assert "not through DAMON's debugfs interface" in " ".join(capsys.readouterr().out.split())

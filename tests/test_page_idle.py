@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -323,3 +325,143 @@ def test_steady_sampling_costs_only_the_bitmap_calls(fake):
     nr_regions = ctx.targets[0].nr_regions
     assert ops.pagemap(PID).syscalls + page_idle.kpageflags.syscalls - resolving <= 2   # a block not met yet
     assert page_idle.bitmap.syscalls - bitmap_before <= 2 * nr_regions * nr_samples
+
+
+FORKER = """
+import os, sys, time
+sys.stdin.readline()                          # the test has put our pagemap in the fake tree
+time.sleep(0.3)
+kids = []
+for k in range(2):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(1.2)
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+def child_mappings(k: int) -> list[tuple[int, int]]:
+    """Target k's own mappings: the usual three, moved by k GiB so each task's are told apart."""
+    return [(s + k * (1 << 30), e + k * (1 << 30)) for s, e in (TEXT, HEAP, STACK)]
+
+
+def mirror_children(fake, parent: int, stop) -> None:
+    """Give every child of ``parent`` a pagemap and maps in the fake tree as soon as it appears
+    (the recorder skips a child it cannot read yet, and finds it again at its next poll)."""
+    from damo.kernel.tasks import children
+    seen: set[int] = set()
+    while not stop.is_set():
+        for pid in children(parent):
+            if pid not in seen:
+                seen.add(pid)
+                k = len(seen)
+                fake.add_process(pid, child_mappings(k))
+                fake.map_range(pid, *child_mappings(k)[1], first_pfn=0x40000 + k * 0x10000)
+        time.sleep(0.02)
+
+
+def forking_page_idle_record(fake, tmp_path, child_tasks: bool = True):
+    import threading
+    workload = subprocess.Popen([sys.executable, "-c", FORKER, "0.8"], stdin=subprocess.PIPE, text=True)
+    stop = threading.Event()
+    mirror = threading.Thread(target=mirror_children, args=(fake, workload.pid, stop))
+    try:
+        fake.add_process(workload.pid, child_mappings(0))
+        fake.map_range(workload.pid, *child_mappings(0)[1], first_pfn=0x40000)
+        mirror.start()
+        workload.stdin.write("go\n")
+        workload.stdin.flush()
+        out = tmp_path / "children.data"
+        request = RecordRequest(target=[str(workload.pid)], attrs=attrs(aggr_us=50000), ops="page_idle",
+                                timeout=8.0, out=str(out), child_tasks=child_tasks)
+        started = time.monotonic()
+        assert PageIdleRecorder(request, fake.bitmap, fake.proc).run() == 0
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        mirror.join()
+        workload.kill()
+        workload.wait()
+    return workload.pid, read_record(out), elapsed
+
+
+def test_page_idle_follows_child_tasks_with_their_own_target_ids(fake, tmp_path):
+    """A pid that forks two children: each child becomes a target of its own within about a
+    second of its birth, with regions over its own mappings, and leaves when it exits; the
+    record ends when the parent exits after them."""
+    parent, record, elapsed = forking_page_idle_record(fake, tmp_path)
+    info = record.meta.targets_info()
+    assert sorted(info) == [0, 1, 2] and record.meta.extra["child_tasks"] is True
+    assert info[0]["pid"] == parent and [info[t].get("parent_target_id") for t in (1, 2)] == [0, 0]
+    assert elapsed < 6                                # stopped when the parent exited, not at the timeout
+    by_target = {tid: [s for s in record.snapshots() if s.target_id == tid] for tid in info}
+    for tid in info:
+        snaps = by_target[tid]
+        assert snaps, tid
+        k = 0 if tid == 0 else sorted((info[1]["pid"], info[2]["pid"])).index(info[tid]["pid"]) + 1
+        maps = child_mappings(k)
+        for snap in snaps:
+            assert snap.start.min() == maps[0][0] and snap.end.max() == maps[2][1]   # its own mappings
+    last = {tid: max(s.end_ns for s in by_target[tid]) for tid in info}
+    first = {tid: min(s.end_ns for s in by_target[tid]) for tid in info}
+    for tid in (1, 2):
+        assert first[tid] - first[0] < 1.8e9          # forked 0.3 s in, found within about a second
+        assert last[tid] < last[0] - 0.3e9            # gone when it exited, the parent recorded on
+
+
+def test_page_idle_exclude_child_tasks_records_the_parent_alone(fake, tmp_path):
+    parent, record, _ = forking_page_idle_record(fake, tmp_path, child_tasks=False)
+    assert record.target_ids() == [0] and list(record.meta.targets_info()) == [0]
+    assert record.meta.extra["child_tasks"] is False
+
+
+def test_scattered_pfns_get_their_flags_read_only_where_samples_land(tmp_path):
+    """A block whose pages lie at scattered PFNs is not classified whole (hundreds of kpageflags
+    reads): each sampled page's flags are read when a sample lands on it, with the same result."""
+    fake = FakePageIdle(tmp_path)
+    fake.add_process(PID, [TEXT, HEAP, STACK])
+    rng = np.random.default_rng(5)
+    pfns = rng.choice(1 << 20, 512, replace=False) + 0x1000
+    base = HEAP[0]
+    fake._put_many(fake.proc / str(PID) / "pagemap", base >> PAGE_SHIFT, np.uint64(1 << 63) | pfns.astype(np.uint64))
+    for k, pfn in enumerate(pfns.tolist()):
+        fake._put_many(fake.proc / "kpageflags", pfn, [0 if k == 7 else 1 << 5])   # page 7 is off the LRU
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    pagemap = open_pagemap(PID, fake.proc)
+    picks = [3, 7, 300]
+    resolved = sample(page_idle, pagemap, [base + k * PAGE for k in picks])
+    assert resolved.trackable.tolist() == [True, False, True]
+    assert resolved.head_pfn[[0, 2]].tolist() == [pfns[3], pfns[300]]
+    assert page_idle.kpageflags.syscalls <= len(picks) and pagemap.syscalls == 1
+    again = sample(page_idle, pagemap, [base + k * PAGE for k in picks])    # known now: no call
+    assert again.trackable.tolist() == [True, False, True] and page_idle.kpageflags.syscalls <= len(picks)
+    assert pagemap.syscalls == 1
+
+
+def test_after_an_update_blocks_are_checked_not_read_anew(fake):
+    """An ops update re-reads the loaded blocks' pagemap (one call per run of blocks), not their
+    flags: only pages whose PFN changed, and the pages of a THP that was split, are classified
+    again."""
+    base = HEAP[0]
+    fake.map_thp(PID, base + 2 * MIB, 0x60000)
+    page_idle = PageIdle(fake.bitmap, fake.proc)
+    pagemap = open_pagemap(PID, fake.proc)
+    plain = [base + k * PAGE for k in (1, 100, 300)]
+    tail = base + 2 * MIB + 5 * PAGE
+    first = sample(page_idle, pagemap, plain + [tail], [TEXT, HEAP, STACK])
+    assert first.head_pfn.tolist() == [0x20001, 0x20064, 0x2012C, 0x60000]
+    flag_reads = page_idle.kpageflags.syscalls
+    page_idle.forget()
+    fake.map_page(PID, plain[1], 0x71000)                          # migrated meanwhile
+    again = sample(page_idle, pagemap, plain + [tail], [TEXT, HEAP, STACK])
+    assert again.head_pfn.tolist() == [0x20001, 0x71000, 0x2012C, 0x60000]
+    assert page_idle.kpageflags.syscalls - flag_reads <= 2          # the THP head's, the moved page's
+    # The THP is split: its pages become plain LRU pages at the same PFNs.
+    for i in range(512):
+        fake.map_page(PID, base + 2 * MIB + i * PAGE, 0x60000 + i)
+    page_idle.forget()
+    assert sample(page_idle, pagemap, [tail], [TEXT, HEAP, STACK]).head_pfn.tolist() == [0x60005]

@@ -53,6 +53,7 @@ class PageIdleOps(VirtualAddressOps):
         self._read_mappings = read_mappings
         self._pagemaps: dict[int, object] = {}
         self._resolved: list[Resolved] = []
+        self._heads = np.zeros(0, dtype=np.int64)   # this sample's head PFNs, all targets
         self._mappings: dict[int, Sequence[tuple[int, int]]] = {}   # pid -> VMAs at the last update
 
     def close(self) -> None:
@@ -64,6 +65,13 @@ class PageIdleOps(VirtualAddressOps):
         if pid not in self._pagemaps:
             self._pagemaps[pid] = self._open_pagemap(pid)
         return self._pagemaps[pid]
+
+    def forget_target(self, pid: int) -> None:
+        """A target's process exited (or is no longer followed): close its pagemap."""
+        pagemap = self._pagemaps.pop(pid, None)
+        if pagemap is not None:
+            pagemap.close()
+        self._mappings.pop(pid, None)
 
     def mappings(self, target: Target) -> Sequence[tuple[int, int]]:
         self._mappings[target.handle] = self._read_mappings(target.handle)
@@ -79,12 +87,12 @@ class PageIdleOps(VirtualAddressOps):
                                                  self._mappings.get(t.handle))
                           for t in ctx.targets]
         heads = [r.head_pfn[r.trackable] for r in self._resolved]
-        if heads:
-            self.page_idle.mark_idle(np.concatenate(heads))
+        # The same array goes to the read back, so the bitmap sorts its words once per sample.
+        self._heads = np.concatenate(heads) if heads else np.zeros(0, dtype=np.int64)
+        self.page_idle.mark_idle(self._heads)
 
     def check_accesses(self, ctx: Context, t_ns: int, nr_samples: int) -> list[np.ndarray]:
-        heads = [r.head_pfn[r.trackable] for r in self._resolved]
-        idle = self.page_idle.idle(np.concatenate(heads)) if heads else np.zeros(0, dtype=bool)
+        idle = self.page_idle.idle(self._heads)
         out, pos = [], 0
         for t, r in zip(ctx.targets, self._resolved):
             accessed = np.zeros(len(r.trackable), dtype=bool)

@@ -15,6 +15,7 @@ json module for that snapshot (or, if the record structure itself is unusual, fo
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -29,8 +30,8 @@ import numpy as np
 from damo.errors import RecordFileError
 from damo.formats import WriterBase, create_private
 from damo.output_path import rotate
-from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, INTERVALS_GOAL_KEY, NR_ACCESSES_DTYPE, TARGETS_KEY,
-                        TIME_DTYPE, Record, RecordMeta, RegionColumns)
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, DAMO_RECORDS_KEY, INTERVALS_GOAL_KEY, NR_ACCESSES_DTYPE,
+                        TARGETS_KEY, TIME_DTYPE, Record, RecordMeta, RegionColumns)
 
 FILL_BYTES = 4 << 20          # decompressed bytes fetched at a time
 READ_BYTES = 1 << 20          # compressed bytes read at a time
@@ -41,7 +42,7 @@ MATCH_WINDOW = 1 << 20        # input a structural pattern may need
 # parses in one piece (its objects take about ten times the text).
 MAX_VALUE_BYTES = 64 << 20
 MAX_GENERAL_BYTES = 32 << 20
-EXTRA_KEY = "damo_records"    # meta.extra: per-target damo record fields, kept for writing back
+EXTRA_KEY = DAMO_RECORDS_KEY    # meta.extra: per-target damo record fields, kept for writing back
 # Our record labels, a key of every record object (damo reads the keys it knows and ignores others).
 LABELS_KEY = "labels"
 TASK_KEY = "target_task"       # our per-record extra: {"pid", "cmdline"} of a process target (damo ignores it)
@@ -205,6 +206,104 @@ def _fast_regions(text: bytes):
     return [start.astype(ADDR_DTYPE), end.astype(ADDR_DTYPE), values[:, 2].copy(), values[:, age_column].copy()]
 
 
+# --- the fastest path: damo's exact layout ------------------------------------------------------
+#
+# json.dumps(indent=4) lays every region out the same way, so a region list of n regions is a fixed
+# text with digit runs in known slots (damo 2.x's regions, and damo 3.x's with "probe_hits": []).
+# Three cheap passes prove that ``text`` is exactly that (about half the cost of the strict
+# regular expression above, which reads every byte):
+# 1. with digits and commas deleted, the text must equal the layout's skeleton n times, byte for
+#    byte: every other character (spaces, keys, braces, quotes, "null") sits where damo puts it;
+# 2. the digits and commas must sit in the slots: kept together with a few anchor characters
+#    (quotes, newlines, colons, "}", "l" and brackets, which bound every slot), they must match a
+#    short pattern, about a fifth of the text, which also makes the numbers strict JSON (no leading
+#    zero in an unquoted number, a comma only where one belongs);
+# 3. the anchors leave one gap, the space after a colon (digits could straddle it,
+#    "samples":1 2): every colon must be followed by a space.
+# Whatever fails goes to _fast_regions (any whitespace, the regex), then to the json module.
+_FREE = b"0123456789,"
+_ANCHORS = b'"\n:}l[]'
+_KEEP_ANCHORED = bytes(b for b in range(256) if b not in _FREE + _ANCHORS)
+# The numbers of the anchored text: digits, with anchors as separators and commas dropped
+# (digit strings are comma-grouped; a structural comma always has an anchor beside it).
+_ANCHORED_TO_NUMBERS = bytes(b if b in b"0123456789" else 0x20 for b in range(256))
+_COLON, _SPACE = ord(":"), ord(" ")
+_LIST_TAIL = b"\n" + b" " * 16          # before the "]" that closes a snapshot's region list
+
+
+def _layout_variants():
+    """damo's region layouts: (skeleton, anchored pattern, values per region, age column)."""
+    indent = "\n" + " " * 20
+    lines = ['{', '    "start": "S",', '    "end": "S",', '    "nr_accesses": {', '        "samples": I,',
+             '        "percent": null', '    },', '    "age": {', '        "usec": null,',
+             '        "aggr_intervals": A', '    },', '    "probe_hits": [],', '    "sz_filter_passed": "Z B"', '}']
+    # what each slot's digits and commas may be, once the anchors are all that is left around them
+    slot_patterns = {ord("S"): rb"[\d,]++", ord("I"): rb"(?:0|[1-9]\d*+)", ord("N"): rb"[\d,]++",
+                     ord("Z"): rb"\d[\d,]*+"}
+    variants = []
+    for probe_hits, with_sz, age in itertools.product((False, True), (True, False), ('"N"', "null")):
+        if probe_hits and not with_sz:
+            continue                    # damo 3.x writes both: "probe_hits", then sz_filter_passed
+        kept = [line for line in lines if (with_sz or "sz_filter_passed" not in line)
+                and (probe_hits or "probe_hits" not in line)]
+        if not with_sz:
+            kept[-2] = kept[-2].rstrip(",")       # the age object closes the region
+        region = (indent + indent.join(kept).replace("A", age)).encode()
+        pieces = re.split(rb"[SINZ]", region)
+        slots = [c for c in region if c in b"SINZ"]
+        pattern = re.escape(pieces[0].translate(None, _KEEP_ANCHORED))
+        for slot, piece in zip(slots, pieces[1:]):
+            pattern += slot_patterns[slot] + re.escape(piece.translate(None, _KEEP_ANCHORED))
+        variants.append((region.translate(None, b"SINZ,"), re.compile(rb"(?:" + pattern + rb"(?:,(?!\Z)|\Z))++"),
+                         len(slots), 3 if age != "null" else None))
+    return variants
+
+
+_layouts: list = []              # _layout_variants(), made on first use (not for every import)
+_skeleton_cache: dict[tuple[int, int], bytes] = {}
+
+
+def _layout_regions(text: bytes):
+    """Columns of a region list in damo's exact layout, or None when it is laid out otherwise."""
+    if not text.endswith(_LIST_TAIL):
+        return None
+    skeleton = text.translate(None, _FREE)
+    body = len(skeleton) - len(_LIST_TAIL)
+    if not _layouts:
+        _layouts.extend(_layout_variants())
+    for idx, (region_skeleton, pattern, nr_values, age_column) in enumerate(_layouts):
+        count, rest = divmod(body, len(region_skeleton))
+        if rest or not count:
+            continue
+        expected = _skeleton_cache.get((idx, count))
+        if expected is None:
+            if len(_skeleton_cache) > 64:
+                _skeleton_cache.clear()
+            expected = _skeleton_cache[(idx, count)] = region_skeleton * count + _LIST_TAIL
+        if skeleton == expected:
+            break
+    else:
+        return None
+    anchored = text.translate(None, _KEEP_ANCHORED)         # ends with the tail's newline
+    if not pattern.fullmatch(anchored, 0, len(anchored) - 1):
+        return None
+    chars = np.frombuffer(text, np.uint8)
+    colons = np.flatnonzero(chars == _COLON)                 # never the last byte: the tail is
+    if not np.all(chars[colons + 1] == _SPACE):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            values = np.fromstring(anchored.translate(_ANCHORED_TO_NUMBERS, b","), dtype=np.int64, sep=" ")
+        except ValueError:
+            return None
+    if len(values) != count * nr_values or np.any(values == _INT64_MAX):
+        return None            # a slot without digits, or a number too large for int64
+    values = values.reshape(count, nr_values)
+    age = values[:, age_column].copy() if age_column is not None else np.full(count, AGE_UNKNOWN, AGE_DTYPE)
+    return [values[:, 0].astype(ADDR_DTYPE), values[:, 1].astype(ADDR_DTYPE), values[:, 2].copy(), age]
+
+
 def _regions_from_dicts(regions: list, max_nr_accesses: int | None):
     """Columns of a region list that the json module parsed (any layout)."""
     n = len(regions)
@@ -344,9 +443,10 @@ class _Input:
             raise RecordFileError(self.path, f"a snapshot is larger than {MAX_VALUE_BYTES >> 20} MiB of JSON text "
                                              f"(a decompression bomb, or more regions than damo records)")
 
-    def find(self, needle: bytes) -> int:
+    def find(self, needle: bytes, offset: int = 0) -> int:
+        """Where ``needle`` is, at or after ``offset`` bytes from the current position (-1: nowhere)."""
         while True:
-            idx = self.buf.find(needle, self.pos)
+            idx = self.buf.find(needle, self.pos + offset)
             if idx >= 0 or not self.fill():
                 return idx
             self._check_size()
@@ -503,8 +603,14 @@ class _Reader:
             # find() may refill the buffer, which moves everything but keeps offsets from pos.
             regions_offset = m.end() - inp.pos
             close = inp.find(b"]")
+            # damo 3.x writes an empty list into every region ("probe_hits": []): not the end
+            while close > 0 and inp.buf[close - 1] == 0x5B:
+                close = inp.find(b"]", close + 1 - inp.pos)
             if close >= 0:
-                cols = _fast_regions(inp.buf[inp.pos + regions_offset:close])
+                text = inp.buf[inp.pos + regions_offset:close]
+                cols = _layout_regions(text)
+                if cols is None:
+                    cols = _fast_regions(text)
                 tail = _SNAPSHOT_TAIL.match(inp.buf, close) if cols is not None else None
                 if tail:
                     start_ns = _time_ns(json.loads(m.group(1)))
@@ -793,7 +899,7 @@ def iter_text(record: Record, raw: bool = True) -> Iterator[str]:
         if meta.labels:
             head[LABELS_KEY] = dict(meta.labels)
         if task:
-            head[TASK_KEY] = {k: v for k, v in task.items() if k not in ("kdamond_idx", "context_idx")}
+            head[TASK_KEY] = dict(task)     # kdamond_idx/context_idx too (several kdamonds), read back from here
         parts = ["\n    {"]
         for key, value in head.items():
             parts.append(f"\n        {json.dumps(key)}: {_indent_json(value, 2)},")

@@ -324,9 +324,12 @@ def _decode_delta(streams, target_ids: np.ndarray, counts: np.ndarray, columns: 
     per_snapshot = np.diff(np.searchsorted(first_bound, ext_offsets))
     if not np.array_equal(per_snapshot, counts):
         raise ValueError("region count does not match the boundaries")
-    start = np.take(bounds, first_bound, out=out.get("start"))
+    # Every index is in range by construction (a region's first boundary is never its
+    # snapshot's last), so "clip" clips nothing; it spares take's bounds-checked mode the
+    # temporary copy that mode makes of an ``out`` array.
+    start = np.take(bounds, first_bound, out=out.get("start"), mode="clip")
     first_bound += 1
-    end = np.take(bounds, first_bound, out=out.get("end"))
+    end = np.take(bounds, first_bound, out=out.get("end"), mode="clip")
     out = dict(out, start=start, end=end)
     want_values = [name for name in ("nr_accesses", "age") if name in columns]
     if not want_values:

@@ -27,12 +27,12 @@ import numpy as np
 
 from damo.errors import DamoError, RecordFileError
 from damo.formats import WriterBase, create_private
-from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TARGETS_KEY, TIME_DTYPE, Record,
-                         RecordMeta)
+from damo.model import (ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, PERF_FIRST_START_KEY, TARGETS_KEY,
+                         TIME_DTYPE, Record, RecordMeta)
 
 EVENT = b"damon_aggregated:"
 # meta.extra: per target, the first snapshot's start as damo derives it (a float of ns).
-FIRST_START_KEY = "perf_script_first_start_ns"
+FIRST_START_KEY = PERF_FIRST_START_KEY
 # The record's labels ride on a comment line before the events (damo skips lines that are not events).
 LABELS_PREFIX = b"# damo labels: "
 # A comment line with the record's target table (meta.extra["targets"]); the last one counts.

@@ -126,6 +126,7 @@
   }
   function drawHeatmap() {
     const d = decoded.get(state.target);
+    if (!d) return Promise.resolve();     // nothing decoded yet: the first showTarget draws
     const t = target();
     const ax = axis();
     const view = state.view || fullView();
@@ -284,10 +285,15 @@
   }
 
   // --- the whole page ---------------------------------------------------------------------------------
+  let showing = 0;              // the latest target asked for (a quicker earlier one must not win)
   async function showTarget(i) {
+    // The target becomes the page's only once its data is decoded: until then every draw (a
+    // colour-scheme change, the axis mode) keeps drawing the previous one.
+    const ticket = ++showing;
+    const d = await targetData(i);
+    if (ticket !== showing) return;
     state.target = i;
     state.view = null;
-    const d = await targetData(i);
     const t = target();
     const slider = document.getElementById("thres");
     slider.max = String(t.wss_thresholds.length - 1);

@@ -56,6 +56,12 @@ BLOCK_PAGES = 1 << BLOCK_SHIFT
 # What a cached page resolves to, besides its folio head PFN (>= 0).
 UNTRACKABLE = -1                          # present, but not on the LRU (or hugetlbfs): never accessed
 NOT_PRESENT = -2                          # not mapped in (or swapped) when read: read again next time
+# A present page whose flags are not read yet is kept as UNCLASSIFIED - pfn (<= UNCLASSIFIED).
+UNCLASSIFIED = -16
+# The flags of the blocks loaded together are read at once if that takes at most one kpageflags
+# read per this many present pages (their PFNs lie in runs: a THP, a fresh allocation, many blocks
+# at once); scattered ones are classified page by page as samples land on them, at most a read each.
+EAGER_PAGES_PER_READ = 4
 
 DEFAULT_BITMAP = PAGE_IDLE_BITMAP
 DEFAULT_PROC = Path("/proc")
@@ -79,23 +85,16 @@ def sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def runs(indices: np.ndarray, max_gap: int, max_words: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique ``indices`` cut into runs: ``(first index, word count)`` per run, where
-    consecutive members of a run are at most ``max_gap`` words apart and no run spans more
-    than ``max_words`` words."""
+    consecutive members of a run are at most ``max_gap`` words apart and no run crosses a
+    ``max_words``-aligned block of words (so none spans more than ``max_words``)."""
     if len(indices) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     breaks = np.diff(indices) > max_gap + 1
     if max_words is not None:
-        # A run also breaks where it would grow past max_words: found by walking the members
-        # from each run's start (rare: only dense batches make long runs).
-        first = np.concatenate([[0], np.flatnonzero(breaks) + 1])
-        last = np.concatenate([first[1:], [len(indices)]]) - 1
-        if (indices[last] - indices[first] + 1).max() > max_words:
-            breaks = breaks.copy()
-            start = indices[0]
-            for i in range(1, len(indices)):
-                if breaks[i - 1] or indices[i] - start + 1 > max_words:
-                    breaks[i - 1] = True
-                    start = indices[i]
+        # A run also breaks where it enters the next max_words-aligned block of words, so no run
+        # spans more than max_words (one vector step; a greedy walk would save a call per block
+        # at most, and sysfs cuts every call at a page anyway).
+        breaks |= np.diff(indices // max_words) != 0
     cut = np.flatnonzero(breaks) + 1
     first = np.concatenate([[0], cut])
     last = np.concatenate([cut, [len(indices)]]) - 1
@@ -109,6 +108,7 @@ class WordFile:
         self.path = path
         self.fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
         self.syscalls = 0
+        self._plan: tuple | None = None          # (bit numbers, their sorted words, inverse)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -137,25 +137,34 @@ class WordFile:
         """The words at ``indices`` (any order, repeats allowed); 0 past the end or on error.
 
         The loop only issues the reads; finding each word in what came back is vectorised."""
-        indices = np.asarray(indices, dtype=np.int64)
-        uniq, inverse = sorted_unique(indices)
+        uniq, inverse = sorted_unique(np.asarray(indices, dtype=np.int64))
+        return self._read_sorted(uniq, max_gap, max_words)[inverse]
+
+    def _read_sorted(self, uniq: np.ndarray, max_gap: int, max_words: int | None) -> np.ndarray:
+        """The words at sorted unique ``uniq``."""
         firsts, counts = runs(uniq, max_gap, max_words)
-        chunks, lengths = [], []
+        sizes, offsets = (counts * WORD).tolist(), (firsts * WORD).tolist()
         pread, fd = os.pread, self.fd
-        for first, count in zip(firsts.tolist(), counts.tolist()):
-            size = count * WORD
-            try:
-                data = pread(fd, size, first * WORD)          # the usual case: one call, all of it
-            except OSError:
-                data = b""
-            if len(data) != size:
-                data = self._pread(size, first * WORD)
-            else:
-                self.syscalls += 1
-            whole = len(data) - len(data) % WORD
-            lengths.append(whole // WORD)
-            chunks.append(data if whole == len(data) else data[:whole])
-        got = np.array(lengths, dtype=np.int64)             # words each run returned
+        try:
+            # The usual case, one call per run that returns all of it: a bare comprehension,
+            # since this loop is most of the per-sample CPU with one read per region.
+            chunks = [pread(fd, size, offset) for size, offset in zip(sizes, offsets)]
+        except OSError:
+            chunks = [b""] * len(sizes)
+        self.syscalls += len(chunks)
+        lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+        short = np.flatnonzero(lengths != counts * WORD).tolist()
+        if not short and max_gap == 0:
+            # Runs of adjacent words hold exactly the words asked for, in order.
+            return np.frombuffer(b"".join(chunks), dtype="<u8")
+        for i in short:
+            self.syscalls -= 1                                  # counted again by _pread
+            chunks[i] = self._pread(sizes[i], offsets[i])      # short, or an error: read on
+            lengths[i] = len(chunks[i])
+        whole = lengths - lengths % WORD
+        for i in np.flatnonzero(whole != lengths).tolist():
+            chunks[i] = chunks[i][:whole[i]]
+        got = whole // WORD                                  # words each run returned
         words = np.frombuffer(b"".join(chunks), dtype="<u8")
         run = np.searchsorted(firsts, uniq, side="right") - 1
         rel = uniq - firsts[run]
@@ -163,7 +172,14 @@ class WordFile:
         where = np.concatenate([[0], np.cumsum(got)[:-1]])[run] + rel
         values = np.zeros(len(uniq), dtype=np.uint64)
         values[ok] = words[where[ok]]
-        return values[inverse]
+        return values
+
+    def _words_of(self, bit_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``sorted_unique(bit_numbers >> 6)``, kept for the last array asked about: a sample
+        writes and then reads the same bits (one sort instead of two)."""
+        if self._plan is None or self._plan[0] is not bit_numbers:
+            self._plan = (bit_numbers, *sorted_unique(bit_numbers >> 6))
+        return self._plan[1], self._plan[2]
 
     def write_bits(self, bit_numbers: np.ndarray, max_gap: int, max_words: int | None = None) -> None:
         """Set the bits ``bit_numbers`` (bit n is bit n % 64 of word n // 64) in one write per
@@ -171,7 +187,7 @@ class WordFile:
         bit_numbers = np.asarray(bit_numbers, dtype=np.int64)
         if len(bit_numbers) == 0:
             return
-        uniq, inverse = sorted_unique(bit_numbers >> 6)
+        uniq, inverse = self._words_of(bit_numbers)
         firsts, counts = runs(uniq, max_gap, max_words)
         # All runs laid out back to back in one buffer; each write sends its slice.
         run = np.searchsorted(firsts, uniq, side="right") - 1
@@ -180,24 +196,37 @@ class WordFile:
         np.bitwise_or.at(buf, (offsets[run] + uniq - firsts[run])[inverse],
                          np.left_shift(np.uint64(1), (bit_numbers & 63).astype(np.uint64)))
         view = memoryview(buf.view(np.uint8))
-        for first, count, offset in zip(firsts.tolist(), counts.tolist(), offsets.tolist()):
-            done, size = 0, count * WORD
+        pwrite, fd = os.pwrite, self.fd
+        byte_firsts, byte_sizes, byte_offsets = (firsts * WORD).tolist(), (counts * WORD).tolist(), \
+            (offsets * WORD).tolist()
+        try:
+            # As in reads: one bare comprehension for the usual case, where every write is whole.
+            written = [pwrite(fd, view[o:o + n], f) for f, n, o in zip(byte_firsts, byte_sizes, byte_offsets)]
+        except OSError:
+            written = [0] * len(byte_sizes)                 # redone one by one below
+        self.syscalls += len(written)
+        for i, (done, size) in enumerate(zip(written, byte_sizes)):
+            if done == size:
+                continue
+            self.syscalls -= 1
+            done = 0
             while done < size:              # on after a short write, as after a short read
                 try:
-                    written = os.pwrite(self.fd, view[offset * WORD + done:offset * WORD + size], first * WORD + done)
+                    more = pwrite(fd, view[byte_offsets[i] + done:byte_offsets[i] + size], byte_firsts[i] + done)
                 except OSError as err:
                     if err.errno not in (errno.EINVAL, errno.ENXIO):      # past max_pfn: nothing to mark
                         raise DamoError(f"writing {self.path} failed ({os.strerror(err.errno or 0)})") from None
-                    written = 0
+                    more = 0
                 self.syscalls += 1
-                if written <= 0:
+                if more <= 0:
                     break
-                done += written
+                done += more
 
     def read_bits(self, bit_numbers: np.ndarray, max_gap: int, max_words: int | None = None) -> np.ndarray:
         """The bits ``bit_numbers`` as a bool array (same order)."""
         bit_numbers = np.asarray(bit_numbers, dtype=np.int64)
-        words = self.read(bit_numbers >> 6, max_gap, max_words)
+        uniq, inverse = self._words_of(bit_numbers)
+        words = self._read_sorted(uniq, max_gap, max_words)[inverse]
         return ((words >> (bit_numbers & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
 
 
@@ -223,7 +252,9 @@ class PageIdle:
         except DamoError:
             self.bitmap.close()
             raise
-        self._heads: dict[int, np.ndarray] = {}     # PMD-sized PFN window -> head PFN of each page
+        # PMD-sized PFN windows read so far (sorted) and the folio head PFN of each of their pages
+        self._head_windows = np.zeros(0, dtype=np.int64)
+        self._head_table = np.zeros((0, MAX_FOLIO_PAGES), dtype=np.int64)
         self._resolvers: dict[int, PageResolver] = {}   # id(pagemap) -> its process's resolved pages
 
     def close(self) -> None:
@@ -231,10 +262,16 @@ class PageIdle:
         self.kpageflags.close()
 
     def forget(self) -> None:
-        """Drop everything resolved so far (at every ops update: pages move, THPs are split or
-        collapsed)."""
-        self._heads.clear()
-        self._resolvers.clear()
+        """At every ops update (pages move, THPs are split or collapsed): every process's resolved
+        pages are checked again at their next use (``PageResolver.revalidate``), the folio
+        heads found so far are dropped."""
+        self._head_windows = np.zeros(0, dtype=np.int64)
+        self._head_table = np.zeros((0, MAX_FOLIO_PAGES), dtype=np.int64)
+        for key, resolver in list(self._resolvers.items()):
+            if resolver.pagemap.fd < 0:
+                del self._resolvers[key]           # its process is no longer a target
+            else:
+                resolver.stale = True
 
     def resolve(self, pagemap: "WordFile", vpn: np.ndarray,
                 mappings: Sequence[tuple[int, int]] | None = None) -> Resolved:
@@ -244,20 +281,31 @@ class PageIdle:
         resolver = self._resolvers.get(id(pagemap))
         if resolver is None or resolver.pagemap is not pagemap:
             resolver = self._resolvers[id(pagemap)] = PageResolver(self, pagemap, mappings)
+        elif resolver.stale:
+            resolver.revalidate(mappings)
         codes = resolver.codes(np.asarray(vpn, dtype=np.int64))
         trackable = codes >= 0
         return Resolved(trackable, np.where(trackable, codes, 0))
 
-    def classify(self, entries: np.ndarray, pagemap_path: Path) -> np.ndarray:
-        """Per pagemap entry: its folio head PFN where trackable, else UNTRACKABLE (present,
-        but not on the LRU, or hugetlbfs) or NOT_PRESENT (unmapped, swapped)."""
+    @staticmethod
+    def pfns(entries: np.ndarray, pagemap_path: Path) -> np.ndarray:
+        """Per pagemap entry: its PFN, or 0 where not present (or swapped)."""
         present = (entries & PM_PRESENT) != 0
         pfn = (entries & PM_PFN_MASK).astype(np.int64)
         if present.any() and not pfn[present].any():
             raise DamoError(f"{pagemap_path} shows no page frame numbers: that needs root privileges "
                             f"(CAP_SYS_ADMIN). {NO_PAGE_IDLE_ALTERNATIVES}")
-        ok = present & (pfn > 0)
-        flags = np.zeros(len(entries), dtype=np.uint64)
+        return np.where(present, pfn, 0)
+
+    def classify(self, entries: np.ndarray, pagemap_path: Path) -> np.ndarray:
+        """Per pagemap entry: its folio head PFN where trackable, else UNTRACKABLE (present,
+        but not on the LRU, or hugetlbfs) or NOT_PRESENT (unmapped, swapped)."""
+        return self.classify_pfns(self.pfns(entries, pagemap_path))
+
+    def classify_pfns(self, pfn: np.ndarray) -> np.ndarray:
+        """``classify`` of PFNs (0: not present)."""
+        ok = pfn > 0
+        flags = np.zeros(len(pfn), dtype=np.uint64)
         if ok.any():
             flags[ok] = self.kpageflags.read(pfn[ok], KPAGEFLAGS_MAX_GAP)
         tail = ok & ((flags & _bit(KPF_COMPOUND_TAIL)) != 0)
@@ -276,22 +324,27 @@ class PageIdle:
     def _folio_heads(self, tail_pfns: np.ndarray) -> np.ndarray:
         """The head PFN of each tail page's folio (-1 if none is found): the nearest
         compound-head page at or below it within a PMD-sized, PMD-aligned window (folios are
-        naturally aligned). Each window's flags are read once and kept until ``forget``."""
-        out = np.empty(len(tail_pfns), dtype=np.int64)
-        window = tail_pfns // MAX_FOLIO_PAGES
-        for w in sorted_unique(window)[0].tolist():
-            heads = self._heads.get(w)
-            if heads is None:
-                base = w * MAX_FOLIO_PAGES
-                flags = self.kpageflags.read(np.arange(base, base + MAX_FOLIO_PAGES), MAX_FOLIO_PAGES)
-                is_head = (flags & _bit(KPF_COMPOUND_HEAD)) != 0
-                # for every page, the index of the last head at or before it (-1: none)
-                last_head = np.maximum.accumulate(np.where(is_head, np.arange(MAX_FOLIO_PAGES), -1))
-                heads = np.where(last_head >= 0, base + last_head, -1)
-                self._heads[w] = heads
-            sel = window == w
-            out[sel] = heads[tail_pfns[sel] - w * MAX_FOLIO_PAGES]
-        return out
+        naturally aligned). Each window's flags are read once and kept until ``forget``; the
+        windows not read yet are read together (one read per run of adjacent ones) and
+        searched as one array, not one by one."""
+        window, column = tail_pfns // MAX_FOLIO_PAGES, tail_pfns % MAX_FOLIO_PAGES
+        rows = np.searchsorted(self._head_windows, window)
+        known = self._head_windows[np.minimum(rows, max(len(self._head_windows) - 1, 0))] == window \
+            if len(self._head_windows) else np.zeros(len(window), dtype=bool)
+        if not known.all():
+            missing = sorted_unique(window[~known])[0]
+            offsets = np.arange(MAX_FOLIO_PAGES)
+            flags = self.kpageflags.read((missing[:, None] * MAX_FOLIO_PAGES + offsets).ravel(), 0)
+            is_head = (flags.reshape(len(missing), MAX_FOLIO_PAGES) & _bit(KPF_COMPOUND_HEAD)) != 0
+            # for every page, the index of the last head at or before it (-1: none)
+            last_head = np.maximum.accumulate(np.where(is_head, offsets, -1), axis=1)
+            heads = np.where(last_head >= 0, missing[:, None] * MAX_FOLIO_PAGES + last_head, -1)
+            windows = np.concatenate([self._head_windows, missing])
+            order = np.argsort(windows, kind="stable")
+            self._head_windows = windows[order]
+            self._head_table = np.concatenate([self._head_table, heads])[order]
+            rows = np.searchsorted(self._head_windows, window)
+        return self._head_table[rows, column]
 
     def mark_idle(self, pfns: np.ndarray) -> None:
         self.bitmap.write_bits(pfns, BITMAP_WRITE_MAX_GAP, BITMAP_MAX_WORDS)
@@ -308,38 +361,85 @@ class PageIdle:
 class PageResolver:
     """One process's pages resolved to folio head PFNs, a block (BLOCK_PAGES pages, one page of
     pagemap) at a time: the first sample that lands in a block reads the block's pagemap entries
-    and their page flags (runs of sorted reads); later samples there need no system call until
-    the next ops update. Pages that were not present are read again each time they are sampled,
-    so a page faulted in meanwhile is seen at once."""
+    and, where their PFNs lie in a few runs, their page flags (runs of sorted reads; scattered
+    PFNs get their flags read when a sample lands on them); later samples there need no system
+    call until the next ops update. Pages that were not present are read again each time they are sampled,
+    so a page faulted in meanwhile is seen at once. After an ops update the blocks are checked
+    again rather than read anew (``revalidate``)."""
 
     def __init__(self, page_idle: PageIdle, pagemap: "WordFile",
                  mappings: Sequence[tuple[int, int]] | None = None):
         self.page_idle = page_idle
         self.pagemap = pagemap
+        self._set_mappings(mappings)
+        self.blocks = np.zeros(0, dtype=np.int64)               # sorted block numbers
+        self.table = np.zeros((0, BLOCK_PAGES), dtype=np.int64)  # their pages' codes
+        self.raw = np.zeros((0, BLOCK_PAGES), dtype=np.int64)    # their PFNs when read (0: absent)
+        self.stale = False                                       # an ops update since they were read
+
+    def _set_mappings(self, mappings: Sequence[tuple[int, int]] | None) -> None:
         # The mappings' first and last-plus-one virtual page numbers: a page outside them
-        # cannot appear before the next ops update (which starts a new resolver).
+        # cannot appear before the next ops update (which gives the new ones).
         spans = np.array(mappings if mappings else [(0, 1 << 64 - 1)], dtype=np.uint64).reshape(-1, 2)
         self.map_first = (spans[:, 0] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
         self.map_end = (spans[:, 1] >> np.uint64(PAGE_SHIFT)).astype(np.int64)
-        self.blocks = np.zeros(0, dtype=np.int64)               # sorted block numbers
-        self.table = np.zeros((0, BLOCK_PAGES), dtype=np.int64)  # their pages' codes
+
+    def revalidate(self, mappings: Sequence[tuple[int, int]] | None) -> None:
+        """After an ops update: read the loaded blocks' pagemap entries again (one read per run of
+        adjacent blocks) and classify anew only the pages whose PFN changed (moved, swapped,
+        faulted in, a THP collapsed), the pages of folios whose head is no longer a compound
+        head (a THP split) and the pages that were off the LRU. Reading every block's flags
+        again would cost a kpageflags read per run of PFNs, most of a sample's work at 100 regions."""
+        self.stale = False
+        self._set_mappings(mappings)
+        if not len(self.blocks):
+            return
+        vpns = (self.blocks[:, None] * BLOCK_PAGES + np.arange(BLOCK_PAGES)).ravel()
+        pfns = self.page_idle.pfns(self.pagemap.read(vpns, 0), self.pagemap.path).reshape(self.raw.shape)
+        redo = (pfns != self.raw) | (self.table == UNTRACKABLE)
+        tail = (self.table >= 0) & (self.table != self.raw)    # tracked through another page: its head
+        if tail.any():
+            heads = sorted_unique(self.table[tail])[0]
+            flags = self.page_idle.kpageflags.read(heads, KPAGEFLAGS_MAX_GAP)
+            broken = heads[(flags & (_bit(KPF_COMPOUND_HEAD) | _bit(KPF_LRU))) !=
+                           (_bit(KPF_COMPOUND_HEAD) | _bit(KPF_LRU))]
+            if len(broken):
+                redo |= tail & np.isin(self.table, broken)
+        if redo.any():
+            self.table[redo] = np.where(pfns[redo] > 0, UNCLASSIFIED - pfns[redo], NOT_PRESENT)
+        self.raw = pfns
 
     def codes(self, vpn: np.ndarray) -> np.ndarray:
         """The head PFN (or UNTRACKABLE / NOT_PRESENT) of each virtual page number."""
         block, column = vpn >> BLOCK_SHIFT, vpn & (BLOCK_PAGES - 1)
-        self._load(block)
-        rows = np.searchsorted(self.blocks, block)
+        rows = self._rows(block)
         codes = self.table[rows, column]
+        unknown = codes <= UNCLASSIFIED
+        if unknown.any():
+            fresh = self.page_idle.classify_pfns(UNCLASSIFIED - codes[unknown])
+            codes[unknown] = fresh
+            self.table[rows[unknown], column[unknown]] = fresh
         absent = codes == NOT_PRESENT
         if absent.any():
             mapping = np.searchsorted(self.map_first, vpn[absent], side="right") - 1
             inside = (mapping >= 0) & (vpn[absent] < self.map_end[np.maximum(mapping, 0)])
             absent[absent] = inside
         if absent.any():
-            fresh = self.page_idle.classify(self.pagemap.read(vpn[absent], PAGEMAP_MAX_GAP), self.pagemap.path)
+            pfns = self.page_idle.pfns(self.pagemap.read(vpn[absent], PAGEMAP_MAX_GAP), self.pagemap.path)
+            fresh = self.page_idle.classify_pfns(pfns)
             codes[absent] = fresh
             self.table[rows[absent], column[absent]] = fresh
+            self.raw[rows[absent], column[absent]] = pfns
         return codes
+
+    def _rows(self, block: np.ndarray) -> np.ndarray:
+        """Each block's row in the table, loading the blocks not read yet. The steady state (every
+        block loaded) costs two numpy calls: a sample is a few hundred microseconds of such calls."""
+        rows = np.searchsorted(self.blocks, block)
+        if len(self.blocks) and (self.blocks[np.minimum(rows, len(self.blocks) - 1)] == block).all():
+            return rows
+        self._load(block)
+        return np.searchsorted(self.blocks, block)
 
     def _load(self, block: np.ndarray) -> None:
         wanted = sorted_unique(block)[0]
@@ -348,12 +448,18 @@ class PageResolver:
             return
         vpns = (missing[:, None] * BLOCK_PAGES + np.arange(BLOCK_PAGES)).ravel()
         # adjacent blocks are contiguous in the pagemap: one read for each run of them
-        entries = self.pagemap.read(vpns, 0)
-        fresh = self.page_idle.classify(entries, self.pagemap.path).reshape(len(missing), BLOCK_PAGES)
+        pfns = self.page_idle.pfns(self.pagemap.read(vpns, 0), self.pagemap.path)
+        present = sorted_unique(pfns[pfns > 0])[0]
+        if len(runs(present, KPAGEFLAGS_MAX_GAP)[0]) * EAGER_PAGES_PER_READ <= len(present):
+            fresh = self.page_idle.classify_pfns(pfns)        # a few reads for all of them
+        else:
+            fresh = np.where(pfns > 0, UNCLASSIFIED - pfns, NOT_PRESENT)
+        fresh = fresh.reshape(len(missing), BLOCK_PAGES)
         blocks = np.concatenate([self.blocks, missing])
         order = np.argsort(blocks, kind="stable")
         self.blocks = blocks[order]
         self.table = np.concatenate([self.table, fresh])[order]
+        self.raw = np.concatenate([self.raw, pfns.reshape(len(missing), BLOCK_PAGES)])[order]
 
 
 def _open_checked(path: Path, writable: bool, what: str) -> WordFile:

@@ -352,7 +352,9 @@ class OwnedKdamond(MonitorGuard):
                                 f"monitoring started") from None
             if err.errno == errno.EBUSY:
                 raise DamoError(f"the kernel refused to start DAMON (EBUSY): another DAMON user, such as "
-                                f"DAMON_RECLAIM or DAMON_LRU_SORT, is active. {ALTERNATIVES}") from None
+                                f"DAMON_STAT (on from boot in some kernels; off: write N to "
+                                f"/sys/module/damon_stat/parameters/enabled), DAMON_RECLAIM or DAMON_LRU_SORT, "
+                                f"is active. {ALTERNATIVES}") from None
             raise
         info = self.sysfs.kdamond(self.index)
         self.pid = info.pid
@@ -386,21 +388,75 @@ class OwnedKdamond(MonitorGuard):
         try:
             if self.sysfs.nr_kdamonds() != index + 1:
                 return      # not the tree we made: leave it alone
-            if self.running():
-                try:
-                    self.sysfs.write(f"{self.base}/state", "off")
-                except SysfsWriteError as err:
-                    # EINVAL/EPERM: it stopped by itself meanwhile (the target exited).
-                    if err.errno not in (errno.EINVAL, errno.EPERM):
-                        raise
-                self._wait_off()
+            self.turn_off()
             self.sysfs.write("kdamonds/nr_kdamonds", nr_before)
         finally:
             self.index = None
             self._nr_before = None
+
+    def turn_off(self) -> None:
+        """Turn this kdamond off if it runs, and wait until it has stopped."""
+        if self.running():
+            try:
+                self.sysfs.write(f"{self.base}/state", "off")
+            except SysfsWriteError as err:
+                # EINVAL/EPERM: it stopped by itself meanwhile (the target exited).
+                if err.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+            self._wait_off()
 
     def _wait_off(self, timeout: float = 5.0) -> None:
         import time
         deadline = time.monotonic() + timeout
         while self.running() and time.monotonic() < deadline:
             time.sleep(STATE_POLL_SECONDS)
+
+
+class OwnedKdamonds(MonitorGuard):
+    """Several kdamonds of ours, one context each (damo 3.x's ``--kdamond`` groups; the kernel
+    runs one context per kdamond): created together when there is no kdamond at all, staged and
+    started in order, turned off and removed together. It stands in for one OwnedKdamond in
+    the recorder: ``running`` while any member runs, ``pids`` every member's kdamond pid."""
+
+    def __init__(self, sysfs: DamonSysfs, setups: list[KdamondSetup]):
+        self.sysfs = sysfs
+        self.members = [OwnedKdamond(sysfs, setup) for setup in setups]
+        self.setup = setups[0]
+        self.index: int | None = None
+        self.pids: list[int] = []
+
+    def prepare(self) -> None:
+        check_free(self.sysfs)
+        self.index = 0
+        self.sysfs.write("kdamonds/nr_kdamonds", len(self.members),
+                         hint=f"another DAMON user is active (a kdamond started meanwhile). {ALTERNATIVES}")
+        for k, member in enumerate(self.members):
+            member.index = k
+            member.stage()
+
+    def start(self, target_alive: Callable[[], bool] | None = None) -> int:
+        """Turn every member on, in order; the first member's kdamond pid."""
+        self.pids = [member.start(target_alive) for member in self.members]
+        return self.pids[0]
+
+    def running(self) -> bool:
+        return any(member.running() for member in self.members if member.index is not None)
+
+    def tuned_sample_us(self) -> int | None:
+        return self.members[0].tuned_sample_us()
+
+    def close(self) -> None:
+        """Every member off, then ``nr_kdamonds`` back to 0; never touches a tree we did not make."""
+        if self.index is None:
+            return
+        try:
+            if self.sysfs.nr_kdamonds() != len(self.members):
+                return
+            for member in self.members:
+                if member.index is not None:
+                    member.turn_off()
+            self.sysfs.write("kdamonds/nr_kdamonds", 0)
+        finally:
+            self.index = None
+            for member in self.members:
+                member.index = None

@@ -10,6 +10,7 @@ instance removed, the file completed.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import os
@@ -30,7 +31,7 @@ from damo.kernel.debugfs import DamonDebugfs, DebugfsKdamond
 from damo.kernel.debugfs import check_free as debugfs_check_free
 from damo.kernel import tlb_ticker
 from damo.kernel.tlb_ticker import Ticker
-from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, check_free
+from damo.kernel.sysfs import ALTERNATIVES, DamonSysfs, KdamondSetup, OwnedKdamond, OwnedKdamonds, check_free
 from damo.kernel.tasks import children, process_alive
 from damo.kernel.tracefs import AggregatedParser, TraceInstance, find_tracefs, has_damon_event
 from damo.model import TARGETS_KEY
@@ -317,6 +318,8 @@ class KernelRecorder:
         self.stop_file = os.environ.get(STOP_FILE_ENV)
         self.sampler: SideSampler | None = None
         self.kdamond = None
+        self._kdamond_pid = -1                   # ours, once started: trace lines of others are dropped
+        self._kdamond_offsets: dict[int, int] = {}   # several kdamonds: kdamond pid -> its first target's index
         self._sample_us: int | None = None       # the tuned sampling interval, when tuned
         self._next_tune_poll = 0.0
         self.tasks: TaskTargets | None = None       # process targets and their record ids
@@ -335,16 +338,23 @@ class KernelRecorder:
             preflight(self.sysfs)
         # --snapshot reads tried_regions: full pictures, DELAY apart, not every aggregation.
         use_trace = has_damon_event(self.tracefs_root) and request.snapshot is None
+        groups = request.kdamond_pids
+        if groups:
+            check_kdamond_groups(request, target, self.debugfs is not None, use_trace)
         if self.debugfs is not None and not use_trace:
             raise DamoError("recording through DAMON's debugfs interface needs the damon:damon_aggregated "
                             "tracepoint, and tracefs has none (mount tracefs, or a kernel with "
                             f"CONFIG_TRACING){' and takes no --snapshot' if request.snapshot else ''}. "
                             f"{ALTERNATIVES}")
+        note = (debugfs_child_tasks_note(request, target.ops) if self.debugfs is not None
+                else kdamond_groups_child_tasks_note(request) if groups else None)
+        if note:
+            print(note, file=sys.stderr)
         if target.ops != "paddr":
             # Online target changes need sysfs `commit`; debugfs refuses new target_ids while on.
             # fvaddr's fixed regions are the given process's own, as in damo: no children.
             self.tasks = TaskTargets(follow_children=request.child_tasks and self.debugfs is None
-                                     and target.ops == "vaddr")
+                                     and target.ops == "vaddr" and not groups)
         follow = self.tasks is not None and self.tasks.follow_children
         # The mono trace clock is time.monotonic_ns(), which times the target list's changes.
         instance = (TraceInstance(self.tracefs_root, f"damo-{os.getpid()}", clock="mono" if follow else None)
@@ -357,7 +367,16 @@ class KernelRecorder:
                             "only): drop --monitoring_intervals_goal/--monitoring_intervals_autotune")
         interrupted = False
         ticker = Ticker(enabled=tlb_ticker.requested())
-        kdamond = DebugfsKdamond(self.debugfs, setup) if self.debugfs is not None else OwnedKdamond(self.sysfs, setup)
+        if groups:
+            # One kdamond per group, each with the same attributes; the record's target ids run
+            # over the groups in order (kdamond k's target i is id offset[k] + i).
+            kdamond = OwnedKdamonds(self.sysfs, [dataclasses.replace(setup, pid=pids[0], more_pids=list(pids[1:]))
+                                                 for pids in groups])
+            setup.pid, setup.more_pids = groups[0][0], [pid for pids in groups for pid in pids][1:]
+        elif self.debugfs is not None:
+            kdamond = DebugfsKdamond(self.debugfs, setup)
+        else:
+            kdamond = OwnedKdamond(self.sysfs, setup)
         try:
             if target.argv:
                 if follow:
@@ -375,6 +394,10 @@ class KernelRecorder:
                 if not self._target_alive():
                     raise DamoError(f"the target (pid {self._gone_pid(setup)}) exited before monitoring started")
                 kdamond_pid = kdamond.start(target_alive=self._target_alive)
+                self._kdamond_pid = kdamond_pid
+                if groups:
+                    offsets = np.cumsum([0] + [len(pids) for pids in groups[:-1]]).tolist()
+                    self._kdamond_offsets = dict(zip(kdamond.pids, offsets))
                 if self.tasks is not None:
                     self.tasks.start(setup.pids, time.monotonic_ns())
                 if self.proc is not None:
@@ -388,6 +411,12 @@ class KernelRecorder:
                 if self.tasks is not None:
                     meta.extra[TARGETS_KEY] = self.tasks.info      # grows as children are found
                     meta.extra["child_tasks"] = follow
+                if groups:
+                    for k, (pids, offset) in enumerate(zip(groups, offsets)):
+                        for i in range(len(pids)):
+                            # damo 3.x's record keys: its JSON writes them per target record
+                            self.tasks.info[offset + i].update(kdamond_idx=k, context_idx=0)
+                    meta.extra["kdamond_pids"] = list(kdamond.pids)
                 self.meta = meta
                 self.sink = open_sink(request, meta, meta_reserve=META_RESERVE if follow else 0)
                 self.sampler = SideSampler(self.sink, request.do_record, lambda: setup.pids, kdamond_pid)
@@ -441,7 +470,7 @@ class KernelRecorder:
             raise KeyboardInterrupt      # `damo record --vm` was interrupted on the host
         if deadline is not None and now >= deadline:
             return True
-        if self.tasks is not None and self.debugfs is None:
+        if self.tasks is not None and self.debugfs is None and not self._kdamond_offsets:
             self._follow_children(kdamond)      # with --exclude_child_tasks: exited targets only
         if self.proc is not None and self.proc.poll() is not None and not self._children_alive():
             return True
@@ -534,7 +563,14 @@ class KernelRecorder:
         while True:
             data = instance.read(wait)
             for snap in self.parser.feed(data):
-                self._append(snap.target_id, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
+                index = snap.target_id
+                if self._kdamond_offsets:
+                    if snap.pid not in self._kdamond_offsets:
+                        continue    # not one of ours
+                    index += self._kdamond_offsets[snap.pid]
+                elif self._kdamond_pid > 0 and snap.pid > 0 and snap.pid != self._kdamond_pid:
+                    continue        # another kdamond's (DAMON_STAT's, another user's): not ours
+                self._append(index, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
             if not final or not data:
                 return
             wait = 0.0
@@ -615,6 +651,31 @@ class KernelRecorder:
         return stop_process(self.proc, WORKLOAD_TERM_SECONDS)
 
 
+def debugfs_child_tasks_note(request: RecordRequest, ops: str) -> str | None:
+    """The warning that a debugfs record of a process does not follow its children, or None.
+
+    The kernel's ``dbgfs_target_ids_write`` returns EBUSY while the context's kdamond runs, and
+    debugfs has no ``commit``: its targets are fixed from ``monitor_on`` to off. Turning it off
+    and on to add one would restart every target's regions, so damo records the given
+    processes only, as damo 3.4.3 does there."""
+    if ops != "vaddr" or not request.child_tasks:
+        return None
+    return ("damo: warning: DAMON's debugfs interface cannot add targets while monitoring (target_ids is "
+            "EBUSY while monitor_on is on): child tasks are not followed; use sysfs (Linux 5.18+) or "
+            "--ops page_idle to follow them, or --exclude_child_tasks to silence this")
+
+
+def kdamond_groups_child_tasks_note(request: RecordRequest) -> str | None:
+    """The warning that a record of several kdamonds does not follow its processes' children.
+
+    A child would need a kdamond to join, and each kdamond's context is committed as a whole;
+    damo 3.4.3 does not follow them there either."""
+    if not request.child_tasks:
+        return None
+    return ("damo: warning: with several kdamonds, child tasks are not followed (each kdamond records "
+            "the --target_pid values given to it); --exclude_child_tasks silences this")
+
+
 def first_regions(pid: int, min_nr_regions: int) -> list[tuple[int, int]]:
     """A new child target's first regions, as the kernel's damon_va_init makes them for the
     targets it starts with: the three regions of its mappings, evenly split into
@@ -649,6 +710,18 @@ def stop_process(proc: HeldWorkload, term_seconds: float) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.wait()
+
+
+def check_kdamond_groups(request: RecordRequest, target: Target, debugfs: bool, use_trace: bool) -> None:
+    """Several kdamonds (--kdamond markers) are for running processes, through sysfs and the
+    tracepoint (whose lines name their kdamond); anything else is one DamoError."""
+    if debugfs:
+        raise DamoError("several kdamonds need DAMON's sysfs interface (debugfs runs one monitoring context)")
+    if target.ops != "vaddr" or request.regions:
+        raise DamoError("several kdamonds (--kdamond markers) record processes (vaddr): give each its --target_pid")
+    if not use_trace:
+        raise DamoError("several kdamonds are recorded through the damon:damon_aggregated tracepoint"
+                        f"{', not --snapshot' if request.snapshot else ', which this kernel lacks'}")
 
 
 def record(request: RecordRequest) -> int:
