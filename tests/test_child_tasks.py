@@ -234,6 +234,15 @@ def test_the_record_goes_on_while_children_outlive_the_parent(tmp_path, monkeypa
 def test_a_commit_that_ends_the_kdamond_starts_it_again_on_the_live_tasks(tmp_path, monkeypatch, capsys):
     """The record does not end with its workload still running: the kdamond is started again on
     the parent and both children, which stay recorded under their ids until they exit."""
+    recorder_pids, restart = [], KernelRecorder._restart_after_commit
+
+    def spy(recorder, kdamond):
+        done = restart(recorder, kdamond)
+        if done:
+            recorder_pids.append(recorder._kdamond_pid)
+        return done
+
+    monkeypatch.setattr(KernelRecorder, "_restart_after_commit", spy)
     fake, record = forking_record(tmp_path, monkeypatch, "2.4", ("1.2", "1.2"), first_commit_ends=True)
     info = record.meta.targets_info()
     parent, children = info[0]["pid"], [info[1]["pid"], info[2]["pid"]]
@@ -241,6 +250,7 @@ def test_a_commit_that_ends_the_kdamond_starts_it_again_on_the_live_tasks(tmp_pa
     assert fake.log.count(("kdamonds/0/state", "on")) == 2
     assert fake.commits[0] == [parent] + children and fake.commits[-1] == [parent]
     assert record.meta.extra["kdamond_restarts"] == 1 and record.meta.extra["kdamond_pid"] == 4243
+    assert recorder_pids == [4243]          # the trace lines kept are the new kdamond's
     assert "kdamond 0 ended after a target commit" in capsys.readouterr().err
     check_snapshots_say_their_pids(record)
     times = {tid: record.end_ns[record.target_id == tid] / 1e9 for tid in info}

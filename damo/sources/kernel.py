@@ -510,6 +510,7 @@ class KernelRecorder:
             return False
         self.tasks.committed(pids, alive, began_ns)
         self.tasks.settle = True
+        self._kdamond_pid = kdamond_pid         # the trace lines to keep are the new kdamond's
         self.restarts += 1
         self.meta.extra.update({"kdamond_pid": kdamond_pid, "kdamond_restarts": self.restarts})
         if self.sampler is not None:
