@@ -3,6 +3,7 @@
     python -m bench.vm_ticker_stress --mode window --cycles 400     # the record's order (safe?)
     python -m bench.vm_ticker_stress --mode records --cycles 20     # whole kernel records, ticker on
     python -m bench.vm_ticker_stress --mode overlap --cycles 400    # the old order: the control
+    python -m bench.vm_ticker_stress --mode none --cycles 400       # no ticker: the baseline
 
 Why: the ticker lost the guest (``Oops: int3`` in ``__schedule``) when a trace event was enabled or
 disabled while it ran: that patches a static branch inside ``__schedule`` with int3 text patching,
@@ -15,7 +16,8 @@ toggles hundreds of times, each toggle being exactly what a record does:
 - ``records``: whole ``damo record`` runs of a 3-second workload with the ticker on (the record's own
   kdamond start, sysfs writes, trace instance and ticker window, end to end);
 - ``overlap``: the old order, the ticker running across every toggle. It is the control: if it does
-  not lose guests, the stress is not sensitive enough to say anything about the other two.
+  not lose guests, the stress is not sensitive enough to say anything about the other two;
+- ``none``: the same toggles with no ticker at all: what toggling alone costs under emulation.
 
 Each mode boots the test VM (software emulation) once, taking the shared VM lock; the guest appends
 a JSON line per cycle to a log in the shared directory. The host stops the VM when its console
@@ -38,7 +40,7 @@ from pathlib import Path
 from bench.vm_lock import DEFAULT_VM_LOCK, vm_lock
 
 REPO = Path(__file__).resolve().parent.parent
-MODES = ("window", "records", "overlap")
+MODES = ("window", "records", "overlap", "none")
 QUIET_SECONDS = 300
 OOPS = re.compile(r"Oops|BUG:|Kernel panic|general protection fault|int3:|RIP:")
 TRACEFS = Path("/sys/kernel/tracing")
@@ -72,7 +74,7 @@ def guest(mode: str, cycles: int, log: Path) -> int:
                     time.sleep(TICK_RUN_SECONDS)
                     ticker.stop()
                     _toggle(instance, False)
-                elif mode == "overlap":
+                elif mode in ("overlap", "none"):
                     _toggle(instance, True)
                     time.sleep(TICK_RUN_SECONDS)
                     _toggle(instance, False)
