@@ -19,6 +19,9 @@ toggles hundreds of times, each toggle being exactly what a record does:
   not lose guests, the stress is not sensitive enough to say anything about the other two;
 - ``none``: the same toggles with no ticker at all: what toggling alone costs under emulation.
 
+Since session 5 every VM boots with the sched tracepoints on (damo.sources.vm.KEEP_SCHED_TRACEPOINTS),
+the mitigation found with this bench; ``--keep-sched`` does the same at run time, for comparison.
+
 Each mode boots the test VM (software emulation) once, taking the shared VM lock; the guest appends
 a JSON line per cycle to a log in the shared directory. The host stops the VM when its console
 shows an oops, or after the console and the log stayed silent for QUIET_SECONDS. The result (cycles
@@ -54,10 +57,23 @@ def _toggle(instance: Path, on: bool) -> None:
     (instance / EVENT).write_text("1" if on else "0")
 
 
-def guest(mode: str, cycles: int, log: Path) -> int:
+def keep_sched_tracepoints() -> None:
+    """Enable sched_switch and sched_wakeup for the guest's life in an instance of their own, so
+    that later toggles of other events never flip those tracepoints' static keys (no text patching
+    inside __schedule or try_to_wake_up)."""
+    keeper = TRACEFS / "instances" / "damo-keep-sched"
+    keeper.mkdir(exist_ok=True)
+    (keeper / "buffer_size_kb").write_text("4")
+    for event in ("sched_switch", "sched_wakeup"):
+        (keeper / "events" / "sched" / event / "enable").write_text("1")
+
+
+def guest(mode: str, cycles: int, log: Path, keep_sched: bool = False) -> int:
     """Run ``cycles`` cycles of ``mode``, one JSON line each in ``log`` (flushed: the host watches it)."""
     from damo.kernel.tlb_ticker import Ticker
 
+    if keep_sched:
+        keep_sched_tracepoints()
     instance = TRACEFS / "instances" / f"damo-ticker-stress-{os.getpid()}"
     if mode != "records":
         instance.mkdir()
@@ -66,6 +82,9 @@ def guest(mode: str, cycles: int, log: Path) -> int:
         if mode == "overlap":
             ticker.start()
         with open(log, "a", buffering=1) as out:
+            switch = TRACEFS / "events" / "sched" / "sched_switch" / "enable"
+            out.write(json.dumps({"cmdline": Path("/proc/cmdline").read_text().strip(),
+                                  "sched_switch_on": switch.read_text().strip() if switch.exists() else None}) + "\n")
             for cycle in range(1, cycles + 1):
                 begin = time.monotonic()
                 if mode == "window":
@@ -99,7 +118,7 @@ def guest(mode: str, cycles: int, log: Path) -> int:
 
 # --- on the host ------------------------------------------------------------------------------
 
-def run_mode(mode: str, cycles: int, limit: float) -> dict:
+def run_mode(mode: str, cycles: int, limit: float, keep_sched: bool = False) -> dict:
     """One VM boot running ``cycles`` cycles of ``mode``: how far it got and whether the guest was lost."""
     from damo import vm
     from damo.sources.vm import boot_and_run
@@ -112,19 +131,23 @@ def run_mode(mode: str, cycles: int, limit: float) -> dict:
         log, rc = Path(rwdir) / "cycles.jsonl", Path(rwdir) / "rc"
         script = (f"cd {shlex.quote(str(REPO))} && PYTHONPATH={shlex.quote(str(REPO))} "
                   f"{shlex.quote(sys.executable)} -m bench.vm_ticker_stress --guest {mode} --cycles {cycles} "
+                  f"{'--keep-sched ' if keep_sched else ''}"
                   f"--guest-log {shlex.quote(str(log))} > {rwdir}/guest.out 2>&1; echo $? > {rc}")
         run = boot_and_run(str(kernel), Path(rwdir), script, limit, quiet_limit=QUIET_SECONDS, heartbeat=log,
                            echo=False, verbose=True, fatal=OOPS)
         lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        header = lines[0] if lines and "cmdline" in lines[0] else {}
         done = sum(1 for line in lines if "seconds" in line)
         oops = next((line.strip() for line in run.console_tail if OOPS.search(line)), None)
         guest_rc = rc.read_text().strip() if rc.exists() else None
         guest_out = (Path(rwdir) / "guest.out").read_text()[-1000:] if (Path(rwdir) / "guest.out").exists() else ""
     lost = oops is not None or guest_rc is None
-    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "mode": mode, "cycles_asked": cycles,
-            "cycles_done": done, "guest_lost": lost, "guest_rc": guest_rc, "oops": oops,
-            "timed_out": run.timed_out, "seconds": round(time.monotonic() - started),
-            "load_at_start": round(load, 1), "guest_output": guest_out if guest_rc != "0" else "",
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "mode": mode, "keep_sched": keep_sched,
+            "cycles_asked": cycles, "cycles_done": done, "guest_lost": lost,
+            "sched_switch_on_at_start": header.get("sched_switch_on"), "guest_cmdline": header.get("cmdline"),
+            "guest_rc": guest_rc, "oops": oops, "timed_out": run.timed_out,
+            "seconds": round(time.monotonic() - started), "load_at_start": round(load, 1),
+            "guest_output": guest_out if guest_rc != "0" else "",
             "console_tail": run.console_tail[-15:] if lost else []}
 
 
@@ -135,13 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=1500, help="seconds the VM may run in all (default: 1500)")
     parser.add_argument("--log", default="vm_ticker_stress.jsonl", help="JSON lines log of results")
     parser.add_argument("--lock", default=DEFAULT_VM_LOCK, help="a lock file held while the VM runs ('' for none)")
+    parser.add_argument("--keep-sched", action="store_true",
+                        help="first enable sched_switch and sched_wakeup for the guest's life in an instance of "
+                             "their own (the mitigation under test)")
     parser.add_argument("--guest", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--guest-log", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.guest:
-        return guest(args.guest, args.cycles, Path(args.guest_log))
+        return guest(args.guest, args.cycles, Path(args.guest_log), args.keep_sched)
     with vm_lock(args.lock):
-        result = run_mode(args.mode, args.cycles, args.limit)
+        result = run_mode(args.mode, args.cycles, args.limit, args.keep_sched)
     with open(args.log, "a") as out:
         out.write(json.dumps(result) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "console_tail"}))

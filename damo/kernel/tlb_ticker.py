@@ -11,7 +11,11 @@ event patches a static branch inside ``__schedule`` (the sched_switch probe that
 names), through int3 text patching; under TCG that patching raced with the ticker's schedules and
 crashed the guest (``Oops: int3`` in ``__schedule``, ``do_sync_core`` on the stack). So a
 ``TickerWindow`` starts the ticker only once our trace event is enabled, and stops it (the processes
-killed and reaped) before the event is disabled: no text is patched while it runs.
+killed and reaped) before the event is disabled: no text is patched while it runs. That order
+makes the crash about 20 times rarer, not impossible: toggling an event under TCG can panic the
+guest with no ticker at all (bench/vm_ticker_stress.py). The cure is the guest's boot line
+(damo.sources.vm.GUEST_CMDLINE), which keeps the sched tracepoints on so that no toggle patches
+``__schedule``.
 """
 from __future__ import annotations
 

@@ -94,7 +94,17 @@ def guest_script(request: RecordRequest, rwdir: Path, tlb_ticker: bool = False) 
 # at boot, and it runs exclusively: turning our sysfs kdamond on fails with EBUSY (seen in the 6.17
 # guest; writing N to its 'enabled' parameter made 'on' work). The guest exists to record, so it
 # boots with DAMON_STAT off; a kernel without the module ignores the word.
-GUEST_CMDLINE = "damon_stat.enabled=N"
+#
+# Under software emulation, enabling or disabling any trace event (a record's damon_aggregated)
+# also registers or unregisters the probe that records command names on the sched_switch and
+# sched_wakeup tracepoints, whose static keys sit inside __schedule and the wake-up path. Flipping
+# them is int3 text patching, and under QEMU's TCG a vCPU sometimes runs the stale int3 afterwards:
+# `Kernel panic` at __schedule+0x339. bench/vm_ticker_stress.py measured it without any ticker (one
+# boot lost after 345 on/off cycles; with the TLB-flush ticker running across the toggles after 9,
+# 15 and 36; docs/vm.md). With these events on from boot (the top-level buffer kept at one page),
+# the keys stay on and no later toggle patches that code.
+KEEP_SCHED_TRACEPOINTS = "trace_event=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new trace_buf_size=4k"
+GUEST_CMDLINE = f"damon_stat.enabled=N {KEEP_SCHED_TRACEPOINTS}"
 
 
 def vng_command(kernel: str, rwdir: Path, script: str, verbose: bool = False, accel: str = "tcg") -> list[str]:
