@@ -44,7 +44,11 @@ HOT_BYTES = 1 << 30
 # mean). A guess, not checked: after a long uptime the buffer's pages are scattered among cold
 # ones, and a region that mixes them is sampled as accessed less often. 60 % keeps a margin
 # under session 4's figures and far above the idle 8.6 %.
-MIN_HOT_OVER_REST = 4.0
+# The ratio's floor: in a clean-clone CI run beside a second one and a VM stress bench (three TCG
+# guests on 2 cores, whose RAM is genuinely hot memory of this machine) the rest rose to 1.09 and
+# the starved hot loop fell to 3.62 (83.9 % seen): 3.3x. 2.5 keeps a margin under that and stays
+# far above the idle buffer's 0.36x.
+MIN_HOT_OVER_REST = 2.5
 MIN_HOT_SEEN = 0.6
 # System calls that could change a file; strace logs them for record A.
 CHANGING_CALLS = "trace=mount,umount2,open,openat,openat2,creat,truncate,mkdir,mkdirat,rmdir,unlink,unlinkat,rename,renameat,renameat2"
