@@ -79,5 +79,4 @@ def test_an_unknown_series_is_an_argparse_error():
 def test_the_guest_boots_with_damon_stat_off_and_the_sched_tracepoints_on(tmp_path):
     argv = vng_command("/k/vmlinuz", tmp_path, "true")
     assert argv[argv.index("--append") + 1] == GUEST_CMDLINE == (
-        "damon_stat.enabled=N trace_event=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new "
-        "trace_buf_size=4k")
+        "damon_stat.enabled=N trace_event=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new")

@@ -101,9 +101,10 @@ def guest_script(request: RecordRequest, rwdir: Path, tlb_ticker: bool = False) 
 # them is int3 text patching, and under QEMU's TCG a vCPU sometimes runs the stale int3 afterwards:
 # `Kernel panic` at __schedule+0x339. bench/vm_ticker_stress.py measured it without any ticker (one
 # boot lost after 345 on/off cycles; with the TLB-flush ticker running across the toggles after 9,
-# 15 and 36; docs/vm.md). With these events on from boot (the top-level buffer kept at one page),
-# the keys stay on and no later toggle patches that code.
-KEEP_SCHED_TRACEPOINTS = "trace_event=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new trace_buf_size=4k"
+# 15 and 36; docs/vm.md). With these events on from boot (into the top-level buffer, which no
+# record reads), the keys stay on and no later toggle patches that code. (Not trace_buf_size=: every
+# instance made later takes that size too, and a one-page buffer lost records' snapshots.)
+KEEP_SCHED_TRACEPOINTS = "trace_event=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new"
 GUEST_CMDLINE = f"damon_stat.enabled=N {KEEP_SCHED_TRACEPOINTS}"
 
 
