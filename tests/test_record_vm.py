@@ -30,6 +30,9 @@ FAKE_VNG = textwrap.dedent("""\
     rwdir, script = args[args.index("--rwdir") + 1], args[args.index("--exec") + 1]
     with open(os.environ["FAKE_VNG_LOG"], "w") as log:
         log.write("\\n".join(args))
+        if script.startswith("sh ") and os.path.isfile(script[3:]):
+            # damo hands the guest a script file (the kernel command line is short): log what it runs
+            log.write("\\n" + open(script[3:]).read().strip())
     with open(os.environ["FAKE_VNG_LOG"] + ".calls", "a") as calls:
         calls.write(" ".join(args[:3]) + "\\n")
     kvm = os.environ.get("FAKE_VNG_KVM", "ok")

@@ -106,6 +106,7 @@ def guest_script(request: RecordRequest, rwdir: Path, tlb_ticker: bool = False) 
 # instance made later takes that size too, and a one-page buffer lost records' snapshots.)
 KEEP_SCHED_TRACEPOINTS = "trace_event=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new"
 GUEST_CMDLINE = f"damon_stat.enabled=N {KEEP_SCHED_TRACEPOINTS}"
+GUEST_SCRIPT = "guest-script.sh"        # what the guest runs, in the shared directory
 
 
 def vng_command(kernel: str, rwdir: Path, script: str, verbose: bool = False, accel: str = "tcg") -> list[str]:
@@ -190,7 +191,12 @@ def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float, *, quiet_l
     our stderr (when ``echo``), and its last lines are kept for error messages.
     """
     env = dict(os.environ, PATH=f"{vm_setup.vng_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
-    return _run_vm(vng_command(kernel, rwdir, script, verbose, accel), env, rwdir,
+    # vng passes the command on the kernel's command line (base64), which x86 cuts at 2,048 bytes:
+    # a long PATH and output path made a record's line 2,149 bytes and the guest never started its
+    # command. So the guest runs a script file from the shared directory instead.
+    script_file = rwdir / GUEST_SCRIPT
+    script_file.write_text(script + "\n")
+    return _run_vm(vng_command(kernel, rwdir, f"sh {shlex.quote(str(script_file))}", verbose, accel), env, rwdir,
                    Budget(limit, quiet_limit, heartbeat, fatal, done), GuestConsole(sys.stderr if echo else None))
 
 
