@@ -206,6 +206,29 @@ def test_corrupt_zlib_chunk_names_the_chunk(tmp_path, small_record):
         read_record(path)
 
 
+def test_later_corrupt_chunk_names_it_and_stops_the_inflating_thread(tmp_path):
+    """Chunks are decompressed ahead on a helper thread: a bad later chunk is still the error that
+    names it (not an earlier or a later one), and the helper is gone once the reader gave up."""
+    import threading
+
+    record = make_record(nr_snapshots=40)
+    path = tmp_path / "z.data"
+    write_flushing_every(path, record, 5)
+    assert read_record(path).nr_snapshots == 40
+    data = bytearray(path.read_bytes())
+    _, at = native.read_meta(path)
+    for _ in range(3):          # the fourth of eight chunks
+        at += native.CHUNK.size + native.CHUNK.unpack_from(data, at)[4]
+    tag, nr_snaps, nr_regions, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, at)
+    body = b"\x78\x9c" + b"\xff" * (packed_len - 2)
+    data[at:at + native.CHUNK.size + packed_len] = native.CHUNK.pack(
+        tag, nr_snaps, nr_regions, raw_len, packed_len, zlib.crc32(body)) + body
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {at}: "):
+        read_record(path)
+    assert not [t for t in threading.enumerate() if t.name == "damo-inflate"]
+
+
 def test_delta_coding_round_trips_irregular_well_formed_records(tmp_path):
     """Targets in irregular order, region counts that change, gaps, boundaries that persist or
     move, addresses at 0 and at the top of the address space: the chunk-at-once decoder gives

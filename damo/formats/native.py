@@ -18,6 +18,7 @@ import json
 import lzma
 import os
 import struct
+import threading
 import time
 import zlib
 from typing import NamedTuple
@@ -487,6 +488,54 @@ def _inflate(body: bytes, raw_len: int, version: int = VERSION) -> bytes:
     return raw
 
 
+def _inflated_ahead(entries: list, version: int, ahead: int = 2):
+    """Each entry's decompressed body, in order, decompressed up to ``ahead`` chunks in advance
+    on a helper thread: zlib and lzma release the GIL, so a chunk's decompression overlaps the
+    decoding of the one before (a second core's worth: 0.06 s of a 6 M-region heatmap's 1 s).
+
+    Yields a callable per entry that returns the body or raises the decompression error, so
+    the caller's error handling (``_decoding``) sees it where it would without the thread.
+    """
+    if len(entries) < 2:
+        for entry in entries:
+            yield lambda entry=entry: _inflate(entry.body, entry.raw_len, version)
+        return
+    results: list = [None] * len(entries)
+    ready = [threading.Event() for _ in entries]
+    room = threading.Semaphore(ahead)
+    stop = threading.Event()
+
+    def work() -> None:
+        for i, entry in enumerate(entries):
+            room.acquire()
+            if stop.is_set():
+                return
+            try:
+                results[i] = (True, _inflate(entry.body, entry.raw_len, version))
+            except Exception as err:        # handed to the reader, raised there
+                results[i] = (False, err)
+            ready[i].set()
+
+    def take(i: int):
+        ready[i].wait()
+        ok, value = results[i]
+        results[i] = None
+        room.release()
+        if not ok:
+            raise value
+        return value
+
+    worker = threading.Thread(target=work, name="damo-inflate", daemon=True)
+    worker.start()
+    try:
+        for i in range(len(entries)):
+            yield lambda i=i: take(i)
+    finally:
+        stop.set()
+        room.release()          # a worker waiting for room sees the stop
+        worker.join()
+
+
 class _ChunkEntry(NamedTuple):
     pos: int
     nr_snaps: int
@@ -669,12 +718,12 @@ def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
     counts = np.empty(nr_snapshots, dtype=np.int64)
     out = {name: np.empty(nr_regions, dtype=_COLUMN_DTYPES[name]) for name in REGION_COLUMNS if name in columns}
     snap_at = region_at = 0
-    for entry in entries:
+    for entry, inflated in zip(entries, _inflated_ahead(entries, version)):
         regions = slice(region_at, region_at + entry.nr_regions)
         dests = {name: column[regions] for name, column in out.items()}
 
-        def decode(entry=entry, dests=dests):
-            buf = memoryview(_inflate(entry.body, entry.raw_len, version))
+        def decode(entry=entry, dests=dests, inflated=inflated):
+            buf = memoryview(inflated())
             coding, tids, starts, ends, cnts, at = _decode_header(buf, entry.nr_snaps, entry.nr_regions)
             return tids, starts, ends, cnts, _decode_regions(buf, coding, at, tids, cnts, entry.nr_regions, columns,
                                                              dests)
