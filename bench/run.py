@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, str] = {
     "startup": "start-up of `damo --help` and friends above a bare interpreter, and what they import",
     "html": "report html file size, write time and time to interactive in headless Chromium",
     "page_idle_cost": "page_idle backend CPU vs kernel DAMON's kdamond, 1 GiB workload in the shared-kernel VM",
+    "page_idle_floor": "the kernel's idle-page-tracking work alone (C, no Python) per sample, in the shared-kernel VM",
     "footprint_cost": "CPU of --do_record's footprint, VMA and stat sampling with a 100-process tree",
 }
 
@@ -62,6 +63,8 @@ FIGURES: list[tuple[str, str]] = [
     ("`damo --help` and `damo report --help` start-up above `python -c pass`", "startup"),
     ("`report html` size, write time and time to interactive (6 M regions)", "html"),
     ("page_idle CPU per second of monitoring vs kdamond, 100 and 1,000 regions", "page_idle_cost"),
+    ("page_idle's kernel-side floor per sample (C probe), 4 KiB and THP pages, 100 and 1,000 regions",
+     "page_idle_floor"),
     ("Footprint sampling CPU at damo's rate, 100-process tree", "footprint_cost"),
 ]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -235,6 +236,31 @@ def test_bench_rows_render_the_vm_figures_and_the_native_estimate():
     assert "| 1000 | page_idle | 40.0% | 75% | 100 | 80.0% | 4.00% |" in text
     assert "| 1000 | kdamond | 40.0% | 75% | 100 | 10.0% | 0.50% |" in text
     assert "| 1000 | page_idle / kdamond | | | | 8.0x | |" in text
+
+def test_floor_bench_scales_the_vm_cost_by_the_c_calibration():
+    from bench.page_idle_floor import render, run, summarize
+    assert "not measured: " in render(run(quick=True))
+    host = {"getppid_ns": 100.0, "small_pread_ns": 1000.0, "big_pread_ns": 10000.0}
+    guest = [{"getppid_ns": 500.0, "small_pread_ns": 4000.0, "big_pread_ns": 20000.0},
+             {"getppid_ns": 400.0, "small_pread_ns": 5000.0, "big_pread_ns": 30000.0},
+             {"mode": "4k", "touch": 0, "nr_regions": 1000, "cycles": 60, "words": 1000,
+              "thp_mapped_samples": 0, "idle_fraction": 1.0, "ns_per_cycle": 2_000_000}]
+    result = summarize(host, guest, 1.5)
+    assert result["slowdown"] == {"small_pread_ns": 4.0, "big_pread_ns": 2.0}     # the least of the guest runs
+    (row,) = result["rows"]
+    # 2 ms per sample at 200 samples/s: 40% of a CPU in the VM, 10-20% natively
+    assert (row["vm_cpu_fraction"], row["native_low"], row["native_high"]) == (0.4, 0.1, 0.2)
+    assert "| 4k | idle | 1000 | 1000 | 2,000,000 | 40.0% | 10.0% - 20.0% |" in render(result)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_floor_probe_compiles_and_calibrates_on_the_host(tmp_path):
+    from bench.page_idle_floor import calibrate, compile_probe
+    figures = calibrate(compile_probe(tmp_path))
+    assert set(figures) == {"getppid_ns", "small_pread_ns", "big_pread_ns"}
+    # a 4 KiB pagemap read walks 512 entries: more kernel work than an 8-byte one, which is more than getppid
+    assert 0 < figures["getppid_ns"] < figures["small_pread_ns"] < figures["big_pread_ns"]
+
 
 def test_runs_never_span_more_than_max_words():
     first, count = runs(np.arange(0, 1200), max_gap=0, max_words=512)
