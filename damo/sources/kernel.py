@@ -42,7 +42,6 @@ from damo.sources.proc_sampler import SideSampler
 TUNE_POLL_SECONDS = 1.0      # how often a tuned record asks the kernel for the current sampling interval
 
 POLL_SECONDS = 0.2
-CHILD_POLL_SECONDS = 0.5          # a child becomes a target within about a second of its birth
 META_RESERVE = 64 << 10           # header room for the targets found while recording (native)
 STATE_CHECK_SECONDS = 0.5
 # A kdamond found stopped this soon after our last commit returned, while its tasks still run,
@@ -324,7 +323,6 @@ class KernelRecorder:
         self._next_tune_poll = 0.0
         self.tasks: TaskTargets | None = None       # process targets and their record ids
         self.meta = None
-        self._last_child_poll = 0.0
         self._last_commit: float | None = None      # when our last target commit returned
         self.restarts = 0
 
@@ -530,11 +528,9 @@ class KernelRecorder:
     def _follow_children(self, kdamond: OwnedKdamond) -> None:
         """Every CHILD_POLL_SECONDS (or at once when the workload has just exited, to catch the
         children it left): new descendants become targets, exited ones are taken out."""
-        now = time.monotonic()
         workload_gone = self.proc is not None and self.proc.returncode is None and self.proc.poll() is not None
-        if now - self._last_child_poll < CHILD_POLL_SECONDS and not workload_gone:
+        if not self.tasks.poll_due(workload_gone):
             return
-        self._last_child_poll = now
         if self.tasks.refresh_command_lines():
             self.sink.update_meta(self.meta)
         change = self.tasks.proposal(time.monotonic_ns())

@@ -33,7 +33,7 @@ from damo.kernel.tasks import PROC, children
 from damo.model import TARGETS_KEY
 from damo.recording import RecordRequest, base_meta, finish, open_sink
 from damo.sources.proc_sampler import SideSampler
-from damo.sources.kernel import (CHILD_POLL_SECONDS, META_RESERVE, STOP_FILE_ENV, WORKLOAD_TERM_SECONDS,
+from damo.sources.kernel import (META_RESERVE, STOP_FILE_ENV, WORKLOAD_TERM_SECONDS,
                                  HeldWorkload, process_alive, resolve_target, set_child_subreaper,
                                  stop_process)
 from damo.sources.task_targets import TaskTargets
@@ -64,7 +64,6 @@ class PageIdleRecorder:
         self.tasks = TaskTargets(follow_children=request.child_tasks, proc=tasks_proc)
         self.sink = None
         self.meta = None
-        self._last_child_poll = 0.0
 
     def run(self) -> int:
         request = self.request
@@ -179,12 +178,10 @@ class PageIdleRecorder:
         """Every CHILD_POLL_SECONDS (at once when our workload has just exited, to catch the
         children it left), after an aggregation: new descendants become targets, exited ones
         are taken out, as the kernel source commits them to its kdamond."""
-        now = time.monotonic()
         workload_gone = self.workload is not None and self.workload.returncode is None and \
             self.workload.poll() is not None
-        if now - self._last_child_poll < CHILD_POLL_SECONDS and not workload_gone:
+        if not self.tasks.poll_due(workload_gone):
             return
-        self._last_child_poll = now
         if self.tasks.refresh_command_lines():
             self.sink.update_meta(self.meta)
         change = self.tasks.proposal(time.monotonic_ns())

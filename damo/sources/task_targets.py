@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import bisect
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from damo.kernel.tasks import PROC, children, command_line, descendants, process_alive
 
 CMDLINE_MAX = 256            # characters of a command line kept in the record's metadata
+CHILD_POLL_SECONDS = 0.5     # a child becomes a target within about a second of its birth
 
 
 @dataclass
@@ -46,8 +48,18 @@ class TaskTargets:
     # once two polls in a row saw it, so short-lived children (a shell loop's) never are.
     settle: bool = False
     _sighted: set[int] = field(default_factory=set)
+    _last_poll: float = 0.0                              # time.monotonic() of the last poll_due
     _epoch_ns: list[int] = field(default_factory=list)   # start of each layout (sorted)
     _epoch_slots: list[list[int]] = field(default_factory=list)
+
+    def poll_due(self, workload_gone: bool) -> bool:
+        """Whether to look for new and exited tasks now: every CHILD_POLL_SECONDS, and at once when
+        the workload has just exited (to catch the children it left)."""
+        now = time.monotonic()
+        if now - self._last_poll < CHILD_POLL_SECONDS and not workload_gone:
+            return False
+        self._last_poll = now
+        return True
 
     def add(self, pid: int, parent: int | None = None) -> int:
         """A new record target id for ``pid``."""
