@@ -65,6 +65,14 @@ FAKE_VNG = textwrap.dedent("""\
         with open(os.path.join(rwdir, "status"), "w") as f:
             f.write("130\\n")
         sys.exit(0)
+    if os.environ.get("FAKE_VNG_MODE") == "hung_boot":
+        # A guest that boots but never reaches its command (qemu alive, the console silent).
+        qemu = subprocess.Popen(["sleep", "1000"])
+        with open(os.environ["FAKE_VNG_LOG"] + ".qemu", "w") as f:
+            f.write(str(qemu.pid))
+        print("[    0.000000] Linux version 6.12 (fake)", flush=True)
+        qemu.wait()
+        sys.exit(1)
     if os.environ.get("FAKE_VNG_MODE") == "wait_for_stop":
         # A guest record running until damo on the host asks it to stop.
         open(os.environ["FAKE_VNG_LOG"] + ".started", "w").close()
@@ -164,6 +172,30 @@ def test_missing_prerequisites_are_named_with_the_fix(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith("damo: error: --vm needs ") and "run `damo vm setup`" in line
+
+
+def test_a_boot_that_never_reaches_its_command_is_stopped_with_one_line(fake_vm, tmp_path):
+    """A hung boot costs the start limit (DAMO_VM_START_SECONDS), not the record's whole run limit."""
+    env, kernel, log = fake_vm
+    env = dict(env, FAKE_VNG_MODE="hung_boot", DAMO_VM_START_SECONDS="2")
+    started = time.monotonic()
+    result = damo(env, "record", "--vm", "-o", "x.data", str(REPO / ZIGZAG), cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "damo: error: the guest did not reach its command within 2 s of the boot (a hung boot); it was stopped")
+    assert "Traceback" not in result.stderr
+    assert 2 <= elapsed < 60, elapsed          # a hang detector, not a timing goal
+    assert not _alive(int(Path(f"{log}.qemu").read_text()))
+    assert not (tmp_path / "x.data").exists()
+
+
+def test_a_bad_start_limit_is_one_line(fake_vm, tmp_path):
+    env, kernel, log = fake_vm
+    result = damo(dict(env, DAMO_VM_START_SECONDS="soon"), "record", "--vm", "-o", "x.data", str(REPO / ZIGZAG),
+                  cwd=tmp_path)
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (
+        2, "damo: error: DAMO_VM_START_SECONDS: not a number of seconds: 'soon'")
 
 
 def test_a_missing_vm_kernel_is_named(fake_vm, tmp_path):

@@ -107,6 +107,12 @@ def guest_script(request: RecordRequest, rwdir: Path, tlb_ticker: bool = False) 
 KEEP_SCHED_TRACEPOINTS = "trace_event=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new"
 GUEST_CMDLINE = f"damon_stat.enabled=N {KEEP_SCHED_TRACEPOINTS}"
 GUEST_SCRIPT = "guest-script.sh"        # what the guest runs, in the shared directory
+GUEST_STARTED = "guest-started"         # the script's first act: the boot reached the command
+# A boot that has not reached its command by then is stuck (a command line cut short, a guest that
+# hangs early): stopped with one line instead of after the whole run limit. Boots under software
+# emulation on this 2-core machine reached their command in 20-50 s, 90 s at load 7 (docs/vm.md).
+START_LIMIT_SECONDS = 300.0
+START_LIMIT_ENV = "DAMO_VM_START_SECONDS"
 
 
 def vng_command(kernel: str, rwdir: Path, script: str, verbose: bool = False, accel: str = "tcg") -> list[str]:
@@ -194,10 +200,19 @@ def boot_and_run(kernel: str, rwdir: Path, script: str, limit: float, *, quiet_l
     # vng passes the command on the kernel's command line (base64), which x86 cuts at 2,048 bytes:
     # a long PATH and output path made a record's line 2,149 bytes and the guest never started its
     # command. So the guest runs a script file from the shared directory instead.
-    script_file = rwdir / GUEST_SCRIPT
-    script_file.write_text(script + "\n")
+    script_file, started = rwdir / GUEST_SCRIPT, rwdir / GUEST_STARTED
+    script_file.write_text(f"echo started > {shlex.quote(str(started))}\n{script}\n")
+    budget = Budget(limit, quiet_limit, heartbeat, fatal, done, started_file=started, start_limit=start_limit())
     return _run_vm(vng_command(kernel, rwdir, f"sh {shlex.quote(str(script_file))}", verbose, accel), env, rwdir,
-                   Budget(limit, quiet_limit, heartbeat, fatal, done), GuestConsole(sys.stderr if echo else None))
+                   budget, GuestConsole(sys.stderr if echo else None))
+
+
+def start_limit() -> float:
+    """Seconds a boot may take to reach its command (START_LIMIT_ENV overrides the default)."""
+    try:
+        return float(os.environ.get(START_LIMIT_ENV, START_LIMIT_SECONDS))
+    except ValueError:
+        raise DamoError(f"{START_LIMIT_ENV}: not a number of seconds: {os.environ[START_LIMIT_ENV]!r}") from None
 
 
 def _guest_status(rwdir: Path) -> int | None:
@@ -226,6 +241,8 @@ class Budget:
     heartbeat: Path | None = None
     fatal: re.Pattern | None = None       # a console line that means the guest is lost
     done: Path | None = None              # a file whose existence means the run did its job
+    started_file: Path | None = None      # a file the guest writes once it runs its command...
+    start_limit: float | None = None      # ...within this many seconds of the start
 
     def __post_init__(self):
         self.started = self.last_sign_of_life = time.monotonic()
@@ -247,6 +264,9 @@ class Budget:
                 return f"the VM failed: {lost.strip()}"
         if now - self.started >= self.limit:
             return f"the VM did not finish within {self.limit:.0f} s"
+        if self.start_limit is not None and self.started_file is not None and \
+                now - self.started >= self.start_limit and not self.started_file.exists():
+            return f"the guest did not reach its command within {self.start_limit:.0f} s of the boot (a hung boot)"
         if self.quiet_limit is not None and now - self.last_sign_of_life >= self.quiet_limit:
             return f"the VM showed no progress for {self.quiet_limit:.0f} s"
         return None
