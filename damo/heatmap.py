@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -35,6 +36,10 @@ UNKNOWN_PIXEL_LEVEL = 4     # damo draws a pixel nobody monitored as a blank in 
 # numpy's temporaries out of fresh memory pages (contributions then go through
 # damo.heats.ContributionBuffer).
 RUN_REGIONS = 1 << 16
+# From this many regions on, a second process draws half of the map's rows (_split_row); a fork
+# and a pipe cost a few milliseconds, a 6 M-region map's drawing about 0.4 s.
+PARALLEL_MIN_REGIONS = 1 << 20
+JOBS_ENV = "DAMO_JOBS"          # "1": everything in one process
 
 
 # --- the records as damo 3.x sees them ---------------------------------------------------------
@@ -231,22 +236,103 @@ def heatmap3(targets: list[TargetRecord], time_range: tuple, address_range: tupl
         raise DamoError(f"--address_range: the address range ({amax - amin}) is smaller than its resolution "
                         f"({ares})")
     grid = _Grid(tmin, tunit, tres, amin, aunit, ares)
-    prev_end = None
-    for t in targets:
-        prev_end = grid.add_target(t, prev_end)
-    grid.flush()
+    split = _split_row(targets, tres)
+    if split is not None:
+        _fill_in_two_processes(grid, targets, split)
+    else:
+        _fill(grid, targets)
     heat_unit = "hz" if any(t.aggr_us is not None for t in targets) else "samples"
     return Heatmap3(tmin, tunit, amin, aunit, grid.heat.reshape(tres, ares), grid.touched.reshape(tres, ares),
                     heat_unit)
 
 
+def _fill(grid: "_Grid", targets: list[TargetRecord]) -> None:
+    prev_end = None
+    for t in targets:
+        prev_end = grid.add_target(t, prev_end)
+    grid.flush()
+
+
+def _split_row(targets: list[TargetRecord], tres: int) -> int | None:
+    """The row at which a second process takes over the map, or None to draw it in this one.
+
+    Pixel rows are independent: every contribution to a pixel comes from the snapshots that
+    overlap its row, and a process that draws some rows goes through all of those snapshots in
+    damo's order. So the map is cut into the rows before and after a split row, each drawn by a
+    process of its own (fork: the record is shared, not copied), and the halves are put together
+    bit for bit as one process would have drawn them. Worth it only for big records (a fork and
+    a pipe cost a few ms) with a second CPU to run on.
+    """
+    if tres < 2 or sum(t.rec.nr_regions_total for t in targets) < PARALLEL_MIN_REGIONS:
+        return None
+    if not hasattr(os, "fork") or os.environ.get(JOBS_ENV, "") == "1":
+        return None
+    try:
+        if len(os.sched_getaffinity(0)) < 2:
+            return None
+    except (AttributeError, OSError):
+        return None
+    return tres // 2
+
+
+def _fill_in_two_processes(grid: "_Grid", targets: list[TargetRecord], split: int) -> None:
+    """_fill, the rows from ``split`` on drawn by a forked child and sent back through a pipe;
+    if the child fails for any reason, this process draws them after all."""
+    lo = split * grid.ares
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:        # the child: rows split.. only; os._exit, so nothing of the parent's is flushed
+        code = 1
+        try:
+            os.close(rfd)
+            grid.rows = (split, grid.tres)
+            _fill(grid, targets)
+            view = memoryview(grid.heat[lo:].tobytes() + grid.touched[lo:].tobytes())
+            while view:
+                view = view[os.write(wfd, view):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    child_done = False
+    try:
+        grid.rows = (0, split)
+        _fill(grid, targets)
+        with os.fdopen(rfd, "rb") as pipe:
+            payload = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        child_done = True
+        nr = grid.heat.size - lo
+        if os.waitstatus_to_exitcode(status) == 0 and len(payload) == nr * 9:
+            grid.heat[lo:] = np.frombuffer(payload, dtype=np.float64, count=nr)
+            grid.touched[lo:] = np.frombuffer(payload, dtype=bool, offset=nr * 8)
+            return
+    finally:
+        if not child_done:          # interrupted (Ctrl-C) or failed: the child must not outlive us
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+    # the child did not deliver: draw its rows here (the same pixels, the same order)
+    heat, touched = grid.heat[:lo].copy(), grid.touched[:lo].copy()
+    grid.reset(rows=(split, grid.tres))
+    _fill(grid, targets)
+    grid.heat[:lo], grid.touched[:lo] = heat, touched
+
+
 class _Grid:
-    """The pixels being filled (damo's HeatMap), and the per-snapshot work shared by its regions."""
+    """The pixels being filled (damo's HeatMap), and the per-snapshot work shared by its regions.
+
+    ``rows`` (first, end) limits the work to the snapshots that touch those pixel rows (the other
+    rows may be left partly drawn; _fill_in_two_processes takes only these).
+    """
 
     def __init__(self, tmin, tunit, tres: int, amin: int, aunit: int, ares: int):
         self.tmin, self.tunit, self.tres = tmin, tunit, tres
         self.amin, self.aunit, self.ares = amin, aunit, ares
         self.a_end = amin + aunit * ares
+        self.rows = (0, tres)
         self.heat = np.zeros(tres * ares, dtype=np.float64)
         self.touched = np.zeros(tres * ares, dtype=bool)
         self.pixel_time = np.array([float(int(tmin + i * tunit)) for i in range(tres)])
@@ -257,6 +343,13 @@ class _Grid:
         # (the quotient cannot round up to the next integer), so columns can be trusted as
         # integer bounds (add_one_row_regions).
         self.exact_columns = isinstance(aunit, int) and (ares + 1) * aunit < 1 << 53
+
+    def reset(self, rows: tuple[int, int]) -> None:
+        """Start over (an empty map), to draw only ``rows``."""
+        self.rows = rows
+        self.heat[:] = 0
+        self.touched[:] = False
+        self.contributions = ContributionBuffer(self.heat, self.pixel_sz)
 
     def push(self, key: np.ndarray, value: np.ndarray) -> None:
         """Queue contributions (in damo's order) for apply_in_order."""
@@ -298,10 +391,19 @@ class _Grid:
             # tuned intervals: each snapshot's own aggregation interval (damo's snapshot_monitoring_intervals)
             snap_scale = np.asarray(snapshot_aggr_us(rec, t.sample_us, t.aggr_us), dtype=np.float64) / 1000000
         counts = rec.regions_per_snapshot()
+        # the snapshots that may touch this grid's rows: those whose own rows reach them, and the
+        # ones whose regions reach back by age (they may reach any earlier row)
+        first_row, end_row = self.rows
+        wanted = (snaps.nrows > 0) & (snaps.row_first < end_row) & (snaps.row_first + snaps.nrows > first_row)
+        wanted |= snaps.per_region
+        if wanted.all():
+            wanted = None
         for lo in range(0, rec.nr_regions_total, RUN_REGIONS):
             hi = min(lo + RUN_REGIONS, rec.nr_regions_total)
             s_lo = int(np.searchsorted(rec.offsets, lo, side="right")) - 1
             s_hi = int(np.searchsorted(rec.offsets, hi, side="left"))
+            if wanted is not None and not wanted[s_lo:s_hi].any():
+                continue
             snap = np.repeat(np.arange(s_lo, s_hi), counts[s_lo:s_hi])[lo - int(rec.offsets[s_lo]):][:hi - lo]
             acc = rec.nr_accesses[lo:hi].astype(np.float64)
             if hz and rec.meta.intervals_goal is not None:

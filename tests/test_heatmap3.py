@@ -117,6 +117,75 @@ def test_one_row_path_equals_the_general_path(seed, monkeypatch):
         assert hm.touched.tolist() == ref.touched.tolist()
         assert hm.heats.tobytes() == ref.heats.tobytes()
 
+def _map_cases():
+    a, b = odd_record(5), odd_record(6, gaps=False)
+    shift = int(a.end_ns[-1]) + 50_000_000 - int(b.start_ns[0])     # b continues a's timeline after a pause
+    b.start_ns += shift
+    b.end_ns += shift
+    for ts in (targets_of(a), targets_of(a, b)):
+        g = heatmap.guides3(ts)[0]
+        lo, hi = g.areas[0][0], g.areas[-1][1]
+        for trange in ((g.start_time, g.end_time), (g.start_time - 300_000_000, g.end_time - 900_000_000)):
+            for arange in ((lo, hi), (lo + 12345, hi - 99999)):
+                for resol in ((7, 9), (40, 80), (3, 200), (100, 3), (2, 5)):
+                    yield ts, trange, arange, resol
+        # the split row's start inside the pause: the snapshot after it reaches back across the split
+        ends, starts = ts[0].rec.end_ns, ts[0].rec.start_ns
+        gap = int(np.argmax(starts[1:] - ends[:-1])) + 1
+        middle = (int(ends[gap - 1]) + int(starts[gap])) // 2
+        for resol in ((2, 5), (4, 7)):
+            yield ts, (middle - 600_000_000, middle + 600_000_000), (lo, hi), resol
+
+
+def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
+    """Big maps are drawn in two processes (rows split between them): bit for bit the same heats
+    and unknown pixels, with reach-back by age, a gap, two inputs and runs cut mid-row."""
+    import os
+
+    cases = list(_map_cases())
+    monkeypatch.setenv(heatmap.JOBS_ENV, "1")
+    alone = [heatmap.heatmap3(*case) for case in cases]
+    monkeypatch.delenv(heatmap.JOBS_ENV)
+    monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
+    monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)       # runs of a snapshot or two: rows are skipped
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    for case, ref in zip(cases, alone):
+        hm = heatmap.heatmap3(*case)
+        assert hm.touched.tobytes() == ref.touched.tobytes(), case[1:]
+        assert hm.heats.tobytes() == ref.heats.tobytes(), case[1:]
+    assert len(forks) == len(cases)
+
+
+def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
+    """If the child that draws the later rows fails, this process draws them, and no child is left."""
+    import os
+
+    cases = list(_map_cases())[::7]
+    monkeypatch.setenv(heatmap.JOBS_ENV, "1")
+    alone = [heatmap.heatmap3(*case) for case in cases]
+    monkeypatch.delenv(heatmap.JOBS_ENV)
+    monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
+    monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    parent, fill = os.getpid(), heatmap._fill
+
+    def failing_in_child(grid, targets):
+        if os.getpid() != parent:
+            raise MemoryError("the child fails")
+        fill(grid, targets)
+
+    monkeypatch.setattr(heatmap, "_fill", failing_in_child)
+    for case, ref in zip(cases, alone):
+        hm = heatmap.heatmap3(*case)
+        assert hm.touched.tobytes() == ref.touched.tobytes()
+        assert hm.heats.tobytes() == ref.heats.tobytes()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)                  # every child was reaped
+
+
 def test_samples_two_inputs_and_a_time_range_before_the_record():
     """No intervals: samples, not Hz; a second input continues the timeline; rows before the
     record's start are still drawn from its first snapshot the way damo truncates indexes."""
