@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -266,6 +267,8 @@ def _split_row(targets: list[TargetRecord], tres: int) -> int | None:
     if tres < 2 or sum(t.rec.nr_regions_total for t in targets) < PARALLEL_MIN_REGIONS:
         return None
     if not hasattr(os, "fork") or os.environ.get(JOBS_ENV, "") == "1":
+        return None
+    if threading.active_count() > 1:        # a fork copies one thread: another's locks would stay held
         return None
     try:
         if len(os.sched_getaffinity(0)) < 2:

@@ -159,6 +159,31 @@ def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
     assert len(forks) == len(cases)
 
 
+def test_no_second_process_beside_other_threads_or_when_told(monkeypatch):
+    import os
+    import threading
+
+    ts = targets_of(odd_record(5))
+    monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert heatmap._split_row(ts, 40) == 20
+    assert heatmap._split_row(ts, 1) is None
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert heatmap._split_row(ts, 40) is None
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setenv(heatmap.JOBS_ENV, "1")
+    assert heatmap._split_row(ts, 40) is None
+    monkeypatch.delenv(heatmap.JOBS_ENV)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert heatmap._split_row(ts, 40) is None      # a fork would copy only this thread
+    finally:
+        stop.set()
+        other.join()
+
+
 def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
     """If the child that draws the later rows fails, this process draws them, and no child is left."""
     import os
