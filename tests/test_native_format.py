@@ -229,6 +229,61 @@ def test_later_corrupt_chunk_names_it_and_stops_the_inflating_thread(tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "damo-inflate"]
 
 
+def _corrupt_chunk(path, index: int) -> int:
+    """Replace the zlib body of the index-th chunk (its CRC kept right); its byte offset."""
+    data = bytearray(path.read_bytes())
+    _, at = native.read_meta(path)
+    for _ in range(index):
+        at += native.CHUNK.size + native.CHUNK.unpack_from(data, at)[4]
+    tag, nr_snaps, nr_regions, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, at)
+    body = b"\x78\x9c" + b"\xff" * (packed_len - 2)
+    data[at:at + native.CHUNK.size + packed_len] = native.CHUNK.pack(
+        tag, nr_snaps, nr_regions, raw_len, packed_len, zlib.crc32(body)) + body
+    path.write_bytes(bytes(data))
+    return at
+
+
+@pytest.fixture
+def two_processes(monkeypatch):
+    """read() decodes the later half of the chunks in a forked child even for small records."""
+    monkeypatch.setattr(native, "PARALLEL_MIN_REGIONS", 0)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.delenv(native.JOBS_ENV, raising=False)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    return forks
+
+
+@pytest.mark.parametrize("columns", [None, ("start", "end"), ("start", "end", "nr_accesses"), ("age",)])
+def test_two_processes_read_what_one_reads(tmp_path, monkeypatch, two_processes, columns):
+    record = make_record(nr_snapshots=41)
+    path = tmp_path / "p.data"
+    write_flushing_every(path, record, 4)
+    monkeypatch.setenv(native.JOBS_ENV, "1")
+    alone = read_record(path, columns)
+    monkeypatch.delenv(native.JOBS_ENV)
+    both = read_record(path, columns)
+    assert two_processes
+    for name in ("target_id", "start_ns", "end_ns", "offsets", "start", "end", "nr_accesses", "age"):
+        assert np.array_equal(getattr(both, name), getattr(alone, name)), name
+    if columns is None:
+        assert np.array_equal(both.start, record.start) and np.array_equal(both.age, record.age)
+
+
+@pytest.mark.parametrize("bad", [2, 9])      # in this process's half, in the child's half
+def test_two_processes_name_the_bad_chunk_and_leave_no_child(tmp_path, two_processes, bad):
+    record = make_record(nr_snapshots=40)
+    path = tmp_path / "p.data"
+    write_flushing_every(path, record, 4)
+    at = _corrupt_chunk(path, bad)
+    with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {at}: "):
+        read_record(path)
+    assert two_processes
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)          # the child was reaped
+
+
 def test_delta_coding_round_trips_irregular_well_formed_records(tmp_path):
     """Targets in irregular order, region counts that change, gaps, boundaries that persist or
     move, addresses at 0 and at the top of the address space: the chunk-at-once decoder gives

@@ -281,6 +281,13 @@ def prepare(out_dir: str | os.PathLike, partition_by: list[str]) -> Path:
     return out
 
 
+def _init_worker() -> None:
+    """A --jobs worker: keep freed memory, and read each record in this one process (the workers
+    already use the CPUs; the reader's own second process would only compete with them)."""
+    keep_freed_memory()
+    os.environ["DAMO_JOBS"] = "1"
+
+
 def _export_one(path: str, out: Path, partition_by: list[str], chunk_regions: int) -> ExportResult | str:
     """export_record in a worker process: a DamoError comes back as its message (it may not pickle)."""
     try:
@@ -319,7 +326,7 @@ def export_records(paths: Iterable[str], out_dir: str | os.PathLike, partition_b
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     done: dict[str, ExportResult] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=keep_freed_memory) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), initializer=_init_worker) as pool:
         futures = {pool.submit(_export_one, p, out, list(partition_by), chunk_regions): p for p in paths}
         for future in as_completed(futures):
             result = future.result()

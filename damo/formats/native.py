@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import lzma
+import mmap
 import os
+import signal
 import struct
 import threading
 import time
@@ -693,6 +695,98 @@ def read_side(path) -> dict[str, list]:
     return side
 
 
+# From this many regions on, read() decodes the later half of the chunks in a forked child
+# (decoding is a Python loop per snapshot: a second core halves it; a fork costs a few ms).
+PARALLEL_MIN_REGIONS = 1 << 20
+JOBS_ENV = "DAMO_JOBS"          # "1": everything in one process
+
+
+def _split_chunk(entries: list, nr_regions: int) -> int | None:
+    """The first chunk that a second process decodes, or None to decode all here: only for big
+    records, with a second CPU, and never beside other threads (a fork copies one thread, and
+    another's locks would stay held in the child)."""
+    if len(entries) < 2 or nr_regions < PARALLEL_MIN_REGIONS or not hasattr(os, "fork"):
+        return None
+    if os.environ.get(JOBS_ENV, "") == "1" or threading.active_count() > 1:
+        return None
+    try:
+        if len(os.sched_getaffinity(0)) < 2:
+            return None
+    except (AttributeError, OSError):
+        return None
+    half, regions = nr_regions // 2, 0
+    for k, entry in enumerate(entries):
+        if regions >= half:
+            return k
+        regions += entry.nr_regions
+    return None
+
+
+def _shared_empty(n: int, dtype) -> np.ndarray:
+    """An array in memory shared with forked children (MAP_SHARED): what they write, we see."""
+    buf = mmap.mmap(-1, max(n * np.dtype(dtype).itemsize, 1))
+    return np.frombuffer(buf, dtype=dtype, count=n)
+
+
+class _ChunkDecoder:
+    """Decodes a range of a record's chunks into the record's final arrays (at each chunk's place)."""
+
+    def __init__(self, path, entries: list, version: int, columns: frozenset, snapshot_columns: tuple,
+                 out: dict):
+        self.path, self.entries, self.version, self.columns = path, entries, version, columns
+        self.snapshot_columns, self.out = snapshot_columns, out
+        self.snap_at = np.cumsum([0] + [e.nr_snaps for e in entries]).tolist()
+        self.region_at = np.cumsum([0] + [e.nr_regions for e in entries]).tolist()
+
+    def __call__(self, first: int, end: int) -> None:
+        entries = self.entries[first:end]
+        target_id, start_ns, end_ns, counts = self.snapshot_columns
+        for k, (entry, inflated) in enumerate(zip(entries, _inflated_ahead(entries, self.version)), first):
+            regions = slice(self.region_at[k], self.region_at[k + 1])
+            dests = {name: column[regions] for name, column in self.out.items()}
+
+            def decode(entry=entry, dests=dests, inflated=inflated):
+                buf = memoryview(inflated())
+                coding, tids, starts, ends, cnts, at = _decode_header(buf, entry.nr_snaps, entry.nr_regions)
+                return tids, starts, ends, cnts, _decode_regions(buf, coding, at, tids, cnts, entry.nr_regions,
+                                                                 self.columns, dests)
+
+            tids, starts, ends, cnts, cols = _decoding(self.path, entry, decode)
+            snaps = slice(self.snap_at[k], self.snap_at[k + 1])
+            target_id[snaps], start_ns[snaps], end_ns[snaps], counts[snaps] = tids, starts, ends, cnts
+            for name, dest in dests.items():
+                if cols[name] is not dest:
+                    dest[:] = cols[name]
+
+
+def _decode_in_two_processes(decode: _ChunkDecoder, split: int, end: int) -> None:
+    """decode(0, end), the chunks from ``split`` on in a forked child that writes into the shared
+    arrays. If the child fails (a corrupt chunk among its own, anything), this process decodes
+    them after all, so errors are raised here, naming the first bad chunk, as without the child."""
+    pid = os.fork()
+    if pid == 0:            # the child: os._exit, so nothing of the parent's is flushed or run
+        code = 1
+        try:
+            decode(split, end)
+            code = 0
+        finally:
+            os._exit(code)
+    reaped = False
+    try:
+        decode(0, split)
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+        if os.waitstatus_to_exitcode(status) != 0:
+            decode(split, end)
+    finally:
+        if not reaped:      # an error in our half, or Ctrl-C: the child must not outlive us
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
 def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
     """Read every complete chunk; a torn or corrupt tail (an interrupted recorder) is ignored.
 
@@ -712,29 +806,17 @@ def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
         raise ValueError(f"no such region column: {', '.join(sorted(unknown))}")
     nr_snapshots = sum(e.nr_snaps for e in entries)
     nr_regions = sum(e.nr_regions for e in entries)
-    target_id = np.empty(nr_snapshots, dtype=np.uint64)
-    start_ns = np.empty(nr_snapshots, dtype=TIME_DTYPE)
-    end_ns = np.empty(nr_snapshots, dtype=TIME_DTYPE)
-    counts = np.empty(nr_snapshots, dtype=np.int64)
-    out = {name: np.empty(nr_regions, dtype=_COLUMN_DTYPES[name]) for name in REGION_COLUMNS if name in columns}
-    snap_at = region_at = 0
-    for entry, inflated in zip(entries, _inflated_ahead(entries, version)):
-        regions = slice(region_at, region_at + entry.nr_regions)
-        dests = {name: column[regions] for name, column in out.items()}
-
-        def decode(entry=entry, dests=dests, inflated=inflated):
-            buf = memoryview(inflated())
-            coding, tids, starts, ends, cnts, at = _decode_header(buf, entry.nr_snaps, entry.nr_regions)
-            return tids, starts, ends, cnts, _decode_regions(buf, coding, at, tids, cnts, entry.nr_regions, columns,
-                                                             dests)
-
-        tids, starts, ends, cnts, cols = _decoding(path, entry, decode)
-        snaps = slice(snap_at, snap_at + entry.nr_snaps)
-        target_id[snaps], start_ns[snaps], end_ns[snaps], counts[snaps] = tids, starts, ends, cnts
-        for name, dest in dests.items():
-            if cols[name] is not dest:
-                dest[:] = cols[name]
-        snap_at, region_at = snaps.stop, regions.stop
+    split = _split_chunk(entries, nr_regions)
+    empty = _shared_empty if split is not None else np.empty
+    snapshot_columns = (empty(nr_snapshots, np.uint64), empty(nr_snapshots, TIME_DTYPE),
+                        empty(nr_snapshots, TIME_DTYPE), empty(nr_snapshots, np.int64))
+    out = {name: empty(nr_regions, _COLUMN_DTYPES[name]) for name in REGION_COLUMNS if name in columns}
+    decode = _ChunkDecoder(path, entries, version, columns, snapshot_columns, out)
+    if split is None:
+        decode(0, len(entries))
+    else:
+        _decode_in_two_processes(decode, split, len(entries))
+    target_id, start_ns, end_ns, counts = snapshot_columns
     offsets = np.zeros(nr_snapshots + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     for name in REGION_COLUMNS:
