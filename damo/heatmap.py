@@ -158,7 +158,7 @@ def guides3(targets: list[TargetRecord]) -> list[Guide3]:
     out = []
     for key, ts in groups.items():
         rec = concat_records([t.rec for t in ts])
-        g = guide_of(rec, key[3])
+        g = guide_of(rec, key[3], lone_area_heat=False)      # damo 3.x's guide shows no heats
         out.append(Guide3(*key, oldest_monitor_time(ts[0]), int(rec.end_ns[-1]), g.areas, g.heats))
     return sorted(out, key=lambda g: g.total_space(), reverse=True)
 

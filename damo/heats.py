@@ -103,8 +103,9 @@ def _narrow_gaps(gs: np.ndarray, ge: np.ndarray, ss: np.ndarray, se: np.ndarray)
     return np.array(out_s, dtype=np.uint64), np.array(out_e, dtype=np.uint64)
 
 
-def guide_of(rec: Record, target_id: int) -> Guide:
-    """The guide of a single-target record."""
+def guide_of(rec: Record, target_id: int, lone_area_heat: bool = True) -> Guide:
+    """The guide of a single-target record. ``lone_area_heat=False``: a record with a single area
+    gets no heat for it ([None]); heats only rank areas, and they are the dearest part of a guide."""
     starts, ends = rec.start, rec.end
     lowest = _last_truthy_run_extreme(starts, True)
     highest = _last_truthy_run_extreme(ends, False)
@@ -142,7 +143,10 @@ def guide_of(rec: Record, target_id: int) -> Guide:
 
     area_s = [lowest] + known_e.tolist()
     area_e = known_s.tolist() + [highest]
-    heats = _area_heats(rec, np.array(area_s, dtype=np.uint64), np.array(area_e, dtype=np.uint64))
+    if len(area_s) == 1 and not lone_area_heat:
+        heats = [None]
+    else:
+        heats = _area_heats(rec, np.array(area_s, dtype=np.uint64), np.array(area_e, dtype=np.uint64))
     return Guide(target_id, int(rec.end_ns[0]), int(rec.end_ns[-1]), list(zip(area_s, area_e)), heats)
 
 

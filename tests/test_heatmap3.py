@@ -403,3 +403,19 @@ def test_access_rate_against_the_simulators_truth():
     g = heatmap.guides3(ts)[0]
     hm = heatmap.heatmap3(ts, (int(rec.start_ns[0]), int(rec.end_ns[-1])), g.hottest_area(), (30, 80))
     assert hm.heats.max() == pytest.approx(200, rel=0.1)
+
+
+def test_a_lone_area_is_not_weighed_and_several_are():
+    """damo 3.x's guide weighs areas only to pick the hottest; a record with one area skips the pass."""
+    b = RecordBuilder(RecordMeta(target_kind="vaddr", sample_us=5000, aggr_us=100000, update_us=1000000))
+    for i in range(3):      # one area: regions end to end
+        b.add(0, i * 100_000_000, (i + 1) * 100_000_000, [1 << 20, 2 << 20], [2 << 20, 3 << 20], [0, 5], [1, 1])
+    g = heatmap.guides3(targets_of(b.build()))[0]
+    assert g.areas == [(1 << 20, 3 << 20)] and g.heats == [None] and g.hottest_area() == g.areas[0]
+    b = RecordBuilder(RecordMeta(target_kind="vaddr", sample_us=5000, aggr_us=100000, update_us=1000000))
+    for i in range(3):      # two areas, a gap between them; the upper one is accessed
+        b.add(0, i * 100_000_000, (i + 1) * 100_000_000, [1 << 20, 1 << 30], [2 << 20, (1 << 30) + 4096], [0, 5],
+              [1, 1])
+    g = heatmap.guides3(targets_of(b.build()))[0]
+    assert len(g.areas) == 2 and g.heats[1] is not None
+    assert g.hottest_area() == g.areas[1]
