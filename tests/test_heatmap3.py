@@ -149,6 +149,7 @@ def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
     monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)       # runs of a snapshot or two: rows are skipped
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(heatmap.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
@@ -166,6 +167,8 @@ def test_no_second_process_beside_other_threads_or_when_told(monkeypatch):
     ts = targets_of(odd_record(5))
     monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    count, lingering = threading.active_count, threading.active_count() - 1     # an earlier test's threads
+    monkeypatch.setattr(threading, "active_count", lambda: count() - lingering)
     assert heatmap._split_row(ts, 40) == 20
     assert heatmap._split_row(ts, 1) is None
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
@@ -195,6 +198,10 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
     monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(heatmap.threading, "active_count", lambda: 1)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
     parent, fill = os.getpid(), heatmap._fill
 
     def failing_in_child(grid, targets):
@@ -207,6 +214,7 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
         hm = heatmap.heatmap3(*case)
         assert hm.touched.tobytes() == ref.touched.tobytes()
         assert hm.heats.tobytes() == ref.heats.tobytes()
+    assert len(forks) == len(cases)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)                  # every child was reaped
 

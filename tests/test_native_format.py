@@ -249,6 +249,7 @@ def two_processes(monkeypatch):
     monkeypatch.setattr(native, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.delenv(native.JOBS_ENV, raising=False)
+    monkeypatch.setattr(native.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
