@@ -152,7 +152,7 @@ def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
     monkeypatch.setattr(heatmap.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
     forks = []
     real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])
     for case, ref in zip(cases, alone):
         hm = heatmap.heatmap3(*case)
         assert hm.touched.tobytes() == ref.touched.tobytes(), case[1:]
@@ -201,7 +201,7 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
     monkeypatch.setattr(heatmap.threading, "active_count", lambda: 1)
     forks = []
     real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])
     parent, fill = os.getpid(), heatmap._fill
 
     def failing_in_child(grid, targets):
@@ -215,8 +215,9 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
         assert hm.touched.tobytes() == ref.touched.tobytes()
         assert hm.heats.tobytes() == ref.heats.tobytes()
     assert len(forks) == len(cases)
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)                  # every child was reaped
+    for pid in forks:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)             # every child was reaped
 
 
 def test_samples_two_inputs_and_a_time_range_before_the_record():

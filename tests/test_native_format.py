@@ -252,7 +252,7 @@ def two_processes(monkeypatch):
     monkeypatch.setattr(native.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
     forks = []
     real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])
     return forks
 
 
@@ -281,8 +281,9 @@ def test_two_processes_name_the_bad_chunk_and_leave_no_child(tmp_path, two_proce
     with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {at}: "):
         read_record(path)
     assert two_processes
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)          # the child was reaped
+    for pid in two_processes:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)     # the child was reaped
 
 
 def test_delta_coding_round_trips_irregular_well_formed_records(tmp_path):
