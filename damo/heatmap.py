@@ -18,13 +18,13 @@ import json
 import os
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from damo import fmt
 from damo.errors import DamoError
+from damo.jobs import JOBS_ENV, may_fork  # noqa: F401 (JOBS_ENV: for tests)
 from damo.heats import (MAX_DIGIT, RESET, ContributionBuffer, HeatGrid, color_code, guide_of,
                         use_color)
 from damo.model import Record
@@ -40,7 +40,6 @@ RUN_REGIONS = 1 << 16
 # From this many regions on, a second process draws half of the map's rows (_split_row); a fork
 # and a pipe cost a few milliseconds, a 6 M-region map's drawing about 0.4 s.
 PARALLEL_MIN_REGIONS = 1 << 20
-JOBS_ENV = "DAMO_JOBS"          # "1": everything in one process
 
 
 # --- the records as damo 3.x sees them ---------------------------------------------------------
@@ -264,16 +263,7 @@ def _split_row(targets: list[TargetRecord], tres: int) -> int | None:
     bit for bit as one process would have drawn them. Worth it only for big records (a fork and
     a pipe cost a few ms) with a second CPU to run on.
     """
-    if tres < 2 or sum(t.rec.nr_regions_total for t in targets) < PARALLEL_MIN_REGIONS:
-        return None
-    if not hasattr(os, "fork") or os.environ.get(JOBS_ENV, "") == "1":
-        return None
-    if threading.active_count() > 1:        # a fork copies one thread: another's locks would stay held
-        return None
-    try:
-        if len(os.sched_getaffinity(0)) < 2:
-            return None
-    except (AttributeError, OSError):
+    if tres < 2 or sum(t.rec.nr_regions_total for t in targets) < PARALLEL_MIN_REGIONS or not may_fork():
         return None
     return tres // 2
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from damo import heatmap
+from damo import heatmap, jobs
 from damo.formats import write_record
 from damo.model import Record, RecordBuilder, RecordMeta
 
@@ -149,7 +149,7 @@ def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
     monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)       # runs of a snapshot or two: rows are skipped
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr(heatmap.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
+    monkeypatch.setattr(jobs.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])
@@ -198,7 +198,7 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
     monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr(heatmap.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(jobs.threading, "active_count", lambda: 1)
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])

@@ -12,6 +12,7 @@ import pytest
 from damo.errors import RecordFileError
 from damo.formats import detect_format, open_writer, read_record, write_record
 from damo.formats import native
+from damo import jobs
 from damo.model import RecordBuilder, RecordMeta
 
 from conftest import make_record, run_cli
@@ -195,13 +196,7 @@ def test_corrupt_zlib_chunk_names_the_chunk(tmp_path, small_record):
     """A chunk whose CRC matches but whose zlib data does not inflate is one error naming it."""
     path = tmp_path / "z.data"
     write_record(small_record, path)
-    data = bytearray(path.read_bytes())
-    _, first = native.read_meta(path)
-    tag, nr_snaps, nr_regions, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, first)
-    body = b"\x78\x9c" + b"\xff" * (packed_len - 2)
-    data[first:first + native.CHUNK.size + packed_len] = native.CHUNK.pack(
-        tag, nr_snaps, nr_regions, raw_len, packed_len, zlib.crc32(body)) + body
-    path.write_bytes(bytes(data))
+    first = _corrupt_chunk(path, 0)
     with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {first}: "):
         read_record(path)
 
@@ -215,15 +210,7 @@ def test_later_corrupt_chunk_names_it_and_stops_the_inflating_thread(tmp_path):
     path = tmp_path / "z.data"
     write_flushing_every(path, record, 5)
     assert read_record(path).nr_snapshots == 40
-    data = bytearray(path.read_bytes())
-    _, at = native.read_meta(path)
-    for _ in range(3):          # the fourth of eight chunks
-        at += native.CHUNK.size + native.CHUNK.unpack_from(data, at)[4]
-    tag, nr_snaps, nr_regions, raw_len, packed_len, _ = native.CHUNK.unpack_from(data, at)
-    body = b"\x78\x9c" + b"\xff" * (packed_len - 2)
-    data[at:at + native.CHUNK.size + packed_len] = native.CHUNK.pack(
-        tag, nr_snaps, nr_regions, raw_len, packed_len, zlib.crc32(body)) + body
-    path.write_bytes(bytes(data))
+    at = _corrupt_chunk(path, 3)        # the fourth of eight chunks
     with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {at}: "):
         read_record(path)
     assert not [t for t in threading.enumerate() if t.name == "damo-inflate"]
@@ -249,7 +236,7 @@ def two_processes(monkeypatch):
     monkeypatch.setattr(native, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.delenv(native.JOBS_ENV, raising=False)
-    monkeypatch.setattr(native.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
+    monkeypatch.setattr(jobs.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])

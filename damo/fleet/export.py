@@ -23,6 +23,7 @@ from damo.fleet.dataset import MARKER, SCHEMA_VERSION, TABLES, arrow_schemas, re
 from damo.formats import detect_format, read_chunks, read_record
 from damo.labels import check_label
 from damo.model import Record, RecordMeta
+from damo.jobs import JOBS_ENV
 from damo.report import keep_freed_memory
 from damo.wss import wss_per_snapshot
 
@@ -285,7 +286,7 @@ def _init_worker() -> None:
     """A --jobs worker: keep freed memory, and read each record in this one process (the workers
     already use the CPUs; the reader's own second process would only compete with them)."""
     keep_freed_memory()
-    os.environ["DAMO_JOBS"] = "1"
+    os.environ[JOBS_ENV] = "1"
 
 
 def _export_one(path: str, out: Path, partition_by: list[str], chunk_regions: int) -> ExportResult | str:

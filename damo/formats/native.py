@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from damo.errors import RecordFileError
+from damo.jobs import JOBS_ENV, may_fork  # noqa: F401 (JOBS_ENV: for tests)
 from damo.formats import WriterBase, create_private
 from damo.model import ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta
 
@@ -698,21 +699,12 @@ def read_side(path) -> dict[str, list]:
 # From this many regions on, read() decodes the later half of the chunks in a forked child
 # (decoding is a Python loop per snapshot: a second core halves it; a fork costs a few ms).
 PARALLEL_MIN_REGIONS = 1 << 20
-JOBS_ENV = "DAMO_JOBS"          # "1": everything in one process
 
 
 def _split_chunk(entries: list, nr_regions: int) -> int | None:
-    """The first chunk that a second process decodes, or None to decode all here: only for big
-    records, with a second CPU, and never beside other threads (a fork copies one thread, and
-    another's locks would stay held in the child)."""
-    if len(entries) < 2 or nr_regions < PARALLEL_MIN_REGIONS or not hasattr(os, "fork"):
-        return None
-    if os.environ.get(JOBS_ENV, "") == "1" or threading.active_count() > 1:
-        return None
-    try:
-        if len(os.sched_getaffinity(0)) < 2:
-            return None
-    except (AttributeError, OSError):
+    """The first chunk that a second process decodes, or None to decode all here (small records,
+    or damo.jobs.may_fork says no)."""
+    if len(entries) < 2 or nr_regions < PARALLEL_MIN_REGIONS or not may_fork():
         return None
     half, regions = nr_regions // 2, 0
     for k, entry in enumerate(entries):
