@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from damo import fmt
 from damo.errors import DamoError
-from damo.jobs import JOBS_ENV, may_fork  # noqa: F401 (JOBS_ENV: for tests)
+from damo.jobs import half_in_child, may_fork
 from damo.heats import (MAX_DIGIT, RESET, ContributionBuffer, HeatGrid, color_code, guide_of,
                         use_color)
 from damo.model import Record
@@ -271,42 +270,22 @@ def _split_row(targets: list[TargetRecord], tres: int) -> int | None:
 def _fill_in_two_processes(grid: "_Grid", targets: list[TargetRecord], split: int) -> None:
     """_fill, the rows from ``split`` on drawn by a forked child and sent back through a pipe;
     if the child fails for any reason, this process draws them after all."""
-    lo = split * grid.ares
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:        # the child: rows split.. only; os._exit, so nothing of the parent's is flushed
-        code = 1
-        try:
-            os.close(rfd)
-            grid.rows = (split, grid.tres)
-            _fill(grid, targets)
-            view = memoryview(grid.heat[lo:].tobytes() + grid.touched[lo:].tobytes())
-            while view:
-                view = view[os.write(wfd, view):]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    child_done = False
-    try:
+    lo, nr = split * grid.ares, grid.heat.size - split * grid.ares
+
+    def child() -> bytes:
+        grid.rows = (split, grid.tres)
+        _fill(grid, targets)
+        return grid.heat[lo:].tobytes() + grid.touched[lo:].tobytes()
+
+    def here() -> None:
         grid.rows = (0, split)
         _fill(grid, targets)
-        with os.fdopen(rfd, "rb") as pipe:
-            payload = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        child_done = True
-        nr = grid.heat.size - lo
-        if os.waitstatus_to_exitcode(status) == 0 and len(payload) == nr * 9:
-            grid.heat[lo:] = np.frombuffer(payload, dtype=np.float64, count=nr)
-            grid.touched[lo:] = np.frombuffer(payload, dtype=bool, offset=nr * 8)
-            return
-    finally:
-        if not child_done:          # interrupted (Ctrl-C) or failed: the child must not outlive us
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+
+    payload = half_in_child(child, here)
+    if payload is not None and len(payload) == nr * 9:
+        grid.heat[lo:] = np.frombuffer(payload, dtype=np.float64, count=nr)
+        grid.touched[lo:] = np.frombuffer(payload, dtype=bool, offset=nr * 8)
+        return
     # the child did not deliver: draw its rows here (the same pixels, the same order)
     heat, touched = grid.heat[:lo].copy(), grid.touched[:lo].copy()
     grid.reset(rows=(split, grid.tres))

@@ -143,9 +143,9 @@ def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
     import os
 
     cases = list(_map_cases())
-    monkeypatch.setenv(heatmap.JOBS_ENV, "1")
+    monkeypatch.setenv(jobs.JOBS_ENV, "1")
     alone = [heatmap.heatmap3(*case) for case in cases]
-    monkeypatch.delenv(heatmap.JOBS_ENV)
+    monkeypatch.delenv(jobs.JOBS_ENV)
     monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)       # runs of a snapshot or two: rows are skipped
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
@@ -174,9 +174,9 @@ def test_no_second_process_beside_other_threads_or_when_told(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert heatmap._split_row(ts, 40) is None
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setenv(heatmap.JOBS_ENV, "1")
+    monkeypatch.setenv(jobs.JOBS_ENV, "1")
     assert heatmap._split_row(ts, 40) is None
-    monkeypatch.delenv(heatmap.JOBS_ENV)
+    monkeypatch.delenv(jobs.JOBS_ENV)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
@@ -192,9 +192,9 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
     import os
 
     cases = list(_map_cases())[::7]
-    monkeypatch.setenv(heatmap.JOBS_ENV, "1")
+    monkeypatch.setenv(jobs.JOBS_ENV, "1")
     alone = [heatmap.heatmap3(*case) for case in cases]
-    monkeypatch.delenv(heatmap.JOBS_ENV)
+    monkeypatch.delenv(jobs.JOBS_ENV)
     monkeypatch.setattr(heatmap, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})

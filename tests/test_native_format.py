@@ -235,7 +235,7 @@ def two_processes(monkeypatch):
     """read() decodes the later half of the chunks in a forked child even for small records."""
     monkeypatch.setattr(native, "PARALLEL_MIN_REGIONS", 0)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.delenv(native.JOBS_ENV, raising=False)
+    monkeypatch.delenv(jobs.JOBS_ENV, raising=False)
     monkeypatch.setattr(jobs.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
     forks = []
     real_fork = os.fork
@@ -248,9 +248,9 @@ def test_two_processes_read_what_one_reads(tmp_path, monkeypatch, two_processes,
     record = make_record(nr_snapshots=41)
     path = tmp_path / "p.data"
     write_flushing_every(path, record, 4)
-    monkeypatch.setenv(native.JOBS_ENV, "1")
+    monkeypatch.setenv(jobs.JOBS_ENV, "1")
     alone = read_record(path, columns)
-    monkeypatch.delenv(native.JOBS_ENV)
+    monkeypatch.delenv(jobs.JOBS_ENV)
     both = read_record(path, columns)
     assert two_processes
     for name in ("target_id", "start_ns", "end_ns", "offsets", "start", "end", "nr_accesses", "age"):

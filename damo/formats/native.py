@@ -18,7 +18,6 @@ import json
 import lzma
 import mmap
 import os
-import signal
 import struct
 import threading
 import time
@@ -28,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from damo.errors import RecordFileError
-from damo.jobs import JOBS_ENV, may_fork  # noqa: F401 (JOBS_ENV: for tests)
+from damo.jobs import half_in_child, may_fork
 from damo.formats import WriterBase, create_private
 from damo.model import ADDR_DTYPE, AGE_DTYPE, AGE_UNKNOWN, NR_ACCESSES_DTYPE, TIME_DTYPE, Record, RecordMeta
 
@@ -755,28 +754,8 @@ def _decode_in_two_processes(decode: _ChunkDecoder, split: int, end: int) -> Non
     """decode(0, end), the chunks from ``split`` on in a forked child that writes into the shared
     arrays. If the child fails (a corrupt chunk among its own, anything), this process decodes
     them after all, so errors are raised here, naming the first bad chunk, as without the child."""
-    pid = os.fork()
-    if pid == 0:            # the child: os._exit, so nothing of the parent's is flushed or run
-        code = 1
-        try:
-            decode(split, end)
-            code = 0
-        finally:
-            os._exit(code)
-    reaped = False
-    try:
-        decode(0, split)
-        _, status = os.waitpid(pid, 0)
-        reaped = True
-        if os.waitstatus_to_exitcode(status) != 0:
-            decode(split, end)
-    finally:
-        if not reaped:      # an error in our half, or Ctrl-C: the child must not outlive us
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+    if half_in_child(lambda: decode(split, end) or b"", lambda: decode(0, split)) is None:
+        decode(split, end)
 
 
 def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
