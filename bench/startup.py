@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import time
 
-from bench.measure import python_argv, repo_env
+from bench.measure import compile_sources, python_argv, repo_env
 
 COMMANDS: dict[str, list[str]] = {
     "damo --help": ["--help"],
@@ -28,6 +28,7 @@ REPEATS, QUICK_REPEATS = 30, 5
 
 def timings(argv: list[str], repeats: int) -> dict:
     """Min and median wall and CPU seconds of ``repeats`` runs of ``argv`` after one warm-up run."""
+    compile_sources()
     env = repo_env()
     wall, cpu = [], []
     for i in range(repeats + 1):

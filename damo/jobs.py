@@ -1,6 +1,6 @@
 """When a report may use a second process (fork) beside this one.
 
-The native reader and the heatmap split their work with a forked child on big records. A fork is
+The heatmap draws half of a big map's rows in a forked child (damo.heatmap). A fork is
 worth it, and safe, only with a second CPU to run on and no other thread in this process (a fork
 copies one thread; a lock that another thread held would stay held in the child forever).
 ``DAMO_JOBS=1`` keeps every report in one process.

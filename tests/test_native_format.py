@@ -12,7 +12,6 @@ import pytest
 from damo.errors import RecordFileError
 from damo.formats import detect_format, open_writer, read_record, write_record
 from damo.formats import native
-from damo import jobs
 from damo.model import RecordBuilder, RecordMeta
 
 from conftest import make_record, run_cli
@@ -228,49 +227,6 @@ def _corrupt_chunk(path, index: int) -> int:
         tag, nr_snaps, nr_regions, raw_len, packed_len, zlib.crc32(body)) + body
     path.write_bytes(bytes(data))
     return at
-
-
-@pytest.fixture
-def two_processes(monkeypatch):
-    """read() decodes the later half of the chunks in a forked child even for small records."""
-    monkeypatch.setattr(native, "PARALLEL_MIN_REGIONS", 0)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.delenv(jobs.JOBS_ENV, raising=False)
-    monkeypatch.setattr(jobs.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
-    forks = []
-    real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])
-    return forks
-
-
-@pytest.mark.parametrize("columns", [None, ("start", "end"), ("start", "end", "nr_accesses"), ("age",)])
-def test_two_processes_read_what_one_reads(tmp_path, monkeypatch, two_processes, columns):
-    record = make_record(nr_snapshots=41)
-    path = tmp_path / "p.data"
-    write_flushing_every(path, record, 4)
-    monkeypatch.setenv(jobs.JOBS_ENV, "1")
-    alone = read_record(path, columns)
-    monkeypatch.delenv(jobs.JOBS_ENV)
-    both = read_record(path, columns)
-    assert two_processes
-    for name in ("target_id", "start_ns", "end_ns", "offsets", "start", "end", "nr_accesses", "age"):
-        assert np.array_equal(getattr(both, name), getattr(alone, name)), name
-    if columns is None:
-        assert np.array_equal(both.start, record.start) and np.array_equal(both.age, record.age)
-
-
-@pytest.mark.parametrize("bad", [2, 9])      # in this process's half, in the child's half
-def test_two_processes_name_the_bad_chunk_and_leave_no_child(tmp_path, two_processes, bad):
-    record = make_record(nr_snapshots=40)
-    path = tmp_path / "p.data"
-    write_flushing_every(path, record, 4)
-    at = _corrupt_chunk(path, bad)
-    with pytest.raises(RecordFileError, match=f"corrupt native record \\(chunk at byte {at}: "):
-        read_record(path)
-    assert two_processes
-    for pid in two_processes:
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)     # the child was reaped
 
 
 def test_delta_coding_round_trips_irregular_well_formed_records(tmp_path):
