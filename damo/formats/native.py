@@ -357,23 +357,23 @@ def _decode_delta(streams, target_ids: np.ndarray, counts: np.ndarray, columns: 
     parent = found + np.repeat(parent_base, counts)      # -1 (harmless) where found is 0 in the first snapshot
     inside = found > 0
     inside &= start < end[parent]
-    parent[~inside] = nr_regions
+    orphans = np.flatnonzero(~inside)
+    # An orphan (no parent) is its own parent, its value set to "nothing" before the pass: the
+    # gather below reads it before the add writes, so no sentinel slot (and no copy) is needed.
+    parent[orphans] = orphans
     # nr_accesses is predicted unchanged, age as one more; with no parent, both as 0
     for name, stream, step, no_parent in (("nr_accesses", "nr_delta", 0, 0), ("age", "age_delta", 1, -1)):
         if name not in columns:
             continue
-        values = np.empty(nr_regions + 1, dtype=np.int64)
-        values[nr_regions] = no_parent
+        values = out[name] if name in out else np.empty(nr_regions, dtype=np.int64)
+        values[orphans] = no_parent
         delta = _stream(streams, stream, nr_regions).astype(np.int64)
         if step:
             delta += step
         for i in range(nr_snaps):      # a snapshot's parents are in an earlier snapshot
             lo, hi = ro[i], ro[i + 1]
             np.add(delta[lo:hi], values[parent[lo:hi]], out=values[lo:hi])
-        if name in out:
-            np.copyto(out[name], values[:nr_regions])
-        else:
-            out[name] = values[:nr_regions]
+        out[name] = values
     return out
 
 
