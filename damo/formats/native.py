@@ -12,12 +12,8 @@ sets and the access-count/age predictions, each a handful of numpy calls; everyt
 one vectorised pass per chunk, written straight into the record's final columns. A report
 that needs fewer columns asks for them (``read(path, columns=...)``) and skips the rest.
 
-Decoding stays in one process. A forked child that decoded the later half of the chunks into
-shared memory was tried and measured (6 M regions, quiet 2-core machine): the same wall time as
-one process and 20-25 % more CPU, because shared anonymous memory gets no huge pages and its
-4 KiB pages fault in both processes (97 k page faults against 37 k). Sending the half back
-through a pipe instead cost more than it saved. Zlib and xz release the GIL, so inflating the
-next chunks on a helper thread does overlap.
+Decoding stays in one process (a forked helper was measured: same wall time, more CPU; see
+docs/native-format.md); only inflating the next chunks overlaps it, on a helper thread.
 """
 from __future__ import annotations
 
@@ -700,35 +696,28 @@ def read_side(path) -> dict[str, list]:
     return side
 
 
-class _ChunkDecoder:
-    """Decodes a range of a record's chunks into the record's final arrays (at each chunk's place)."""
+def _decode_into(path, entries: list, version: int, columns: frozenset, snapshot_columns: tuple,
+                 out: dict) -> None:
+    """Decode every chunk into the record's final arrays, each at its chunk's place."""
+    target_id, start_ns, end_ns, counts = snapshot_columns
+    snap_at, region_at = 0, 0
+    for entry, inflated in zip(entries, _inflated_ahead(entries, version)):
+        regions = slice(region_at, region_at + entry.nr_regions)
+        dests = {name: column[regions] for name, column in out.items()}
 
-    def __init__(self, path, entries: list, version: int, columns: frozenset, snapshot_columns: tuple,
-                 out: dict):
-        self.path, self.entries, self.version, self.columns = path, entries, version, columns
-        self.snapshot_columns, self.out = snapshot_columns, out
-        self.snap_at = np.cumsum([0] + [e.nr_snaps for e in entries]).tolist()
-        self.region_at = np.cumsum([0] + [e.nr_regions for e in entries]).tolist()
+        def decode(entry=entry, dests=dests, inflated=inflated):
+            buf = memoryview(inflated())
+            coding, tids, starts, ends, cnts, at = _decode_header(buf, entry.nr_snaps, entry.nr_regions)
+            return tids, starts, ends, cnts, _decode_regions(buf, coding, at, tids, cnts, entry.nr_regions,
+                                                             columns, dests)
 
-    def __call__(self, first: int, end: int) -> None:
-        entries = self.entries[first:end]
-        target_id, start_ns, end_ns, counts = self.snapshot_columns
-        for k, (entry, inflated) in enumerate(zip(entries, _inflated_ahead(entries, self.version)), first):
-            regions = slice(self.region_at[k], self.region_at[k + 1])
-            dests = {name: column[regions] for name, column in self.out.items()}
-
-            def decode(entry=entry, dests=dests, inflated=inflated):
-                buf = memoryview(inflated())
-                coding, tids, starts, ends, cnts, at = _decode_header(buf, entry.nr_snaps, entry.nr_regions)
-                return tids, starts, ends, cnts, _decode_regions(buf, coding, at, tids, cnts, entry.nr_regions,
-                                                                 self.columns, dests)
-
-            tids, starts, ends, cnts, cols = _decoding(self.path, entry, decode)
-            snaps = slice(self.snap_at[k], self.snap_at[k + 1])
-            target_id[snaps], start_ns[snaps], end_ns[snaps], counts[snaps] = tids, starts, ends, cnts
-            for name, dest in dests.items():
-                if cols[name] is not dest:
-                    dest[:] = cols[name]
+        tids, starts, ends, cnts, cols = _decoding(path, entry, decode)
+        snaps = slice(snap_at, snap_at + entry.nr_snaps)
+        target_id[snaps], start_ns[snaps], end_ns[snaps], counts[snaps] = tids, starts, ends, cnts
+        for name, dest in dests.items():
+            if cols[name] is not dest:
+                dest[:] = cols[name]
+        snap_at, region_at = snaps.stop, regions.stop
 
 
 def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
@@ -753,7 +742,7 @@ def read(path, fmt: str = "native", columns=REGION_COLUMNS) -> Record:
     snapshot_columns = (np.empty(nr_snapshots, np.uint64), np.empty(nr_snapshots, TIME_DTYPE),
                         np.empty(nr_snapshots, TIME_DTYPE), np.empty(nr_snapshots, np.int64))
     out = {name: np.empty(nr_regions, _COLUMN_DTYPES[name]) for name in REGION_COLUMNS if name in columns}
-    _ChunkDecoder(path, entries, version, columns, snapshot_columns, out)(0, len(entries))
+    _decode_into(path, entries, version, columns, snapshot_columns, out)
     target_id, start_ns, end_ns, counts = snapshot_columns
     offsets = np.zeros(nr_snapshots + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
