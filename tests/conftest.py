@@ -40,6 +40,22 @@ def small_record() -> Record:
     return make_record()
 
 
+@pytest.fixture
+def recorded_forks(monkeypatch) -> list[int]:
+    """The pids of every child that os.fork makes during the test (the fork still happens)."""
+    pids: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: pids.append(real_fork()) or pids[-1])
+    return pids
+
+
+def assert_reaped(pids: list[int]) -> None:
+    """Every one of these children was waited for: none is left running or as a zombie."""
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
 def run_cli(*args: str, cwd=None, env=None, input=None) -> subprocess.CompletedProcess:
     """Run ``python -m damo ARGS`` from this checkout as a subprocess."""
     full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))

@@ -14,7 +14,7 @@ from damo import heatmap, jobs
 from damo.formats import write_record
 from damo.model import Record, RecordBuilder, RecordMeta
 
-from conftest import make_record, run_cli
+from conftest import assert_reaped, make_record, run_cli
 from reports_support import ANSI, check_golden
 from test_reports_interop import gappy_record
 
@@ -137,7 +137,7 @@ def _map_cases():
             yield ts, (middle - 600_000_000, middle + 600_000_000), (lo, hi), resol
 
 
-def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
+def test_two_processes_draw_the_map_one_process_draws(monkeypatch, recorded_forks):
     """Big maps are drawn in two processes (rows split between them): bit for bit the same heats
     and unknown pixels, with reach-back by age, a gap, two inputs and runs cut mid-row."""
     import os
@@ -150,9 +150,7 @@ def test_two_processes_draw_the_map_one_process_draws(monkeypatch):
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)       # runs of a snapshot or two: rows are skipped
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(jobs.threading, "active_count", lambda: 1)     # an earlier test's thread may linger
-    forks = []
-    real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])
+    forks = recorded_forks
     for case, ref in zip(cases, alone):
         hm = heatmap.heatmap3(*case)
         assert hm.touched.tobytes() == ref.touched.tobytes(), case[1:]
@@ -187,7 +185,7 @@ def test_no_second_process_beside_other_threads_or_when_told(monkeypatch):
         other.join()
 
 
-def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
+def test_a_failing_second_process_leaves_the_map_right(monkeypatch, recorded_forks):
     """If the child that draws the later rows fails, this process draws them, and no child is left."""
     import os
 
@@ -199,9 +197,7 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
     monkeypatch.setattr(heatmap, "RUN_REGIONS", 5)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(jobs.threading, "active_count", lambda: 1)
-    forks = []
-    real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(real_fork()) or forks[-1])
+    forks = recorded_forks
     parent, fill = os.getpid(), heatmap._fill
 
     def failing_in_child(grid, targets):
@@ -215,9 +211,7 @@ def test_a_failing_second_process_leaves_the_map_right(monkeypatch):
         assert hm.touched.tobytes() == ref.touched.tobytes()
         assert hm.heats.tobytes() == ref.heats.tobytes()
     assert len(forks) == len(cases)
-    for pid in forks:
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)             # every child was reaped
+    assert_reaped(forks)
 
 
 def test_samples_two_inputs_and_a_time_range_before_the_record():
