@@ -170,8 +170,9 @@ def check_features(sysfs: DamonSysfs | None = None, tracefs_root: Path | None = 
     accel = vm_accel.would_use(vm.cached_kernel_path())
     emulated_vm = accel.startswith("software emulation")
     features.append(Feature("vm: acceleration", not emulated_vm, accel,
-                            "a --vm record runs many times slower than under KVM; --vm-tlb-flush on keeps "
-                            "its counts right" if emulated_vm else ""))
+                            "a --vm record runs many times slower than under KVM; its TLB-flush ticker "
+                            "(--vm-tlb-flush auto: on under emulation) keeps the counts right"
+                            if emulated_vm else ""))
     return features
 
 

@@ -74,6 +74,9 @@ def test_auto_probes_once_records_then_uses_the_kept_verdict(tmp_path):
     else:
         # No usable /dev/kvm: no probe, and one line saying so.
         assert probed == [] and verdicts == [] and fell_back == [FALLBACK_LINE + no_kvm], first.stderr[-3000:]
+    # The default --vm-tlb-flush auto: the ticker under emulation (it ran in this record), none under KVM.
+    booting = [line for line in first.stderr.splitlines() if line.startswith("booting ")]
+    assert len(booting) == 1 and booting[0].endswith("; TLB-flush ticker on)") == bool(fell_back), booting
     assert snapshots_of(tmp_path / "first.data") >= 10           # 3 s at 100 ms aggregations
 
     second = record_in_vm(env, tmp_path / "second.data")
