@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import textwrap
 from pathlib import Path
 from typing import Callable, Iterable
@@ -372,6 +373,19 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
 HEADLINES: dict[str, Callable[[dict], list[dict]]] = {
     "load": load_headline,
 }
+
+
+# A section that a benchmark run on its own put into results.md (put_section): <!-- NAME:start --> ... <!-- NAME:end -->
+_OWN_SECTION = re.compile(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->\n", re.DOTALL)
+
+
+def with_own_sections(old: str, new: str) -> str:
+    """``new`` (a whole results.md) with the sections of ``old`` that benchmarks run on their own
+    wrote (put_section) and ``new`` lacks, so that a suite run does not drop them."""
+    for match in _OWN_SECTION.finditer(old):
+        if f"<!-- {match.group(1)}:start -->" not in new:
+            new = new.rstrip("\n") + "\n\n" + match.group(0)
+    return new
 
 
 def put_section(results: Path, start: str, end: str, section: str) -> None:

@@ -179,13 +179,15 @@ def run_suite(names: list[str], quick: bool, timeout: float, previous: dict | No
 
 
 def write_results(results: dict, out_dir: Path) -> tuple[Path, Path]:
-    """Write results.json and results.md into ``out_dir``."""
-    from bench.render import markdown
+    """Write results.json and results.md into ``out_dir`` (results.md keeps the sections that
+    benchmarks run on their own put there, e.g. bench.vm_overhead's)."""
+    from bench.render import markdown, with_own_sections
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
     json_path.write_text(json.dumps(jsonable(results), indent=1, allow_nan=False) + "\n")
-    md_path.write_text(markdown(results))
+    old = md_path.read_text() if md_path.exists() else ""
+    md_path.write_text(with_own_sections(old, markdown(results)))
     return json_path, md_path
 
 

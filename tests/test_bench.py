@@ -136,6 +136,24 @@ def test_runner_collects_results_and_failures(fake_package, tmp_path):
     assert "## Headline\n\n| Figure | Ours |\n|---|---|\n| Load, 0.3 M regions | 0.25 s |\n" in md
 
 
+def test_a_suite_run_keeps_the_sections_benchmarks_run_alone_wrote(fake_package, tmp_path):
+    """bench.vm_overhead and the fleet benches put their sections into results.md; the suite's
+    rewrite of results.md keeps them (it once dropped them) and put_section still replaces them."""
+    out = tmp_path / "out"
+    out.mkdir()
+    vm_section = "<!-- vm:start -->\n## vm\n\n| boot | 21.5 s |\n<!-- vm:end -->\n"
+    render.put_section(out / "results.md", "<!-- vm:start -->", "<!-- vm:end -->", vm_section)
+    results = suite.run_suite(["good"], quick=True, timeout=60, progress=lambda line: None, package=fake_package)
+    _, md_path = suite.write_results(results, out)
+    md = md_path.read_text()
+    assert md.endswith("\n\n" + vm_section) and md.count("<!-- vm:start -->") == 1
+    assert "| regions | 300,000 |" in md
+    suite.write_results(results, out)
+    assert md_path.read_text() == md
+    render.put_section(md_path, "<!-- vm:start -->", "<!-- vm:end -->", vm_section.replace("21.5", "20.0"))
+    assert md_path.read_text() == md.replace("21.5", "20.0")
+
+
 def test_every_figure_is_promised_by_a_known_benchmark():
     assert {name for _, name in suite.FIGURES} <= set(suite.BENCHMARKS)
 
