@@ -7,9 +7,8 @@ the interpreter's start with numpy and masim imported, then masim writing an 8 M
 for PHASE_MS with its TLB flushes off, again with them on (what ``--flush_tlb auto`` does under
 emulation), and again with them off beside the TLB-flush ticker (what ``damo record --vm`` runs
 under emulation by default: damo.kernel.tlb_ticker). The same runs on this machine give the native
-figures. The slowdown is masim's own
-access rate (accesses per ms of its phase) native over inside. Writes the ``vm`` section of
-bench/results.md.
+figures. The slowdown is masim's own access rate (accesses per ms of its phase) native over
+inside. Writes the ``vm`` section of bench/results.md.
 """
 from __future__ import annotations
 

@@ -142,8 +142,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "reaches its command (checked once per kernel and machine), else tcg (default: auto)")
     parser.add_argument("--vm-tlb-flush", dest="vm_tlb_flush", choices=TLB_FLUSH_CHOICES, default="auto",
                         help="run a TLB-flush ticker beside the --vm record, so that DAMON sees the accesses of a "
-                             "busy workload under software emulation; auto: on under software emulation (tcg), off under "
-                             "KVM, whose TLB is real (default: auto)")
+                             "busy workload under software emulation; auto: on under software emulation (tcg), "
+                             "off under KVM, whose TLB is real (default: auto)")
     parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
                         help="a label kept in the record, e.g. --label service=web (repeatable; default: "
                              "host, kernel and damo_version only)")
