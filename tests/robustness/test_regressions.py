@@ -186,11 +186,16 @@ def test_perf_script_counts_stay_with_the_text_when_a_signal_lands_in_append(tmp
         writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
     writer._file.write = write_then_ctrl_c
     snap = snaps[3]
+    # Python's own Ctrl-C handler, whatever this process inherited: a test run started in the
+    # background by a shell without job control ignores SIGINT, and the Ctrl-C would be lost.
+    inherited = signal_module.signal(signal_module.SIGINT, signal_module.default_int_handler)
     try:
         writer.append(snap.target_id, snap.start_ns, snap.end_ns, snap.start, snap.end, snap.nr_accesses, snap.age)
         raise AssertionError("the Ctrl-C was lost")
     except KeyboardInterrupt:
         pass
+    finally:
+        signal_module.signal(signal_module.SIGINT, inherited)
     writer._file.write = real_write
     writer.close()
     assert writer.nr_snapshots == 4 and writer.nr_regions == 16
