@@ -383,17 +383,20 @@ def with_own_sections(old: str, new: str) -> str:
     """``new`` (a whole results.md) with the sections of ``old`` that benchmarks run on their own
     wrote (put_section) and ``new`` lacks, so that a suite run does not drop them."""
     for match in _OWN_SECTION.finditer(old):
-        if f"<!-- {match.group(1)}:start -->" not in new:
-            new = new.rstrip("\n") + "\n\n" + match.group(0)
+        name = match.group(1)
+        if f"<!-- {name}:start -->" not in new:
+            new = with_section(new, f"<!-- {name}:start -->", f"<!-- {name}:end -->", match.group(0))
     return new
 
 
-def put_section(results: Path, start: str, end: str, section: str) -> None:
-    """Replace the part of ``results`` between the markers ``start`` and ``end`` with ``section``
-    (which holds the markers), or append it; for benchmarks run on their own."""
-    text = results.read_text() if results.exists() else ""
+def with_section(text: str, start: str, end: str, section: str) -> str:
+    """``text`` with the part between the markers ``start`` and ``end`` replaced by ``section``
+    (which holds the markers), or with ``section`` appended."""
     if start in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
+        return text[:text.index(start)] + section + text[text.index(end) + len(end) + 1:]
+    return text.rstrip("\n") + "\n\n" + section
+
+
+def put_section(results: Path, start: str, end: str, section: str) -> None:
+    """``with_section`` on the file ``results``; for benchmarks run on their own."""
+    results.write_text(with_section(results.read_text() if results.exists() else "", start, end, section))

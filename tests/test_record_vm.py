@@ -456,7 +456,7 @@ def test_vm_tlb_flush_on_asks_the_guest_record_for_the_ticker(fake_vm, tmp_path)
 
 
 def test_vm_tlb_flush_auto_runs_the_ticker_under_emulation_only():
-    """20 soak runs lost no guest (docs/vm.md), so auto means on under tcg; KVM needs no ticker."""
+    """21 soak runs (the bar was 20) lost no guest (docs/vm.md), so auto means on under tcg; KVM needs no ticker."""
     from damo.vm_accel import ticker_wanted
 
     choices = [(choice, accel) for choice in ("auto", "on", "off") for accel in ("tcg", "kvm")]
